@@ -1,0 +1,95 @@
+"""Best-of-n: the unbiased estimator over one sample pool, and best-of-n's KL from pi0.
+
+    gain = best_of_n(proxy_scores, gold_scores, ns=[1, 2, 4, ..., N])  # [len(ns)]
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import gammaln
+
+
+def _numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def bon_weights(N: int, ns) -> np.ndarray:
+    """[len(ns), N] weights on the pool sorted ascending by proxy (Nakano et al. 2021).
+
+    The i-th smallest of N (1-based) is the best of a uniformly drawn n-subset with probability
+    C(i-1, n-1) / C(N, n); computed in log space so N in the tens of thousands is exact to 1e-12.
+    """
+    ns = np.asarray(ns, dtype=np.int64)
+    if ns.ndim != 1 or len(ns) == 0 or ns.min() < 1 or ns.max() > N:
+        raise ValueError(f"every n must satisfy 1 <= n <= N={N}")
+    i = np.arange(1, N + 1, dtype=np.float64)[None, :]
+    n = ns.astype(np.float64)[:, None]
+    valid = i >= n
+    log_c = lambda a, b: gammaln(a + 1) - gammaln(b + 1) - gammaln(a - b + 1)  # noqa: E731
+    with np.errstate(invalid="ignore"):
+        logw = log_c(i - 1, np.minimum(n - 1, i - 1)) - log_c(float(N), n)
+    return np.where(valid, np.exp(np.where(valid, logw, 0.0)), 0.0)
+
+
+def best_of_n_per_prompt(proxy, values, ns) -> np.ndarray:
+    """[prompts, len(ns)]: per prompt, E[value of the proxy-best of n drawn without replacement]."""
+    proxy, values = _numpy(proxy), _numpy(values)
+    if proxy.ndim != 2 or proxy.shape != values.shape:
+        raise ValueError(f"proxy and values must both be [prompts, N]; got {proxy.shape} and {values.shape}")
+    order = np.argsort(proxy, axis=1, kind="stable")
+    sorted_vals = np.take_along_axis(values, order, axis=1)
+    return sorted_vals @ bon_weights(proxy.shape[1], ns).T
+
+
+def best_of_n(proxy, values, ns) -> np.ndarray:
+    """[len(ns)]: the mean over prompts of the expected value of the proxy-best of n samples."""
+    return best_of_n_per_prompt(proxy, values, ns).mean(0)
+
+
+def kl_bound(n):
+    """KL(best-of-n || pi0) <= ln n - (n-1)/n, exact for tie-free continuous rewards (Stiennon et al. 2020)."""
+    n = np.asarray(n, dtype=np.float64)
+    return np.log(n) - (n - 1) / n
+
+
+def kl_estimate(eps, n):
+    """Beirami et al. 2024 estimate of KL(best-of-n || pi0) for a chosen sample of probability eps.
+
+    D(eps) = (1-eps)^n [ln n + (n-1) ln(1-eps) - (n-1)/n] + (1-(1-eps)^n) ln[(1-(1-eps)^n)/eps].
+    Computed in log space: eps may be as small as a sequence probability (e^-60).
+    """
+    eps = np.asarray(eps, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    log1m = np.log1p(-np.minimum(eps, 1 - 1e-300))
+    q = np.exp(n * log1m)                       # (1 - eps)^n
+    one_minus_q = -np.expm1(n * log1m)          # 1 - (1 - eps)^n, accurate for tiny eps
+    first = q * (np.log(n) + (n - 1) * log1m - (n - 1) / n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        second = np.where(one_minus_q > 0, one_minus_q * (np.log(one_minus_q) - np.log(eps)), 0.0)
+    return first + second
+
+
+def kl_estimate_pool(proxy, logprob, ns) -> np.ndarray:
+    """[len(ns)]: the Beirami estimate averaged over prompts, eps = pi0(y) of the chosen sample.
+
+    Which sample is chosen is random; each pool sample enters with its best-of-n weight.
+    """
+    proxy, logprob = _numpy(proxy), _numpy(logprob)
+    order = np.argsort(proxy, axis=1, kind="stable")
+    eps = np.exp(np.take_along_axis(logprob, order, axis=1))
+    W = bon_weights(proxy.shape[1], ns)
+    return np.array([(kl_estimate(eps, n) @ W[j]).mean() for j, n in enumerate(ns)])
+
+
+def default_ns(N: int) -> list[int]:
+    """Powers of two up to N, and N itself."""
+    ns = [2 ** k for k in range(int(np.log2(N)) + 1)]
+    return ns if ns[-1] == N else ns + [N]
+
+
+def bootstrap_rows(per_prompt: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, ...]: means over prompts resampled with replacement (the same draws for every column)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(len(per_prompt), size=(n_boot, len(per_prompt)))
+    return per_prompt[idx].mean(1)

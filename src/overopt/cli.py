@@ -1,0 +1,205 @@
+"""The `overopt` command: run | fit | report.
+
+    overopt run --preset default --out runs/default
+    overopt fit runs/default/bon.csv --form bon --kl-col kl_bound --reward-col gold --group-col rm
+    overopt report runs/default
+
+Bad input ends with one line on stderr naming what is wrong, and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    pass
+
+
+def _presets_help() -> str:
+    from .config import list_presets
+
+    return ", ".join(list_presets())
+
+
+def cmd_run(args) -> int:
+    from .config import load_config
+    from .experiment import run_experiment
+
+    cfg = load_config(args.preset if not (args.config and args.preset is None) else None,
+                      args.config, args.set or [])
+    out = Path(args.out or f"runs/{args.preset or Path(args.config).stem}")
+    run_experiment(cfg, out, quiet=args.quiet)
+    if not args.quiet:
+        print(f"wrote {out}/report.html")
+    return 0
+
+
+def read_points(path: str):
+    """A CSV or JSONL file as a DataFrame; errors name the file and the problem."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.exists():
+        raise CLIError(f"file not found: {path}")
+    if p.is_dir():
+        raise CLIError(f"{path} is a directory, not a CSV or JSONL file")
+    text = p.read_text(errors="replace")
+    if not text.strip():
+        raise CLIError(f"{path} is empty")
+    if p.suffix in (".jsonl", ".json", ".ndjson") or text.lstrip().startswith("{"):
+        rows = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise CLIError(f"{path} line {i} is not valid JSON: {e.msg}")
+            if not isinstance(obj, dict):
+                raise CLIError(f"{path} line {i} is not a JSON object")
+            rows.append(obj)
+        return pd.DataFrame(rows)
+    try:
+        return pd.read_csv(p)
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise CLIError(f"{path} is not a readable CSV file: {str(e).splitlines()[0]}")
+
+
+def _pick(df, given: str | None, candidates: tuple[str, ...], what: str, flag: str, path: str) -> str:
+    if given:
+        if given not in df.columns:
+            raise CLIError(f"{path} has no column '{given}' ({flag}); columns: {', '.join(map(str, df.columns))}")
+        return given
+    for c in candidates:
+        if c in df.columns:
+            return c
+    raise CLIError(f"{path}: no {what} column found; name it with {flag} (columns: {', '.join(map(str, df.columns))})")
+
+
+def fit_file(path: str, form: str, kl_col: str | None, reward_col: str | None, group_col: str | None,
+             n_boot: int = 200) -> list[dict]:
+    """Fit `form` to each group of a CSV/JSONL file; returns rows with the fields of fits.csv."""
+    import numpy as np
+    import pandas as pd
+
+    from .laws import FitError, fit
+
+    df = read_points(path)
+    kl_col = _pick(df, kl_col, ("kl", "kl_bound", "objective/kl", "kl_est"), "KL", "--kl-col", path)
+    reward_col = _pick(df, reward_col, ("gold", "reward", "gain"), "reward", "--reward-col", path)
+    if group_col and group_col not in df.columns:
+        raise CLIError(f"{path} has no column '{group_col}' (--group-col)")
+    for col in (kl_col, reward_col):
+        vals = pd.to_numeric(df[col], errors="coerce")
+        bad = vals.isna() & df[col].notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise CLIError(f"{path}: column '{col}' has a non-numeric value {df[col].iloc[i]!r} (row {i + 1})")
+        df[col] = vals
+    df = df.dropna(subset=[kl_col, reward_col])
+    if (df[kl_col] < 0).any():
+        raise CLIError(f"{path}: column '{kl_col}' has a negative KL ({df[kl_col].min():.4g}); KL must be >= 0")
+    rows = []
+    groups = df.groupby(group_col, sort=False) if group_col else [(Path(path).stem, df)]
+    for name, g in groups:
+        g = g.groupby(kl_col, as_index=False)[reward_col].mean().sort_values(kl_col)
+        kl, r = g[kl_col].to_numpy(float), g[reward_col].to_numpy(float)
+        if len(kl) and kl[0] == 0:  # a KL = 0 row is pi0 itself: fit gains over it
+            r = r - r[0]
+        try:
+            res = fit(kl, r, form, n_boot=n_boot)
+        except FitError as e:
+            raise CLIError(f"{path}: group '{name}': {e}")
+        rows.append({"curve": str(name), **res.to_dict()})
+    return rows
+
+
+def cmd_fit(args) -> int:
+    rows = fit_file(args.file, args.form, args.kl_col, args.reward_col, args.group_col, args.n_boot)
+    if args.json:
+        clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+                 for r in rows]
+        print(json.dumps(clean, indent=2))
+        return 0
+    print(f"{'curve':<20} {'form':<6} {'alpha':>18} {'beta':>18} {'r2':>6} {'kl_peak':>9} {'gain_peak':>9}")
+    for r in rows:
+        print(f"{r['curve']:<20} {r['form']:<6} "
+              f"{r['alpha']:>7.3f} [{r['alpha_lo']:.3f},{r['alpha_hi']:.3f}] "
+              f"{r['beta']:>7.3f} [{r['beta_lo']:.3f},{r['beta_hi']:.3f}] "
+              f"{r['r2']:>6.3f} {r['kl_peak']:>9.3f} {r['gain_peak']:>9.3f}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    path = write_report(args.dir)
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="overopt", description="Measure, model and mitigate reward-model "
+                                 "overoptimization (Gao et al. 2022 scaling laws).")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="run an experiment: world, proxies, best-of-n, fits, report",
+                       description="Run the pipeline and write tables, fits and report.html into --out. "
+                       "Built artifacts are cached by content hash, so a rerun resumes.")
+    r.add_argument("--preset", default=None, help=f"named preset ({_presets_help()}); default: default")
+    r.add_argument("--config", help="YAML config file, applied over the preset")
+    r.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="override one config value, e.g. --set rm.n_train=4000 (repeatable)")
+    r.add_argument("--out", help="output directory (default: runs/PRESET)")
+    r.add_argument("--quiet", action="store_true", help="no progress bars or stage lines")
+    r.set_defaults(func=cmd_run)
+
+    f = sub.add_parser("fit", help="fit a functional form to a CSV or JSONL file of (KL, reward) points",
+                       description="Fit R = d(alpha - beta d) (bon) or d(alpha - beta ln d) (rl), d = sqrt(KL), "
+                       "with bootstrap intervals. A KL = 0 row is taken as pi0 and subtracted; repeated KL "
+                       "values are averaged.")
+    f.add_argument("file", help="CSV or JSONL file")
+    f.add_argument("--form", choices=["bon", "rl"], default="bon", help="functional form (default bon)")
+    f.add_argument("--kl-col", help="KL column in nats (default: kl, kl_bound or objective/kl)")
+    f.add_argument("--reward-col", help="reward column (default: gold, reward or gain)")
+    f.add_argument("--group-col", help="fit one curve per value of this column")
+    f.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples for the intervals")
+    f.add_argument("--json", action="store_true", help="print a JSON list with the fields of fits.csv")
+    f.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("report", help="rebuild report.html and plots/ from a run directory's tables")
+    p.add_argument("dir", help="output directory of `overopt run`")
+    p.set_defaults(func=cmd_report)
+    return ap
+
+
+def main(argv=None) -> int:
+    from .config import ConfigError
+    from .laws import FitError
+    from .report import ReportError
+
+    args = build_parser().parse_args(argv)
+    if args.cmd == "run" and args.preset is None and not args.config:
+        args.preset = "default"
+    try:
+        return args.func(args)
+    except (CLIError, ConfigError, FitError, ReportError) as e:
+        print(f"overopt {args.cmd}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"overopt {args.cmd}: interrupted; run the same command again to resume from the cache",
+              file=sys.stderr)
+        return 130
+    except OSError as e:
+        print(f"overopt {args.cmd}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

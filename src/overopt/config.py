@@ -1,0 +1,281 @@
+"""Typed, frozen run configuration: presets, YAML files, ``--set`` overrides, content hashes.
+
+    cfg = load_config(preset="smoke", overrides=["rm.n_train=2000"])
+    cfg.rm.n_train  # 2000
+
+Every field carries a help string (``field_help``). Unknown keys and bad values raise
+``ConfigError`` naming the key, at load time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+PRESET_DIR = Path(__file__).parent / "presets"
+# Bump when a change to the code invalidates cached artifacts.
+CACHE_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A bad config key or value; the message names the key."""
+
+
+def _f(default, help: str, **kw):
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: tuple(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = _f(0, "master seed; every stage derives its own seed from it")
+    device: str = _f("auto", "torch device: auto (cuda if available), cpu or cuda")
+    threads: int = _f(0, "torch CPU threads; 0 = all cores")
+    cache_dir: str = _f("", "artifact cache; empty = $OVEROPT_CACHE or ~/.cache/overopt")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    n_names: int = _f(30, "place/product names; prompts = 10 topics x 8 aspects x n_names (30 -> 2400)")
+    n_corpus: int = _f(40000, "texts from the hidden world model used to train pi0")
+    n_bigram: int = _f(100000, "texts used to estimate the world's bigram model (gold fluency)")
+    max_new_tokens: int = _f(40, "longest response sampled, end token included")
+    eval_prompts: int = _f(300, "held-out prompts for best-of-n; never used to train a reward model")
+    length_target: float = _f(14.0, "gold length term peaks at this many words")
+    w_sentiment: float = _f(1.0, "gold weight: lexicon sentiment, log(1+pos) - log(1+neg), negation-aware")
+    w_fluency: float = _f(1.0, "gold weight: mean log-prob per token under the world's bigram model")
+    w_relevance: float = _f(1.0, "gold weight: mentions the prompt's aspect, stays on the topic")
+    w_length: float = _f(0.01, "gold weight: -(length - length_target)^2")
+    w_diversity: float = _f(1.5, "gold weight: distinct-token ratio (penalises repetition)")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    hidden: int = _f(64, "pi0 GPT-NeoX hidden size")
+    layers: int = _f(2, "pi0 transformer layers")
+    heads: int = _f(4, "pi0 attention heads")
+    steps: int = _f(1500, "pi0 supervised training steps on the world corpus")
+    batch_size: int = _f(64, "pi0 training batch (sequences)")
+    lr: float = _f(3e-3, "pi0 AdamW learning rate (cosine decay)")
+    sample_batch: int = _f(2048, "sequences per sampling batch")
+
+
+@dataclass(frozen=True)
+class RMConfig:
+    sizes: tuple = _f(("8x1", "16x1", "32x2", "64x2", "96x3"),
+                      "proxy RM family as HIDDENxLAYERS (GPT-NeoX backbone + scalar head)")
+    n_train: int = _f(12000, "gold-labelled preference pairs used to train each proxy")
+    n_val: int = _f(2000, "held-out pairs for rm.csv's val_loss and val_acc")
+    epochs: int = _f(2, "passes over the training pairs")
+    batch_size: int = _f(64, "pairs per step")
+    lr: float = _f(2e-3, "AdamW learning rate (linear warm-up, cosine decay)")
+    weight_decay: float = _f(0.01, "AdamW weight decay")
+    label_noise: float = _f(0.0, "probability of flipping each gold label (Coste et al. 2023 use 0.25)")
+    data_sizes: tuple = _f((), "data-size sweep: n_train values for one proxy size (empty = no sweep)")
+    data_sweep_rm: str = _f("", "proxy size used by the data-size sweep (empty = the middle size)")
+
+
+@dataclass(frozen=True)
+class BonConfig:
+    pool_size: int = _f(512, "N: samples per held-out prompt; n runs over powers of two up to N, and N")
+    n_boot: int = _f(200, "bootstrap resamples over prompts for the curve and fit intervals")
+    n_examples: int = _f(4, "prompts whose pi0 and best-of-N texts the report shows")
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    extrap_frac: float = _f(0.125, "extrapolation check: fit on n <= extrap_frac * N, predict at N")
+    ci: float = _f(0.9, "width of the bootstrap intervals")
+
+
+@dataclass(frozen=True)
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    rm: RMConfig = field(default_factory=RMConfig)
+    bon: BonConfig = field(default_factory=BonConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def section_hash(self, *sections: str, extra: Any = None) -> str:
+        """Content hash of the named sections (plus run.seed): the cache key of an artifact."""
+        d = self.to_dict()
+        payload = {s: d[s] for s in sections}
+        payload["seed"] = self.run.seed
+        payload["cache_version"] = CACHE_VERSION
+        payload["extra"] = extra
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def hash(self) -> str:
+        return self.section_hash("world", "policy", "rm", "bon", "fit")
+
+
+def field_help(cls) -> dict[str, str]:
+    return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+
+def _coerce(key: str, value: Any, typ) -> Any:
+    """Coerce a YAML value to the field's type or raise ConfigError naming the key."""
+    origin = get_origin(typ) or typ
+    if typ is tuple or origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+        return tuple(value)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+        return int(value)
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls, data: dict, prefix: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.')}' must be a mapping")
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    for k in data:
+        if k not in names:
+            raise ConfigError(f"unknown config key '{prefix}{k}'")
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        typ = hints[f.name]
+        if dataclasses.is_dataclass(typ):
+            kwargs[f.name] = _build(typ, data[f.name], f"{prefix}{f.name}.")
+        else:
+            kwargs[f.name] = _coerce(prefix + f.name, data[f.name], typ)
+    return cls(**kwargs)
+
+
+def _merge(base: dict, upd: dict) -> dict:
+    out = dict(base)
+    for k, v in upd.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_size(spec: str) -> tuple[int, int]:
+    """'32x2' -> (hidden=32, layers=2)."""
+    try:
+        h, l = (int(x) for x in str(spec).lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"config key 'rm.sizes' entry {spec!r} must look like HIDDENxLAYERS, e.g. 32x2")
+    if h < 2 or l < 1 or h % 2:
+        raise ConfigError(f"config key 'rm.sizes' entry {spec!r}: hidden must be even >= 2, layers >= 1")
+    return h, l
+
+
+def validate(cfg: Config) -> Config:
+    """Range checks that types alone cannot express."""
+    def need(ok: bool, key: str, msg: str):
+        if not ok:
+            raise ConfigError(f"config key '{key}' {msg}")
+
+    need(cfg.run.device in ("auto", "cpu", "cuda"), "run.device", "must be auto, cpu or cuda")
+    need(cfg.run.threads >= 0, "run.threads", "must be >= 0")
+    need(cfg.world.n_names >= 1, "world.n_names", "must be >= 1")
+    need(cfg.world.n_corpus >= 100, "world.n_corpus", "must be >= 100")
+    need(cfg.world.n_bigram >= 100, "world.n_bigram", "must be >= 100")
+    need(8 <= cfg.world.max_new_tokens <= 256, "world.max_new_tokens", "must be in [8, 256]")
+    need(cfg.world.eval_prompts >= 2, "world.eval_prompts", "must be >= 2")
+    need(cfg.world.eval_prompts <= 10 * 8 * cfg.world.n_names // 2, "world.eval_prompts",
+         "must be at most half of the prompts (10 x 8 x world.n_names)")
+    for k in ("hidden", "layers", "heads", "steps", "batch_size", "sample_batch"):
+        need(getattr(cfg.policy, k) >= 1, f"policy.{k}", "must be >= 1")
+    need(cfg.policy.hidden % cfg.policy.heads == 0, "policy.heads", "must divide policy.hidden")
+    need(cfg.policy.lr > 0, "policy.lr", "must be > 0")
+    need(len(cfg.rm.sizes) >= 1, "rm.sizes", "must list at least one size")
+    sizes = [parse_size(s) for s in cfg.rm.sizes]
+    need(len(set(sizes)) == len(sizes), "rm.sizes", "has a repeated size")
+    need(cfg.rm.n_train >= 2, "rm.n_train", "must be >= 2")
+    need(cfg.rm.n_val >= 2, "rm.n_val", "must be >= 2")
+    need(cfg.rm.epochs >= 1, "rm.epochs", "must be >= 1")
+    need(cfg.rm.batch_size >= 1, "rm.batch_size", "must be >= 1")
+    need(cfg.rm.lr > 0, "rm.lr", "must be > 0")
+    need(0.0 <= cfg.rm.label_noise < 0.5, "rm.label_noise", "must be in [0, 0.5)")
+    for n in cfg.rm.data_sizes:
+        need(isinstance(n, int) and 2 <= n, "rm.data_sizes", f"entries must be integers >= 2, got {n!r}")
+        need(n <= cfg.rm.n_train, "rm.data_sizes", f"entry {n} exceeds rm.n_train={cfg.rm.n_train} (subsets are nested)")
+    if cfg.rm.data_sweep_rm:
+        need(cfg.rm.data_sweep_rm in cfg.rm.sizes, "rm.data_sweep_rm", "must be one of rm.sizes")
+    need(cfg.bon.pool_size >= 4, "bon.pool_size", "must be >= 4")
+    need(cfg.bon.n_boot >= 10, "bon.n_boot", "must be >= 10")
+    need(cfg.bon.n_examples >= 0, "bon.n_examples", "must be >= 0")
+    need(0 < cfg.fit.extrap_frac < 1, "fit.extrap_frac", "must be in (0, 1)")
+    need(0.5 <= cfg.fit.ci < 1, "fit.ci", "must be in [0.5, 1)")
+    return cfg
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _read_yaml(path: Path, what: str) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}")
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must hold a mapping of sections")
+    return data
+
+
+def parse_override(item: str) -> dict:
+    """'rm.n_train=2000' -> {'rm': {'n_train': 2000}} (the value is parsed as YAML)."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like section.key=value")
+    key, raw = item.split("=", 1)
+    parts = key.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"override key '{key}' must look like section.key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return {parts[0]: {parts[1]: value}}
+
+
+def load_config(preset: str | None = "default", config_file: str | None = None,
+                overrides: list[str] | tuple = ()) -> Config:
+    """Preset, then a YAML file, then ``--set`` overrides, each over the last."""
+    data: dict = {}
+    if preset:
+        if preset not in list_presets():
+            raise ConfigError(f"unknown preset '{preset}' (available: {', '.join(list_presets())})")
+        data = _read_yaml(PRESET_DIR / f"{preset}.yaml", "preset")
+    if config_file:
+        data = _merge(data, _read_yaml(Path(config_file), "config file"))
+    for item in overrides:
+        data = _merge(data, parse_override(item))
+    return validate(_build(Config, data, ""))
+
+
+def config_from_dict(data: dict) -> Config:
+    return validate(_build(Config, data, ""))

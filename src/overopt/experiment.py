@@ -1,0 +1,431 @@
+"""One run: world -> pi0 -> labelled pairs -> proxy RMs -> best-of-n pool -> tables -> fits -> report.
+
+Every built artifact is cached under its content hash (the config sections it depends on), written
+atomically, so an interrupted run started again reuses what was finished.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import platform
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from . import __version__, bon, laws
+from .config import Config, parse_size
+from .labels import label_pairs
+from .policy import build_lm, n_params, sample_in_batches, train_lm
+from .reward import bradley_terry_loss, build_rm, score, train_rm
+from .world.toy import EOS, GOLD_DIMS, PAD, ToyWorld
+
+RM_COLUMNS = ["rm", "params", "n_train", "seed", "val_loss", "val_acc", "train_s"]
+BON_COLUMNS = ["rm", "rm_params", "n_train", "n", "kl_bound", "kl_est", "proxy", "proxy_lo", "proxy_hi",
+               "gold", "gold_lo", "gold_hi"] + [f"gold_{d}" for d in GOLD_DIMS] + ["length"]
+FIT_COLUMNS = ["curve", "form", "alpha", "beta", "alpha_lo", "alpha_hi", "beta_lo", "beta_hi", "r2",
+               "kl_peak", "gain_peak", "kl_peak_lo", "kl_peak_hi", "gain_peak_lo", "gain_peak_hi", "n_points"]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("OVEROPT_CACHE") or Path.home() / ".cache" / "overopt")
+
+
+class Cache:
+    """Content-addressed artifact store: ``<root>/<kind>/<key>.<ext>``, written atomically."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, kind: str, key: str, ext: str = "pt") -> Path:
+        return self.root / kind / f"{key}.{ext}"
+
+    def get(self, kind: str, key: str):
+        p = self.path(kind, key, "pkl")
+        if not p.exists():
+            return None
+        try:
+            with open(p, "rb") as f:
+                return pickle.load(f)
+        except Exception:  # a torn or stale file is rebuilt, not trusted
+            return None
+
+    def put(self, kind: str, key: str, obj) -> None:
+        p = self.path(kind, key, "pkl")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(f".tmp{os.getpid()}")
+        with open(tmp, "wb") as f:
+            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, p)
+
+
+class Run:
+    """Holds the config, cache, device and timings of one `overopt run`."""
+
+    def __init__(self, cfg: Config, out: Path, quiet: bool = False):
+        self.cfg = cfg
+        self.out = Path(out)
+        self.quiet = quiet
+        self.cache = Cache(Path(cfg.run.cache_dir) if cfg.run.cache_dir else default_cache_dir())
+        want = cfg.run.device
+        self.device = torch.device("cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available())
+                                   else "cpu")
+        if cfg.run.threads:
+            torch.set_num_threads(cfg.run.threads)
+        self.timings: dict[str, dict] = {}
+
+    def log(self, msg: str) -> None:
+        if not self.quiet:
+            tqdm.write(msg)
+
+    def bar(self, total: int, desc: str):
+        return tqdm(total=total, desc=desc, disable=self.quiet, leave=False, dynamic_ncols=True)
+
+    @contextmanager
+    def stage(self, name: str):
+        t = time.time()
+        info = {"cached": False}
+        yield info
+        info["seconds"] = round(time.time() - t, 2)
+        self.timings[name] = info
+        self.log(f"[{name}] {'cached' if info['cached'] else 'built'} in {info['seconds']:.1f}s")
+
+    def seed(self, *parts: int) -> int:
+        return int(np.random.default_rng([self.cfg.run.seed, *parts]).integers(2 ** 31))
+
+
+# ---------------------------------------------------------------- stages
+
+def build_world(run: Run) -> ToyWorld:
+    key = run.cfg.section_hash("world")
+    with run.stage("world") as st:
+        world = run.cache.get("world", key)
+        st["cached"] = world is not None
+        if world is None:
+            world = ToyWorld(run.cfg.world, run.cfg.run.seed)
+            run.cache.put("world", key, world)
+    return world
+
+
+def _lm(run: Run, world: ToyWorld):
+    p = run.cfg.policy
+    return build_lm(len(world.vocab), p.hidden, p.layers, p.heads,
+                    world.prompt_len + run.cfg.world.max_new_tokens + 1, run.seed(10))
+
+
+def build_pi0(run: Run, world: ToyWorld):
+    """The base policy: a small GPT-NeoX trained on the world's corpus."""
+    key = run.cfg.section_hash("world", "policy")
+    model = _lm(run, world)
+    with run.stage("pi0") as st:
+        state = run.cache.get("pi0", key)
+        st["cached"] = state is not None
+        if state is None:
+            pidx, resp = world.corpus(run.cfg.world.n_corpus, np.random.default_rng([run.cfg.run.seed, 3]))
+            resp = resp[:, : run.cfg.world.max_new_tokens]
+            prompts = torch.tensor(world.prompt_ids[pidx])
+            with run.bar(run.cfg.policy.steps, "pi0 training") as b:
+                losses = train_lm(model, prompts, torch.tensor(resp), run.cfg.policy.steps,
+                                  run.cfg.policy.batch_size, run.cfg.policy.lr, run.seed(11), PAD, b)
+            state = {"state_dict": model.state_dict(), "final_loss": float(np.mean(losses[-50:]))}
+            run.cache.put("pi0", key, state)
+        model.load_state_dict(state["state_dict"])
+        st["params"] = n_params(model)
+        st["final_loss"] = state["final_loss"]
+    return model.to(run.device).eval()
+
+
+def _sample(run: Run, pi0, prompt_idx: np.ndarray, world: ToyWorld, seed: int, desc: str):
+    prompts = torch.tensor(world.prompt_ids[prompt_idx], device=run.device)
+    with run.bar(len(prompts), desc) as b:
+        s = sample_in_batches(pi0, prompts, run.cfg.policy.sample_batch, run.cfg.world.max_new_tokens,
+                              EOS, PAD, seed, progress=b)
+    return s.tokens.cpu().numpy().astype(np.int16), s.logprob.cpu().numpy()
+
+
+def build_pairs(run: Run, world: ToyWorld, pi0) -> dict:
+    """Two pi0 samples for each of n_train + n_val prompts (drawn with repetition), gold-scored.
+
+    Validation pairs use prompts that no training pair uses. Gold is normalised to mean 0 and
+    unit standard deviation over these pi0 samples (DESIGN.md).
+    """
+    c = run.cfg
+    key = c.section_hash("world", "policy", extra=[c.rm.n_train, c.rm.n_val])
+    with run.stage("pairs") as st:
+        data = run.cache.get("pairs", key)
+        st["cached"] = data is not None
+        if data is None:
+            rng = np.random.default_rng([c.run.seed, 4])
+            prompts = rng.permutation(world.train_prompt_idx)
+            n_val_prompts = max(1, len(prompts) // 6)
+            val_p, train_p = prompts[:n_val_prompts], prompts[n_val_prompts:]
+            pidx = np.concatenate([train_p[rng.integers(len(train_p), size=c.rm.n_train)],
+                                   val_p[rng.integers(len(val_p), size=c.rm.n_val)]])
+            tok, lp = _sample(run, pi0, np.repeat(pidx, 2), world, run.seed(12), "pair sampling")
+            gold_raw, _ = world.gold(np.repeat(pidx, 2), tok)
+            data = {"prompt_idx": pidx, "a": tok[0::2], "b": tok[1::2], "gold_raw_a": gold_raw[0::2],
+                    "gold_raw_b": gold_raw[1::2], "gold_mean": float(gold_raw.mean()),
+                    "gold_std": float(gold_raw.std())}
+            run.cache.put("pairs", key, data)
+    return data
+
+
+def rm_specs(cfg: Config) -> list[tuple[str, int]]:
+    """(size, n_train) of every proxy: the family at rm.n_train, then the data-size sweep."""
+    specs = [(s, cfg.rm.n_train) for s in cfg.rm.sizes]
+    sweep_rm = cfg.rm.data_sweep_rm or cfg.rm.sizes[len(cfg.rm.sizes) // 2]
+    specs += [(sweep_rm, n) for n in cfg.rm.data_sizes if n != cfg.rm.n_train]
+    return specs
+
+
+def rm_name(size: str, n_train: int, cfg: Config) -> str:
+    return size if n_train == cfg.rm.n_train else f"{size}@{n_train}"
+
+
+def build_proxies(run: Run, world: ToyWorld, pairs_data: dict) -> list[dict]:
+    """Train (or load) every proxy; centre each so that pi0's mean score is 0."""
+    c = run.cfg
+    m, s = pairs_data["gold_mean"], pairs_data["gold_std"]
+    n_all = len(pairs_data["prompt_idx"])
+    n_train = c.rm.n_train
+    labelled = label_pairs(pairs_data["prompt_idx"], pairs_data["a"], pairs_data["b"],
+                           (pairs_data["gold_raw_a"] - m) / s, (pairs_data["gold_raw_b"] - m) / s,
+                           c.rm.label_noise, np.random.default_rng([c.run.seed, 5]))
+    train_all, val = labelled.head(n_train), labelled.subset(slice(n_train, n_all))
+    # Validation accuracy is against gold: undo any label noise on the validation pairs.
+    val_true = label_pairs(val.prompt_idx, val.chosen, val.rejected, val.gold_chosen, val.gold_rejected,
+                           0.0, np.random.default_rng(0))
+    t = lambda a: torch.tensor(np.asarray(a, dtype=np.int64), device=run.device)  # noqa: E731
+    val_prompts = t(world.prompt_ids[val_true.prompt_idx])
+    pi0_prompts = torch.cat([val_prompts, val_prompts])
+    pi0_resp = t(np.concatenate([pairs_data["a"][n_train:], pairs_data["b"][n_train:]]))
+    rm_cfg = {k: v for k, v in c.to_dict()["rm"].items() if k not in ("sizes", "data_sizes", "data_sweep_rm")}
+    proxies = []
+    for size, n in rm_specs(c):
+        name = rm_name(size, n, c)
+        key = c.section_hash("world", "policy", extra=[rm_cfg, size, n])
+        hidden, layers = parse_size(size)
+        rm = build_rm(len(world.vocab), hidden, layers, world.prompt_len + c.world.max_new_tokens + 1,
+                      run.seed(20, hidden, layers))
+        with run.stage(f"rm {name}") as st:
+            state = run.cache.get("rm", key)
+            st["cached"] = state is not None
+            rm = rm.to(run.device)
+            if state is None:
+                tr = train_all.head(n)
+                t0 = time.time()
+                steps = c.rm.epochs * max(1, n // c.rm.batch_size)
+                with run.bar(steps, f"rm {name}") as b:
+                    train_rm(rm, t(world.prompt_ids[tr.prompt_idx]), t(tr.chosen), t(tr.rejected), c.rm.epochs,
+                             min(c.rm.batch_size, n), c.rm.lr, c.rm.weight_decay, run.seed(21, hidden, layers, n),
+                             PAD, b)
+                train_s = time.time() - t0
+                rm.offset.fill_(float(score(rm, pi0_prompts, pi0_resp, PAD).mean()))
+                rc = torch.tensor(score(rm, val_prompts, t(val_true.chosen), PAD))
+                rr = torch.tensor(score(rm, val_prompts, t(val_true.rejected), PAD))
+                state = {"state_dict": {k: v.cpu() for k, v in rm.state_dict().items()},
+                         "val_loss": float(bradley_terry_loss(rc, rr).mean()),
+                         "val_acc": float(((rc > rr).float() + 0.5 * (rc == rr).float()).mean()),
+                         "train_s": round(train_s, 2)}
+                run.cache.put("rm", key, state)
+            rm.load_state_dict(state["state_dict"])
+            st.update(val_acc=round(state["val_acc"], 4))
+        proxies.append({"rm": name, "size": size, "key": key, "params": n_params(rm), "n_train": n,
+                        "seed": run.cfg.run.seed, "val_loss": state["val_loss"], "val_acc": state["val_acc"],
+                        "train_s": state["train_s"], "model": rm.eval()})
+    return proxies
+
+
+def build_pool(run: Run, world: ToyWorld, pi0) -> dict:
+    """N pi0 samples (temperature 1, no truncation) for each held-out prompt, with log pi0(y)."""
+    c = run.cfg
+    key = c.section_hash("world", "policy", extra=[c.bon.pool_size])
+    with run.stage("pool") as st:
+        pool = run.cache.get("pool", key)
+        st["cached"] = pool is not None
+        if pool is None:
+            pidx = np.repeat(world.eval_prompt_idx, c.bon.pool_size)
+            tok, lp = _sample(run, pi0, pidx, world, run.seed(30), "best-of-n pool")
+            pool = {"prompt_idx": pidx, "tokens": tok, "logprob": lp, "key": key}
+            run.cache.put("pool", key, pool)
+    return pool
+
+
+def score_pool(run: Run, world: ToyWorld, pool: dict, proxies: list[dict]) -> dict[str, np.ndarray]:
+    """Proxy scores of every pool sample, cached per (proxy, pool)."""
+    out = {}
+    prompts = torch.tensor(world.prompt_ids[pool["prompt_idx"]], device=run.device)
+    resp = torch.tensor(pool["tokens"].astype(np.int64), device=run.device)
+    for p in proxies:
+        key = f"{p['key']}-{pool['key']}"
+        with run.stage(f"score {p['rm']}") as st:
+            s = run.cache.get("scores", key)
+            st["cached"] = s is not None
+            if s is None:
+                with run.bar(len(resp), f"score {p['rm']}") as b:
+                    s = score(p["model"], prompts, resp, PAD, progress=b)
+                run.cache.put("scores", key, s)
+        out[p["rm"]] = s
+    return out
+
+
+# ---------------------------------------------------------------- tables
+
+def bon_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], scores: dict, gold_norm) -> tuple:
+    """bon.csv rows and, per proxy, the bootstrap replicates of the gold curve (for fit intervals)."""
+    c = run.cfg
+    P, N = len(world.eval_prompt_idx), c.bon.pool_size
+    ns = bon.default_ns(N)
+    gold_raw, dims = world.gold(pool["prompt_idx"], pool["tokens"])
+    m, s = gold_norm
+    gold = ((gold_raw - m) / s).reshape(P, N)
+    dims = {k: v.reshape(P, N).astype(float) for k, v in dims.items()}
+    logprob = pool["logprob"].reshape(P, N)
+    q = [(1 - c.fit.ci) / 2 * 100, (1 + c.fit.ci) / 2 * 100]
+    rows, boots = [], {}
+    for p in proxies:
+        proxy = scores[p["rm"]].reshape(P, N)
+        per_gold = bon.best_of_n_per_prompt(proxy, gold, ns)
+        per_proxy = bon.best_of_n_per_prompt(proxy, proxy, ns)
+        gain_gold = per_gold - per_gold[:, :1]   # n = 1 is pi0 itself
+        gain_proxy = per_proxy - per_proxy[:, :1]
+        bg = bon.bootstrap_rows(gain_gold, c.bon.n_boot, run.seed(40))
+        bp = bon.bootstrap_rows(gain_proxy, c.bon.n_boot, run.seed(40))
+        boots[p["rm"]] = bg
+        kl_est = bon.kl_estimate_pool(proxy, logprob, ns)
+        dim_gain = {d: bon.best_of_n(proxy, dims[d], ns) - dims[d].mean() for d in GOLD_DIMS}
+        length = bon.best_of_n(proxy, dims["n_words"], ns)
+        for j, n in enumerate(ns):
+            rows.append({"rm": p["rm"], "rm_params": p["params"], "n_train": p["n_train"], "n": n,
+                         "kl_bound": float(bon.kl_bound(n)), "kl_est": float(kl_est[j]),
+                         "proxy": gain_proxy[:, j].mean(), "proxy_lo": np.percentile(bp[:, j], q[0]),
+                         "proxy_hi": np.percentile(bp[:, j], q[1]), "gold": gain_gold[:, j].mean(),
+                         "gold_lo": np.percentile(bg[:, j], q[0]), "gold_hi": np.percentile(bg[:, j], q[1]),
+                         **{f"gold_{d}": dim_gain[d][j] for d in GOLD_DIMS}, "length": length[j]})
+    return pd.DataFrame(rows, columns=BON_COLUMNS), boots
+
+
+def fit_tables(run: Run, bon_df: pd.DataFrame, boots: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """fits.csv (chosen and rejected forms per curve), scaling.csv, extrapolation.csv."""
+    c = run.cfg
+    fits, extrap = [], []
+    for rm, g in bon_df.groupby("rm", sort=False):
+        kl, gold = g["kl_bound"].to_numpy(), g["gold"].to_numpy()
+        for form in ("bon", *laws.ALTERNATIVES["bon"]):
+            r = laws.fit(kl, gold, form, boot_gains=boots.get(rm), ci=c.fit.ci)
+            fits.append({"curve": f"bon/gold/{rm}", **r.to_dict()})
+        r = laws.fit(kl, g["proxy"].to_numpy(), "bon", ci=c.fit.ci, n_boot=c.bon.n_boot)
+        fits.append({"curve": f"bon/proxy/{rm}", **r.to_dict()})
+        n = g["n"].to_numpy()
+        N = int(n.max())
+        early = n <= max(4, int(c.fit.extrap_frac * N))
+        if early.sum() >= 3:
+            r = laws.fit(kl[early], gold[early], "bon", ci=c.fit.ci, n_boot=c.bon.n_boot)
+            pred = float(r.predict(kl[-1]))
+            extrap.append({"rm": rm, "n_fit_max": int(n[early].max()), "n_target": N, "kl_target": kl[-1],
+                           "gold_target": gold[-1], "gold_predicted": pred, "abs_error": abs(pred - gold[-1]),
+                           "r2_early": r.r2})
+    fits_df = pd.DataFrame(fits)
+    fits_df = fits_df[FIT_COLUMNS]
+    family = bon_df[bon_df["n_train"] == c.rm.n_train]
+    params = family.groupby("rm", sort=False)["rm_params"].first()
+    chosen = fits_df[fits_df["form"] == "bon"].set_index("curve")
+    scal = []
+    for coef in ("alpha", "beta", "kl_peak", "gain_peak"):
+        vals = [chosen.loc[f"bon/gold/{rm}", coef] for rm in params.index]
+        scal.append(vars(laws.fit_scaling(params.to_numpy(), vals, f"{coef}_bon")))
+    at_n = family[family["n"] == family["n"].max()].set_index("rm")["gold"]
+    scal.append(vars(laws.fit_scaling(params.to_numpy(), at_n[params.index].to_numpy(), "gold_at_N")))
+    return fits_df, pd.DataFrame(scal), pd.DataFrame(extrap)
+
+
+def sample_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], scores: dict, gold_norm) -> pd.DataFrame:
+    """pi0's text beside the best-of-N choice of the smallest and largest proxy, for a few prompts."""
+    c = run.cfg
+    P, N = len(world.eval_prompt_idx), c.bon.pool_size
+    family = [p for p in proxies if p["n_train"] == c.rm.n_train]
+    chosen = [family[0], family[-1]] if len(family) > 1 else family
+    gold_raw, _ = world.gold(pool["prompt_idx"], pool["tokens"])
+    gold = ((gold_raw - gold_norm[0]) / gold_norm[1]).reshape(P, N)
+    toks = pool["tokens"].reshape(P, N, -1)
+    rows = []
+    for i in np.random.default_rng([c.run.seed, 50]).choice(P, size=min(c.bon.n_examples, P), replace=False):
+        prompt = world.prompt_text(world.eval_prompt_idx[i])
+        rows.append({"prompt": prompt, "policy": "pi0", "rm": "", "text": world.decode(toks[i, 0]),
+                     "gold": gold[i, 0], "proxy": np.nan})
+        for p in chosen:
+            j = int(np.argmax(scores[p["rm"]].reshape(P, N)[i]))
+            rows.append({"prompt": prompt, "policy": f"best-of-{N}", "rm": p["rm"],
+                         "text": world.decode(toks[i, j]), "gold": gold[i, j],
+                         "proxy": scores[p["rm"]].reshape(P, N)[i, j]})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- driver
+
+def write_table(df: pd.DataFrame, out: Path, name: str) -> None:
+    tmp = out / f".{name}.csv.tmp"
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, out / f"{name}.csv")
+    try:
+        import pyarrow  # noqa: F401
+        df.to_parquet(out / f"{name}.parquet", index=False)
+    except ImportError:
+        pass
+
+
+def write_manifest(run: Run, status: str, started: float) -> None:
+    m = {"overopt": __version__, "python": platform.python_version(), "torch": torch.__version__,
+         "numpy": np.__version__, "platform": platform.platform(), "device": str(run.device),
+         "threads": torch.get_num_threads(), "seed": run.cfg.run.seed, "config_hash": run.cfg.hash,
+         "status": status, "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+         "wall_s": round(time.time() - started, 2), "stages": run.timings}
+    if torch.cuda.is_available() and run.device.type == "cuda":
+        m["peak_gpu_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+    try:
+        import resource
+        m["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    except ImportError:
+        pass
+    (run.out / "manifest.json").write_text(json.dumps(m, indent=2))
+
+
+def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
+    """Run the whole pipeline into ``out``; returns the output directory."""
+    from .report import write_report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    run = Run(cfg, out, quiet)
+    started = time.time()
+    write_manifest(run, "running", started)
+    torch.manual_seed(cfg.run.seed)
+    world = build_world(run)
+    pi0 = build_pi0(run, world)
+    pairs = build_pairs(run, world, pi0)
+    gold_norm = (pairs["gold_mean"], pairs["gold_std"])
+    proxies = build_proxies(run, world, pairs)
+    write_table(pd.DataFrame([{k: p[k] for k in RM_COLUMNS} for p in proxies]), out, "rm")
+    pool = build_pool(run, world, pi0)
+    scores = score_pool(run, world, pool, proxies)
+    with run.stage("tables"):
+        bon_df, boots = bon_table(run, world, pool, proxies, scores, gold_norm)
+        write_table(bon_df, out, "bon")
+        fits_df, scal_df, extrap_df = fit_tables(run, bon_df, boots)
+        write_table(fits_df, out, "fits")
+        write_table(scal_df, out, "scaling")
+        write_table(extrap_df, out, "extrapolation")
+        write_table(sample_table(run, world, pool, proxies, scores, gold_norm), out, "samples")
+    write_manifest(run, "running", started)
+    with run.stage("report"):
+        write_report(out)
+    write_manifest(run, "complete", started)
+    return out
+

@@ -1,0 +1,173 @@
+"""Policies: build a small GPT-NeoX, train pi0, KV-cached sampling and log-probs for any HF causal LM.
+
+`sample` and `response_logprobs` are the mechanism every optimizer reuses: best-of-n pools,
+preference pairs, and (later) RL rollouts and DAA evaluation.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def gpt_neox_config(vocab_size: int, hidden: int, layers: int, heads: int, max_len: int,
+                    bos: int = 1, eos: int = 2, pad: int = 0):
+    from transformers import GPTNeoXConfig
+
+    return GPTNeoXConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                         num_attention_heads=heads, intermediate_size=4 * hidden,
+                         max_position_embeddings=max_len, bos_token_id=bos, eos_token_id=eos,
+                         pad_token_id=pad, tie_word_embeddings=False, use_parallel_residual=True,
+                         hidden_dropout=0.0, attention_dropout=0.0, classifier_dropout=0.0)
+
+
+def build_lm(vocab_size: int, hidden: int, layers: int, heads: int, max_len: int, seed: int):
+    """A randomly initialised GPT-NeoX (the Pythia architecture) causal LM."""
+    from transformers import GPTNeoXForCausalLM
+
+    torch.manual_seed(seed)
+    model = GPTNeoXForCausalLM(gpt_neox_config(vocab_size, hidden, layers, heads, max_len))
+    return model.eval()
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def cosine_lr(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up then cosine decay to 10%: the multiplier of the base learning rate."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def train_lm(model, prompts: torch.Tensor, responses: torch.Tensor, steps: int, batch_size: int,
+             lr: float, seed: int, pad_id: int = 0, progress=None) -> list[float]:
+    """Supervised next-token training on prompt+response, loss on response tokens only."""
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, steps, max(1, steps // 20)))
+    model.train()
+    P = prompts.shape[1]
+    losses = []
+    for step in range(steps):
+        idx = torch.randint(len(responses), (batch_size,), generator=g)
+        resp = responses[idx]
+        T = int((resp != pad_id).sum(1).max())
+        seq = torch.cat([prompts[idx], resp[:, :T]], 1)
+        logits = model(input_ids=seq).logits[:, P - 1:-1]
+        target = resp[:, :T].masked_fill(resp[:, :T] == pad_id, -100)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if progress is not None:
+            progress.update(1)
+            if step % 50 == 0:
+                progress.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    return losses
+
+
+@dataclass
+class Samples:
+    tokens: torch.Tensor   # [B, T] sampled ids, [EOS] then pad after the end
+    logprob: torch.Tensor  # [B] log pi(y | x) under the sampling distribution, summed over tokens
+    lengths: torch.Tensor  # [B] tokens generated, [EOS] included
+
+
+def _filter_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Nucleus filtering: keep the smallest set of tokens whose probability reaches top_p."""
+    sorted_logits, order = logits.sort(-1, descending=True)
+    cum = sorted_logits.softmax(-1).cumsum(-1)
+    drop = cum - sorted_logits.softmax(-1) >= top_p  # tokens entirely beyond the nucleus
+    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+
+
+@torch.no_grad()
+def sample(model, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int, pad_id: int,
+           attention_mask: torch.Tensor | None = None, temperature: float = 1.0, top_p: float = 1.0,
+           generator: torch.Generator | None = None) -> Samples:
+    """Batched, KV-cached ancestral sampling from any HF causal LM.
+
+    Prompts are left-padded (``attention_mask`` marks real tokens). Rows stop at ``eos_id``;
+    the loop ends when every row has stopped. ``logprob`` is the log-probability under the
+    distribution actually sampled from (temperature and top-p applied), so at temperature 1
+    without truncation it is log pi(y | x), as the KL estimators need.
+    """
+    B = prompt_ids.shape[0]
+    dev = prompt_ids.device
+    if attention_mask is None:
+        attention_mask = torch.ones_like(prompt_ids)
+    position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
+    out = model(input_ids=prompt_ids, attention_mask=attention_mask, position_ids=position_ids,
+                use_cache=True, logits_to_keep=1)
+    past = out.past_key_values
+    next_pos = position_ids[:, -1] + 1
+    tokens = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=dev)
+    logprob = torch.zeros(B, device=dev)
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
+    lengths = torch.full((B,), max_new_tokens, dtype=torch.long, device=dev)
+    mask = attention_mask
+    for t in range(max_new_tokens):
+        logits = out.logits[:, -1, :].float()
+        if temperature != 1.0:
+            logits = logits / temperature
+        if top_p < 1.0:
+            logits = _filter_top_p(logits, top_p)
+        logp = logits.log_softmax(-1)
+        tok = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
+        tok = tok.masked_fill(done, pad_id)
+        logprob += logp.gather(1, tok[:, None]).squeeze(1).masked_fill(done, 0.0)
+        tokens[:, t] = tok
+        finished_now = (tok == eos_id) & ~done
+        lengths = torch.where(finished_now, torch.full_like(lengths, t + 1), lengths)
+        done |= finished_now
+        if bool(done.all()) or t == max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=dev)], 1)
+        out = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos[:, None],
+                    past_key_values=past, use_cache=True)
+        past = out.past_key_values
+        next_pos = next_pos + 1
+    T = int(lengths.max())
+    return Samples(tokens[:, :T], logprob, lengths)
+
+
+def response_logprobs(model, prompt_ids: torch.Tensor, responses: torch.Tensor, pad_id: int,
+                      prompt_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token log pi(y_t | x, y_<t) of given responses, [B, T]; 0 where the response is padding.
+
+    Responses are right-padded with ``pad_id`` after their end token; prompts left-padded.
+    """
+    if prompt_mask is None:
+        prompt_mask = torch.ones_like(prompt_ids)
+    resp_mask = (responses != pad_id).long()
+    mask = torch.cat([prompt_mask, resp_mask], 1)
+    position_ids = (mask.cumsum(1) - 1).clamp(min=0)
+    seq = torch.cat([prompt_ids, responses], 1)
+    P = prompt_ids.shape[1]
+    logits = model(input_ids=seq, attention_mask=mask, position_ids=position_ids).logits[:, P - 1:-1]
+    logp = logits.float().log_softmax(-1).gather(-1, responses[..., None]).squeeze(-1)
+    return logp * resp_mask
+
+
+def sample_in_batches(model, prompt_ids: torch.Tensor, batch: int, max_new_tokens: int, eos_id: int,
+                      pad_id: int, seed: int, progress=None, **kw) -> Samples:
+    """`sample` over many prompts in fixed-size batches; returns one right-padded Samples."""
+    g = torch.Generator(device=prompt_ids.device).manual_seed(seed)
+    parts = []
+    for i in range(0, len(prompt_ids), batch):
+        parts.append(sample(model, prompt_ids[i:i + batch], max_new_tokens, eos_id, pad_id, generator=g, **kw))
+        if progress is not None:
+            progress.update(len(prompt_ids[i:i + batch]))
+    T = max(p.tokens.shape[1] for p in parts)
+    tokens = torch.cat([F.pad(p.tokens, (0, T - p.tokens.shape[1]), value=pad_id) for p in parts])
+    return Samples(tokens, torch.cat([p.logprob for p in parts]), torch.cat([p.lengths for p in parts]))

@@ -1,0 +1,238 @@
+"""Plots and a self-contained HTML report, built from a run directory's tables alone."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from . import laws  # noqa: E402
+
+
+class ReportError(ValueError):
+    pass
+
+
+def _read(out: Path, name: str, required: bool = True) -> pd.DataFrame | None:
+    p = out / f"{name}.csv"
+    if not p.exists():
+        if required:
+            raise ReportError(f"{p} not found: is {out} the output directory of `overopt run`?")
+        return None
+    try:
+        return pd.read_csv(p, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ReportError(f"{p} is not a readable CSV table: {str(e).splitlines()[0]}")
+
+
+def _colors(n: int):
+    return plt.cm.viridis(np.linspace(0.0, 0.85, max(n, 1)))
+
+
+def plot_bon(bon: pd.DataFrame, fits: pd.DataFrame, family: list[str]):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    cols = _colors(len(family))
+    for rm, col in zip(family, cols):
+        g = bon[bon["rm"] == rm]
+        d = np.sqrt(g["kl_bound"].to_numpy())
+        label = f"{rm} ({int(g['rm_params'].iloc[0]):,} params)"
+        axes[0].plot(d, g["gold"], "-o", color=col, ms=3, label=label)
+        axes[0].fill_between(d, g["gold_lo"], g["gold_hi"], color=col, alpha=0.15)
+        axes[0].plot(d, g["proxy"], "--", color=col)
+        axes[1].plot(d, g["gold"], "o", color=col, ms=4, label=label)
+        f = fits[(fits["curve"] == f"bon/gold/{rm}") & (fits["form"] == "bon")]
+        if len(f):
+            dd = np.linspace(0, d.max() * 1.02, 100)
+            axes[1].plot(dd, laws.predict("bon", f["alpha"].iloc[0], f["beta"].iloc[0], dd ** 2), "-", color=col,
+                         lw=1.2)
+    axes[0].set_title("best-of-n: gold (solid, 90% CI) and proxy (dashed)")
+    axes[1].set_title("gold and the fitted form d(alpha - beta d)")
+    for ax in axes:
+        ax.set_xlabel("d = sqrt(KL(best-of-n || pi0)), nats^0.5")
+        ax.set_ylabel("reward gain over pi0 (gold in pi0 std units)")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_coefs(fits: pd.DataFrame, rm: pd.DataFrame, scaling: pd.DataFrame | None, family: list[str]):
+    chosen = fits[fits["form"] == "bon"].set_index("curve")
+    params = rm.set_index("rm").loc[family, "params"].to_numpy()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, coef, title in zip(axes, ("alpha", "beta", "kl_peak"),
+                               ("alpha_bon", "beta_bon", "KL at the gold peak (nats)")):
+        rows = chosen.loc[[f"bon/gold/{r}" for r in family]]
+        y = rows[coef].to_numpy(dtype=float)
+        lo, hi = rows[f"{coef}_lo"].to_numpy(dtype=float), rows[f"{coef}_hi"].to_numpy(dtype=float)
+        ok = np.isfinite(y)
+        err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
+        err = np.where(np.isfinite(err), err, 0)
+        ax.errorbar(params[ok], y[ok], yerr=err[:, ok], fmt="o", capsize=3, color="C0")
+        name = {"alpha": "alpha_bon", "beta": "beta_bon", "kl_peak": "kl_peak_bon"}[coef]
+        if scaling is not None and name in set(scaling["coef"]):
+            s = scaling.set_index("coef").loc[name]
+            if np.isfinite(s["slope"]):
+                xx = np.geomspace(params.min(), params.max(), 50)
+                ax.plot(xx, s["intercept"] + s["slope"] * np.log10(xx), "--", color="grey",
+                        label=f"{s['slope']:+.3f} per decade, R^2={s['r2']:.2f}")
+                ax.legend(fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("proxy RM parameters")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_dims(bon: pd.DataFrame, rms: list[str]):
+    dims = [c for c in bon.columns if c.startswith("gold_") and c not in ("gold_lo", "gold_hi")]
+    fig, axes = plt.subplots(1, len(rms), figsize=(6 * len(rms), 3.8), squeeze=False)
+    for ax, rm in zip(axes[0], rms):
+        g = bon[bon["rm"] == rm]
+        d = np.sqrt(g["kl_bound"])
+        for dim in dims:
+            ax.plot(d, g[dim], "-o", ms=3, label=dim[5:])
+        ax.set_title(f"gold dimensions under best-of-n, proxy {rm} (raw units)")
+        ax.set_xlabel("d = sqrt(KL)")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_data_sweep(bon: pd.DataFrame, rm: pd.DataFrame):
+    sizes = rm.groupby(rm["rm"].str.split("@").str[0])["n_train"].nunique()
+    size = sizes[sizes > 1].index[0]
+    sweep = rm[rm["rm"].str.split("@").str[0] == size].sort_values("n_train")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for (name, n), col in zip(sweep[["rm", "n_train"]].itertuples(index=False), _colors(len(sweep))):
+        g = bon[bon["rm"] == name]
+        axes[0].plot(np.sqrt(g["kl_bound"]), g["gold"], "-o", ms=3, color=col, label=f"{n} pairs")
+    axes[0].set_xlabel("d = sqrt(KL)")
+    axes[0].set_ylabel("gold gain")
+    axes[0].set_title(f"data size, proxy {size}")
+    axes[0].legend(fontsize=8)
+    axes[1].semilogx(sweep["n_train"], sweep["val_acc"], "o-")
+    axes[1].axhline(0.5, color="grey", lw=0.5)
+    axes[1].set_xlabel("training pairs")
+    axes[1].set_ylabel("validation accuracy against gold")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _png(fig, path: Path) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    path.write_bytes(buf.getvalue())
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _table(df: pd.DataFrame, digits: int = 3) -> str:
+    def fmt(v):
+        if isinstance(v, (float, np.floating)):
+            return "" if np.isnan(v) else (f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.{digits}g}")
+        return html.escape(str(v))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{fmt(v)}</td>" for v in row) + "</tr>"
+                   for row in df.itertuples(index=False))
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1250px;margin:2em auto;color:#222;padding:0 1em}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;
+text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%}
+.note{color:#555;font-size:14px}.samples td{text-align:left;max-width:600px}"""
+
+
+def write_report(out: str | Path) -> Path:
+    """Rebuild ``report.html`` and ``plots/*.png`` in ``out`` from its tables."""
+    out = Path(out)
+    if not out.is_dir():
+        raise ReportError(f"{out} is not a directory")
+    rm, bon, fits = _read(out, "rm"), _read(out, "bon"), _read(out, "fits")
+    scaling, extrap, samples = _read(out, "scaling", False), _read(out, "extrapolation", False), \
+        _read(out, "samples", False)
+    missing = [c for c in ("rm", "kl_bound", "gold", "proxy", "n", "rm_params") if c not in bon.columns]
+    if missing:
+        raise ReportError(f"{out / 'bon.csv'} lacks column '{missing[0]}'")
+    manifest = {}
+    if (out / "manifest.json").exists():
+        try:
+            manifest = json.loads((out / "manifest.json").read_text())
+        except json.JSONDecodeError:
+            manifest = {}
+    n_train = rm["n_train"].max()
+    family = [r for r in rm.sort_values("params")["rm"] if rm.set_index("rm").loc[r, "n_train"] == n_train
+              and r in set(bon["rm"])]
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    imgs = {"fig1_bon": _png(plot_bon(bon, fits, family), plots / "fig1_bon.png"),
+            "coef_bon": _png(plot_coefs(fits, rm, scaling, family), plots / "coef_bon.png"),
+            "gold_dims": _png(plot_dims(bon, [family[0], family[-1]] if len(family) > 1 else family),
+                              plots / "gold_dims.png")}
+    if (rm.groupby(rm["rm"].str.split("@").str[0])["n_train"].nunique() > 1).any():
+        imgs["data_sweep"] = _png(plot_data_sweep(bon, rm), plots / "data_sweep.png")
+    img = lambda k: f'<img src="data:image/png;base64,{imgs[k]}">'  # noqa: E731
+
+    parts = [f"<html><head><meta charset='utf-8'><title>overopt report</title><style>{CSS}</style></head><body>",
+             "<h1>Reward-model overoptimization: best-of-n</h1>",
+             "<p class='note'>Synthetic gold-reward setup (Gao et al. 2022): proxies of several sizes learn from "
+             "gold-labelled pairs of pi0 samples; best-of-n against each proxy is scored by gold. Gains are over "
+             "pi0; gold is in units of its standard deviation under pi0. KL is the analytic best-of-n bound "
+             "ln n - (n-1)/n.</p>"]
+    if manifest:
+        st = manifest.get("stages", {})
+        stages = pd.DataFrame([{"stage": k, "seconds": v.get("seconds"), "cached": v.get("cached")}
+                               for k, v in st.items()])
+        parts += ["<h2>Run</h2>", f"<p>status <b>{html.escape(str(manifest.get('status')))}</b>, wall "
+                  f"{manifest.get('wall_s')} s, device {html.escape(str(manifest.get('device')))}, "
+                  f"config {manifest.get('config_hash')}, seed {manifest.get('seed')}, "
+                  f"peak RSS {manifest.get('peak_rss_mb', '?')} MB, overopt {manifest.get('overopt')}, "
+                  f"torch {manifest.get('torch')}</p>"]
+        if len(stages):
+            parts.append(_table(stages))
+    parts += ["<h2>Proxy reward models</h2>", "<p class='note'>Validation against gold labels on prompts "
+              "no training pair used.</p>", _table(rm)]
+    parts += ["<h2>Gold and proxy against KL (Gao et al. Fig. 1, best-of-n)</h2>", img("fig1_bon")]
+    chosen = fits[fits["form"] == "bon"]
+    parts += ["<h2>Fits</h2>", "<p class='note'>R = d(alpha - beta d), d = sqrt(KL); intervals are the "
+              "bootstrap over prompts. kl_peak and gain_peak follow from alpha and beta.</p>",
+              _table(chosen[chosen["curve"].str.startswith("bon/gold/")].drop(columns=["form"]))]
+    comp = fits[fits["curve"].str.startswith("bon/gold/")].pivot(index="curve", columns="form", values="r2")
+    comp = comp.reset_index()
+    comp["chosen form best"] = comp.apply(lambda r: all(r["bon"] >= r[c] for c in comp.columns
+                                                        if c not in ("curve", "bon", "chosen form best")), axis=1)
+    parts += ["<h3>Chosen form against the rejected alternatives (R^2)</h3>",
+              "<p class='note'>log1p: d(alpha - beta ln(1+d)); quad_kl: alpha KL - beta KL^2.</p>", _table(comp)]
+    parts += ["<h2>Coefficients against proxy size (Gao et al. Fig. 3)</h2>", img("coef_bon")]
+    if scaling is not None:
+        parts += ["<p class='note'>coef = intercept + slope log10(params); spearman is the rank correlation "
+                  "with parameter count.</p>", _table(scaling)]
+    if extrap is not None and len(extrap):
+        parts += ["<h2>Extrapolation</h2>", "<p class='note'>Fit on small n only, predict the gold gain "
+                  "at n = N.</p>", _table(extrap)]
+    parts += ["<h2>Gold dimensions</h2>", "<p class='note'>Gain of each gold dimension over pi0 under "
+              "best-of-n: which one the proxy sacrifices.</p>", img("gold_dims")]
+    if "data_sweep" in imgs:
+        parts += ["<h2>Preference data size</h2>", img("data_sweep")]
+    if samples is not None and len(samples):
+        parts += ["<h2>Samples</h2>", "<p class='note'>pi0's first pool sample beside the best-of-N choice "
+                  "of the smallest and largest proxy.</p>", f"<div class='samples'>{_table(samples)}</div>"]
+    parts.append("</body></html>")
+    path = out / "report.html"
+    path.write_text("\n".join(parts))
+    return path
