@@ -61,13 +61,15 @@ def kl_estimate(eps, n):
     """
     eps = np.asarray(eps, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
-    log1m = np.log1p(-np.minimum(eps, 1 - 1e-300))
+    sure = eps >= 1.0                           # a single certain outcome: best-of-n is pi0, KL 0
+    eps = np.where(sure, 0.5, eps)
+    log1m = np.log1p(-eps)
     q = np.exp(n * log1m)                       # (1 - eps)^n
     one_minus_q = -np.expm1(n * log1m)          # 1 - (1 - eps)^n, accurate for tiny eps
     first = q * (np.log(n) + (n - 1) * log1m - (n - 1) / n)
     with np.errstate(divide="ignore", invalid="ignore"):
         second = np.where(one_minus_q > 0, one_minus_q * (np.log(one_minus_q) - np.log(eps)), 0.0)
-    return first + second
+    return np.where(sure, 0.0, first + second)
 
 
 def kl_estimate_pool(proxy, logprob, ns) -> np.ndarray:

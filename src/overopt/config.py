@@ -19,7 +19,7 @@ import yaml
 
 PRESET_DIR = Path(__file__).parent / "presets"
 # Bump when a change to the code invalidates cached artifacts.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class ConfigError(ValueError):
@@ -47,12 +47,16 @@ class WorldConfig:
     n_bigram: int = _f(100000, "texts used to estimate the world's bigram model (gold fluency)")
     max_new_tokens: int = _f(40, "longest response sampled, end token included")
     eval_prompts: int = _f(300, "held-out prompts for best-of-n; never used to train a reward model")
-    length_target: float = _f(14.0, "gold length term peaks at this many words")
-    w_sentiment: float = _f(1.0, "gold weight: lexicon sentiment, log(1+pos) - log(1+neg), negation-aware")
-    w_fluency: float = _f(1.0, "gold weight: mean log-prob per token under the world's bigram model")
-    w_relevance: float = _f(1.0, "gold weight: mentions the prompt's aspect, stays on the topic")
-    w_length: float = _f(0.01, "gold weight: -(length - length_target)^2")
-    w_diversity: float = _f(1.5, "gold weight: distinct-token ratio (penalises repetition)")
+
+
+@dataclass(frozen=True)
+class GoldConfig:
+    length_target: float = _f(14.0, "the length term peaks at this many words")
+    w_sentiment: float = _f(1.0, "weight: log(1+distinct positive) - log(1+distinct negative) words, negation-aware")
+    w_fluency: float = _f(1.0, "weight: mean log-prob per token under the world's bigram model")
+    w_relevance: float = _f(1.0, "weight: mentions the prompt's aspect, stays on the prompt's topic")
+    w_length: float = _f(0.01, "weight: -(words - length_target)^2")
+    w_diversity: float = _f(1.5, "weight: distinct-token ratio (penalises repetition)")
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ class FitConfig:
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
+    gold: GoldConfig = field(default_factory=GoldConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     rm: RMConfig = field(default_factory=RMConfig)
     bon: BonConfig = field(default_factory=BonConfig)
@@ -117,7 +122,7 @@ class Config:
 
     @property
     def hash(self) -> str:
-        return self.section_hash("world", "policy", "rm", "bon", "fit")
+        return self.section_hash("world", "gold", "policy", "rm", "bon", "fit")
 
 
 def field_help(cls) -> dict[str, str]:
@@ -223,6 +228,7 @@ def validate(cfg: Config) -> Config:
         need(n <= cfg.rm.n_train, "rm.data_sizes", f"entry {n} exceeds rm.n_train={cfg.rm.n_train} (subsets are nested)")
     if cfg.rm.data_sweep_rm:
         need(cfg.rm.data_sweep_rm in cfg.rm.sizes, "rm.data_sweep_rm", "must be one of rm.sizes")
+    need(cfg.gold.length_target > 0, "gold.length_target", "must be > 0")
     need(cfg.bon.pool_size >= 4, "bon.pool_size", "must be >= 4")
     need(cfg.bon.n_boot >= 10, "bon.n_boot", "must be >= 10")
     need(cfg.bon.n_examples >= 0, "bon.n_examples", "must be >= 0")

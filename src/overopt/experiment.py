@@ -152,6 +152,8 @@ def _sample(run: Run, pi0, prompt_idx: np.ndarray, world: ToyWorld, seed: int, d
 def build_pairs(run: Run, world: ToyWorld, pi0) -> dict:
     """Two pi0 samples for each of n_train + n_val prompts (drawn with repetition), gold-scored.
 
+    The samples are cached; gold is recomputed on load, so a change of the gold section reuses them.
+
     Validation pairs use prompts that no training pair uses. Gold is normalised to mean 0 and
     unit standard deviation over these pi0 samples (DESIGN.md).
     """
@@ -167,13 +169,14 @@ def build_pairs(run: Run, world: ToyWorld, pi0) -> dict:
             val_p, train_p = prompts[:n_val_prompts], prompts[n_val_prompts:]
             pidx = np.concatenate([train_p[rng.integers(len(train_p), size=c.rm.n_train)],
                                    val_p[rng.integers(len(val_p), size=c.rm.n_val)]])
-            tok, lp = _sample(run, pi0, np.repeat(pidx, 2), world, run.seed(12), "pair sampling")
-            gold_raw, _ = world.gold(np.repeat(pidx, 2), tok)
-            data = {"prompt_idx": pidx, "a": tok[0::2], "b": tok[1::2], "gold_raw_a": gold_raw[0::2],
-                    "gold_raw_b": gold_raw[1::2], "gold_mean": float(gold_raw.mean()),
-                    "gold_std": float(gold_raw.std())}
+            tok, _ = _sample(run, pi0, np.repeat(pidx, 2), world, run.seed(12), "pair sampling")
+            data = {"prompt_idx": pidx, "a": tok[0::2], "b": tok[1::2]}
             run.cache.put("pairs", key, data)
-    return data
+    # Gold is cheap and depends on the gold section only: computed afresh, never cached.
+    ga, _ = world.gold(data["prompt_idx"], data["a"], c.gold)
+    gb, _ = world.gold(data["prompt_idx"], data["b"], c.gold)
+    both = np.concatenate([ga, gb])
+    return {**data, "gold_raw_a": ga, "gold_raw_b": gb, "gold_mean": float(both.mean()), "gold_std": float(both.std())}
 
 
 def rm_specs(cfg: Config) -> list[tuple[str, int]]:
@@ -209,7 +212,7 @@ def build_proxies(run: Run, world: ToyWorld, pairs_data: dict) -> list[dict]:
     proxies = []
     for size, n in rm_specs(c):
         name = rm_name(size, n, c)
-        key = c.section_hash("world", "policy", extra=[rm_cfg, size, n])
+        key = c.section_hash("world", "gold", "policy", extra=[rm_cfg, size, n])
         hidden, layers = parse_size(size)
         rm = build_rm(len(world.vocab), hidden, layers, world.prompt_len + c.world.max_new_tokens + 1,
                       run.seed(20, hidden, layers))
@@ -282,7 +285,7 @@ def bon_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], scores
     c = run.cfg
     P, N = len(world.eval_prompt_idx), c.bon.pool_size
     ns = bon.default_ns(N)
-    gold_raw, dims = world.gold(pool["prompt_idx"], pool["tokens"])
+    gold_raw, dims = world.gold(pool["prompt_idx"], pool["tokens"], c.gold)
     m, s = gold_norm
     gold = ((gold_raw - m) / s).reshape(P, N)
     dims = {k: v.reshape(P, N).astype(float) for k, v in dims.items()}
@@ -351,7 +354,7 @@ def sample_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], sco
     P, N = len(world.eval_prompt_idx), c.bon.pool_size
     family = [p for p in proxies if p["n_train"] == c.rm.n_train]
     chosen = [family[0], family[-1]] if len(family) > 1 else family
-    gold_raw, _ = world.gold(pool["prompt_idx"], pool["tokens"])
+    gold_raw, _ = world.gold(pool["prompt_idx"], pool["tokens"], c.gold)
     gold = ((gold_raw - gold_norm[0]) / gold_norm[1]).reshape(P, N)
     toks = pool["tokens"].reshape(P, N, -1)
     rows = []

@@ -91,6 +91,13 @@ def _filter_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
 
 
+def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row by inverse-CDF sampling (several times faster than torch.multinomial on CPU)."""
+    cdf = probs.cumsum(-1)
+    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u).squeeze(1).clamp_(max=probs.shape[-1] - 1)
+
+
 @torch.no_grad()
 def sample(model, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int, pad_id: int,
            attention_mask: torch.Tensor | None = None, temperature: float = 1.0, top_p: float = 1.0,
@@ -98,9 +105,12 @@ def sample(model, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int, pa
     """Batched, KV-cached ancestral sampling from any HF causal LM.
 
     Prompts are left-padded (``attention_mask`` marks real tokens). Rows stop at ``eos_id``;
-    the loop ends when every row has stopped. ``logprob`` is the log-probability under the
-    distribution actually sampled from (temperature and top-p applied), so at temperature 1
-    without truncation it is log pi(y | x), as the KL estimators need.
+    ``pad_id`` is never sampled (it marks the end of a response) unless it is also ``eos_id``;
+    the loop ends when every row has stopped. Finished rows are dropped from the batch and
+    its KV cache as they accumulate, so late steps only pay for the rows still running.
+    ``logprob`` is the log-probability under the distribution actually sampled from
+    (temperature and top-p applied), so at temperature 1 without truncation it is
+    log pi(y | x), as the KL estimators need.
     """
     B = prompt_ids.shape[0]
     dev = prompt_ids.device
@@ -113,26 +123,34 @@ def sample(model, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int, pa
     next_pos = position_ids[:, -1] + 1
     tokens = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=dev)
     logprob = torch.zeros(B, device=dev)
-    done = torch.zeros(B, dtype=torch.bool, device=dev)
     lengths = torch.full((B,), max_new_tokens, dtype=torch.long, device=dev)
+    rows = torch.arange(B, device=dev)           # original index of each row in the batch
+    alive = torch.ones(B, dtype=torch.bool, device=dev)
     mask = attention_mask
     for t in range(max_new_tokens):
         logits = out.logits[:, -1, :].float()
+        if pad_id != eos_id:
+            logits[:, pad_id] = float("-inf")
         if temperature != 1.0:
             logits = logits / temperature
         if top_p < 1.0:
             logits = _filter_top_p(logits, top_p)
         logp = logits.log_softmax(-1)
-        tok = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
-        tok = tok.masked_fill(done, pad_id)
-        logprob += logp.gather(1, tok[:, None]).squeeze(1).masked_fill(done, 0.0)
-        tokens[:, t] = tok
-        finished_now = (tok == eos_id) & ~done
-        lengths = torch.where(finished_now, torch.full_like(lengths, t + 1), lengths)
-        done |= finished_now
-        if bool(done.all()) or t == max_new_tokens - 1:
+        tok = _draw(logp.exp(), generator)
+        idx = rows[alive]
+        tokens[idx, t] = tok[alive]
+        logprob[idx] += logp.gather(1, tok[:, None]).squeeze(1)[alive]
+        ended = alive & (tok == eos_id)
+        lengths[rows[ended]] = t + 1
+        alive &= ~ended
+        n_alive = int(alive.sum())
+        if n_alive == 0 or t == max_new_tokens - 1:
             break
-        mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=dev)], 1)
+        if n_alive <= 0.75 * len(rows):  # compact: drop finished rows from the batch and the cache
+            keep = alive.nonzero().squeeze(1)
+            past.batch_select_indices(keep)
+            rows, mask, next_pos, tok, alive = rows[keep], mask[keep], next_pos[keep], tok[keep], alive[keep]
+        mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=dev)], 1)
         out = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos[:, None],
                     past_key_values=past, use_cache=True)
         past = out.past_key_values
@@ -142,10 +160,12 @@ def sample(model, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int, pa
 
 
 def response_logprobs(model, prompt_ids: torch.Tensor, responses: torch.Tensor, pad_id: int,
-                      prompt_mask: torch.Tensor | None = None) -> torch.Tensor:
+                      prompt_mask: torch.Tensor | None = None, eos_id: int | None = None) -> torch.Tensor:
     """Per-token log pi(y_t | x, y_<t) of given responses, [B, T]; 0 where the response is padding.
 
     Responses are right-padded with ``pad_id`` after their end token; prompts left-padded.
+    With ``eos_id`` (distinct from ``pad_id``) the padding token is excluded from the
+    distribution, exactly as `sample` excludes it, so the two agree.
     """
     if prompt_mask is None:
         prompt_mask = torch.ones_like(prompt_ids)
@@ -155,8 +175,11 @@ def response_logprobs(model, prompt_ids: torch.Tensor, responses: torch.Tensor, 
     seq = torch.cat([prompt_ids, responses], 1)
     P = prompt_ids.shape[1]
     logits = model(input_ids=seq, attention_mask=mask, position_ids=position_ids).logits[:, P - 1:-1]
-    logp = logits.float().log_softmax(-1).gather(-1, responses[..., None]).squeeze(-1)
-    return logp * resp_mask
+    logits = logits.float()
+    if eos_id is not None and pad_id != eos_id:
+        logits[..., pad_id] = float("-inf")
+    logp = logits.log_softmax(-1).gather(-1, responses[..., None]).squeeze(-1)
+    return logp.masked_fill(resp_mask == 0, 0.0)
 
 
 def sample_in_batches(model, prompt_ids: torch.Tensor, batch: int, max_new_tokens: int, eos_id: int,

@@ -57,15 +57,20 @@ def _pack(prompts: torch.Tensor, responses: torch.Tensor, pad_id: int):
 @torch.no_grad()
 def score(rm: RewardModel, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int,
           batch: int = 4096, progress=None) -> np.ndarray:
-    """Scores of (prompt, response) rows; prompts share one length, responses right-padded."""
+    """Scores of (prompt, response) rows; prompts share one length, responses right-padded.
+
+    Rows are scored in order of length so that a batch pads only to its own longest response.
+    """
     rm.eval()
-    out = []
+    order = torch.argsort((responses != pad_id).sum(1), stable=True)
+    out = torch.empty(len(responses), dtype=torch.float64)
     for i in range(0, len(responses), batch):
-        seq, mask = _pack(prompts[i:i + batch], responses[i:i + batch], pad_id)
-        out.append(rm(seq, mask).float().cpu())
+        idx = order[i:i + batch]
+        seq, mask = _pack(prompts[idx], responses[idx], pad_id)
+        out[idx.cpu()] = rm(seq, mask).double().cpu()
         if progress is not None:
-            progress.update(len(seq))
-    return torch.cat(out).numpy().astype(np.float64)
+            progress.update(len(idx))
+    return out.numpy()
 
 
 def train_rm(rm: RewardModel, prompts: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor,

@@ -4,7 +4,7 @@ A prompt is "review of the <name> <topic> , about the <aspect> :" (10 topics x 8
 n_names names). The hidden world model writes 1-5 sentences whose polarity follows a latent
 star rating. The gold reward has named dimensions computed on token ids (vectorised):
 
-  sentiment  log(1+pos) - log(1+neg) over lexicon words, a word after "not" flips sign
+  sentiment  log(1+pos) - log(1+neg): distinct lexicon words, a word after "not" flips sign
   fluency    mean log-prob per token under the world's bigram model (estimated from the grammar)
   relevance  1[the prompt's aspect is mentioned] - share of aspect words off the prompt's topic
   length     -(words - target)^2
@@ -59,6 +59,14 @@ def _vocab() -> list[str]:
                 seen.add(w)
                 words.append(w)
     return words
+
+
+def _distinct(ids: np.ndarray) -> np.ndarray:
+    """Distinct non-negative values per row (negative entries are ignored)."""
+    s = np.sort(ids, axis=1)
+    new = np.ones_like(s, dtype=bool)
+    new[:, 1:] = s[:, 1:] != s[:, :-1]
+    return (new & (s >= 0)).sum(1)
 
 
 class ToyWorld:
@@ -202,7 +210,7 @@ class ToyWorld:
         return np.log(counts / counts.sum(1, keepdims=True)).astype(np.float32)
 
     # ----- the gold reward -----
-    def gold_dims(self, prompt_idx: np.ndarray, resp: np.ndarray) -> dict[str, np.ndarray]:
+    def gold_dims(self, prompt_idx: np.ndarray, resp: np.ndarray, gcfg) -> dict[str, np.ndarray]:
         """Raw gold dimensions for responses [M, T] (ids, [EOS] then [PAD] after the end)."""
         resp = np.asarray(resp)
         prompt_idx = np.asarray(prompt_idx)
@@ -219,7 +227,8 @@ class ToyWorld:
         val = self.valence[resp].astype(np.int64) * words
         prev = np.concatenate([np.full((M, 1), self.tok2id[":"]), resp[:, :-1]], axis=1)
         val = np.where(prev == self.not_id, -val, val)
-        sentiment = np.log1p((val > 0).sum(1)) - np.log1p((val < 0).sum(1))
+        # Saying "great" five times is no more positive than saying it once: count distinct words.
+        sentiment = np.log1p(_distinct(np.where(val > 0, resp, -1))) - np.log1p(_distinct(np.where(val < 0, resp, -1)))
 
         lp = self.bigram_logp[prev, resp] * scored
         fluency = lp.sum(1) / np.maximum(scored.sum(1), 1)
@@ -230,21 +239,16 @@ class ToyWorld:
         off_share = (asp & ~on_topic).sum(1) / np.maximum(asp.sum(1), 1)
         relevance = mention.astype(float) - off_share
 
-        length = -((n_words - self.cfg.length_target) ** 2)
-
-        s = np.sort(np.where(words, resp, -1), axis=1)
-        new = np.ones_like(s, dtype=bool)
-        new[:, 1:] = s[:, 1:] != s[:, :-1]
-        distinct = (new & (s >= 0)).sum(1)
-        diversity = distinct / np.maximum(n_words, 1)
+        length = -((n_words - gcfg.length_target) ** 2)
+        diversity = _distinct(np.where(words, resp, -1)) / np.maximum(n_words, 1)
         return {"sentiment": sentiment.astype(float), "fluency": fluency.astype(float),
                 "relevance": relevance.astype(float), "length": length.astype(float),
                 "diversity": diversity.astype(float), "n_words": n_words}
 
-    def gold(self, prompt_idx, resp) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Weighted gold total (raw scale) and its dimensions."""
-        d = self.gold_dims(prompt_idx, resp)
-        c = self.cfg
+    def gold(self, prompt_idx, resp, gcfg) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Weighted gold total (raw scale) and its dimensions, under the weights of a GoldConfig."""
+        d = self.gold_dims(prompt_idx, resp, gcfg)
+        c = gcfg
         total = (c.w_sentiment * d["sentiment"] + c.w_fluency * d["fluency"] + c.w_relevance * d["relevance"]
                  + c.w_length * d["length"] + c.w_diversity * d["diversity"])
         return total, d

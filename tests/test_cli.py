@@ -1,0 +1,117 @@
+"""End to end through the command line on the smoke preset; bad input gives one line and exit 2."""
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from overopt.cli import main
+from overopt.experiment import BON_COLUMNS, FIT_COLUMNS, RM_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("smoke")
+    out, cache = root / "out", root / "cache"
+    assert main(["run", "--preset", "smoke", "--out", str(out), "--quiet", "--set", f"run.cache_dir={cache}"]) == 0
+    return out, cache
+
+
+def test_smoke_run_writes_every_file_with_the_contract_columns(smoke):
+    out, _ = smoke
+    for f in ("config.yaml", "manifest.json", "report.html", "plots/fig1_bon.png", "plots/coef_bon.png"):
+        assert (out / f).exists(), f
+    assert list(pd.read_csv(out / "rm.csv").columns) == RM_COLUMNS
+    assert list(pd.read_csv(out / "bon.csv").columns) == BON_COLUMNS
+    assert list(pd.read_csv(out / "fits.csv").columns) == FIT_COLUMNS
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["status"] == "complete" and m["seed"] == 0
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "best-of-32" in html
+
+
+def test_smoke_tables_hold_consistent_numbers(smoke):
+    out, _ = smoke
+    rm, bon = pd.read_csv(out / "rm.csv"), pd.read_csv(out / "bon.csv")
+    assert len(rm) == 3 and rm["params"].is_monotonic_increasing
+    assert rm["val_acc"].between(0, 1).all()
+    for name, g in bon.groupby("rm"):
+        assert g["n"].tolist() == [1, 2, 4, 8, 16, 32]
+        assert g["gold"].iloc[0] == 0 and g["proxy"].iloc[0] == 0      # n = 1 is pi0
+        assert g["proxy"].is_monotonic_increasing                       # best-of-n raises its own proxy
+        assert (g["kl_est"] <= g["kl_bound"] + 1e-9).all()
+        assert (g["gold_lo"] <= g["gold"] + 1e-9).all() and (g["gold"] <= g["gold_hi"] + 1e-9).all()
+
+
+def test_rerun_reuses_the_cache_and_report_rebuilds_from_tables(smoke, tmp_path):
+    out, cache = smoke
+    out2 = tmp_path / "again"
+    assert main(["run", "--preset", "smoke", "--out", str(out2), "--quiet", "--set", f"run.cache_dir={cache}"]) == 0
+    stages = json.loads((out2 / "manifest.json").read_text())["stages"]
+    built = [k for k, v in stages.items() if k not in ("tables", "report") and not v["cached"]]
+    assert built == []
+    pd.testing.assert_frame_equal(pd.read_csv(out / "bon.csv"), pd.read_csv(out2 / "bon.csv"))
+    (out2 / "report.html").unlink()
+    assert main(["report", str(out2)]) == 0
+    assert (out2 / "report.html").stat().st_size > 10000
+
+
+def test_fit_command_json_has_the_fields_of_fits_csv(smoke, capsys):
+    out, _ = smoke
+    assert main(["fit", str(out / "bon.csv"), "--kl-col", "kl_bound", "--reward-col", "gold",
+                 "--group-col", "rm", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3 and set(FIT_COLUMNS) <= set(rows[0])
+    fits = pd.read_csv(out / "fits.csv").set_index(["curve", "form"])
+    for r in rows:  # the same fit as the run's, point for point
+        assert r["alpha"] == pytest.approx(fits.loc[(f"bon/gold/{r['curve']}", "bon"), "alpha"])
+
+
+def test_fit_reads_jsonl_and_recovers_coefficients(tmp_path, capsys):
+    import numpy as np
+    from overopt.laws import predict
+    kl = np.linspace(0, 10, 12)
+    f = tmp_path / "log.jsonl"
+    f.write_text("\n".join(json.dumps({"step": i, "kl": float(k), "reward": float(1.0 + predict("rl", 0.6, 0.3, k))})
+                           for i, k in enumerate(kl)))
+    assert main(["fit", str(f), "--form", "rl", "--json"]) == 0
+    (r,) = json.loads(capsys.readouterr().out)
+    assert r["alpha"] == pytest.approx(0.6, abs=1e-6) and r["beta"] == pytest.approx(0.3, abs=1e-6)
+
+
+@pytest.mark.parametrize("content,args,msg", [
+    (None, [], "file not found"),
+    ("kl,gold\n0,0\n1,1\n4,1\n", ["--reward-col", "nope"], "no column 'nope'"),
+    ("kl,gold\n0,0\n1,abc\n4,1\n", [], "non-numeric value 'abc'"),
+    ("kl,gold\n0,0\n-1,1\n4,1\n", [], "negative KL"),
+    ("kl,gold\n0,0\n1,1\n", [], "too few points"),
+    ("", [], "is empty"),
+    ('{"kl": 1}\n{bad\n', [], "line 2 is not valid JSON"),
+    ("a,b\n1,2\n", [], "no KL column"),
+])
+def test_fit_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, args, msg):
+    f = tmp_path / ("x.jsonl" if content and content.startswith("{") else "x.csv")
+    if content is not None:
+        f.write_text(content)
+    assert main(["fit", str(f), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["run", "--preset", "nope"], "unknown preset 'nope'"),
+    (["run", "--preset", "smoke", "--set", "rm.sizez=1"], "unknown config key 'rm.sizez'"),
+    (["run", "--config", "/no/such.yaml"], "config file not found"),
+    (["report", "/no/such/dir"], "is not a directory"),
+])
+def test_run_and_report_bad_input(capsys, args, msg):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and len(err.splitlines()) == 1
+
+
+def test_console_script_help():
+    for sub in ("run", "fit", "report"):
+        r = subprocess.run([sys.executable, "-m", "overopt.cli", sub, "--help"], capture_output=True, text=True)
+        assert r.returncode == 0 and "usage: overopt" in r.stdout

@@ -1,0 +1,52 @@
+import pytest
+
+from overopt.config import ConfigError, load_config, list_presets, parse_override
+
+
+def test_presets_load_and_overrides_apply():
+    assert {"smoke", "default"} <= set(list_presets())
+    cfg = load_config("smoke", overrides=["rm.n_train=300", "rm.sizes=[8x1, 16x2]", "bon.pool_size=16"])
+    assert cfg.rm.n_train == 300 and cfg.rm.sizes == ("8x1", "16x2") and cfg.bon.pool_size == 16
+
+
+def test_yaml_file_over_preset(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("rm:\n  label_noise: 0.25\n")
+    assert load_config("smoke", str(f)).rm.label_noise == 0.25
+
+
+@pytest.mark.parametrize("override,msg", [
+    ("rm.sizez=[8x1]", "unknown config key 'rm.sizez'"),
+    ("nosuch.key=1", "unknown config key 'nosuch'"),
+    ("rm.n_train=abc", "config key 'rm.n_train' must be an integer"),
+    ("rm.n_train=1.5", "config key 'rm.n_train' must be an integer"),
+    ("rm.label_noise=0.7", "config key 'rm.label_noise' must be in"),
+    ("rm.sizes=[8y1]", "config key 'rm.sizes' entry"),
+    ("bon.pool_size=2", "config key 'bon.pool_size'"),
+    ("run.device=tpu", "config key 'run.device'"),
+    ("rm.data_sizes=[100, 99999999]", "config key 'rm.data_sizes'"),
+])
+def test_bad_values_name_the_key(override, msg):
+    with pytest.raises(ConfigError, match=msg.replace("[", r"\[")):
+        load_config("smoke", overrides=[override])
+
+
+def test_bad_preset_and_override_syntax():
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        load_config("nope")
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("rm.n_train")
+
+
+def test_hash_tracks_content_and_sections():
+    a = load_config("smoke")
+    b = load_config("smoke", overrides=["bon.pool_size=16"])
+    assert a.hash != b.hash
+    assert a.section_hash("world", "policy") == b.section_hash("world", "policy")  # pi0 is reused
+    assert a.section_hash("world") != load_config("smoke", overrides=["run.seed=1"]).section_hash("world")
+
+
+def test_configs_are_frozen():
+    cfg = load_config("smoke")
+    with pytest.raises(Exception):
+        cfg.rm.n_train = 5

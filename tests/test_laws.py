@@ -1,0 +1,64 @@
+import math
+
+import numpy as np
+import pytest
+
+from overopt import laws
+
+
+@pytest.mark.parametrize("form,alpha,beta", [("bon", 0.8, 0.2), ("rl", 0.5, 0.25)])
+def test_fit_recovers_known_coefficients_from_noisy_curves(form, alpha, beta):
+    rng = np.random.default_rng(0)
+    kl = np.linspace(0.0, 12.0, 40)
+    gain = laws.predict(form, alpha, beta, kl) + rng.normal(0, 0.01, size=kl.shape)
+    r = laws.fit(kl, gain, form, n_boot=300)
+    assert r.alpha == pytest.approx(alpha, abs=0.02)
+    assert r.beta == pytest.approx(beta, abs=0.02)
+    assert r.alpha_lo <= alpha <= r.alpha_hi
+    assert r.beta_lo <= beta <= r.beta_hi
+    assert r.r2 > 0.99
+
+
+def test_fit_with_bootstrap_replicates():
+    kl = np.linspace(0, 6, 10)
+    base = laws.predict("bon", 1.0, 0.3, kl)
+    reps = base + np.random.default_rng(1).normal(0, 0.05, size=(200, 10))
+    r = laws.fit(kl, base, "bon", boot_gains=reps)
+    assert r.alpha == pytest.approx(1.0) and r.beta == pytest.approx(0.3)
+    assert r.alpha_lo < 1.0 < r.alpha_hi and r.alpha_hi - r.alpha_lo < 0.2
+
+
+def test_peaks_follow_the_closed_forms():
+    kp, gp = laws.peak("bon", 1.0, 0.25)        # d* = 2, R* = 1
+    assert (kp, gp) == pytest.approx((4.0, 1.0))
+    kp, gp = laws.peak("rl", 0.5, 0.25)         # d* = e, R* = 0.25 e
+    assert (kp, gp) == pytest.approx((math.e ** 2, 0.25 * math.e))
+    kp, gp = laws.peak("log1p", 1.0, 0.5)
+    d = math.sqrt(kp)
+    assert 1.0 - 0.5 * (math.log1p(d) + d / (1 + d)) == pytest.approx(0, abs=1e-9)
+    assert laws.peak("bon", 1.0, -0.1) == (math.inf, math.inf)
+
+
+def test_chosen_form_beats_the_alternatives_on_its_own_curve():
+    kl = np.linspace(0, 8, 30)
+    gain = laws.predict("bon", 1.0, 0.3, kl)
+    r2 = {f: laws.fit(kl, gain, f).r2 for f in ("bon", "log1p", "quad_kl")}
+    assert r2["bon"] > r2["log1p"] and r2["bon"] > r2["quad_kl"]
+
+
+@pytest.mark.parametrize("kl,gain,msg", [
+    ([0, 1], [0, 1], "too few points"),
+    ([0, -1, 2], [0, 1, 2], "KL must be >= 0"),
+    ([0, 1, float("nan")], [0, 1, 2], "finite"),
+    ([0, 0, 0], [0, 1, 2], "KL > 0"),
+])
+def test_bad_input_is_named(kl, gain, msg):
+    with pytest.raises(laws.FitError, match=msg):
+        laws.fit(kl, gain, "bon")
+
+
+def test_scaling_recovers_a_log_linear_trend():
+    params = np.array([1e3, 1e4, 1e5, 1e6])
+    s = laws.fit_scaling(params, 2.0 - 0.3 * np.log10(params), "beta_bon")
+    assert s.slope == pytest.approx(-0.3) and s.intercept == pytest.approx(2.0)
+    assert s.r2 == pytest.approx(1.0) and s.spearman == pytest.approx(-1.0)

@@ -1,0 +1,89 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from overopt.policy import _filter_top_p, build_lm, response_logprobs, sample, train_lm
+from overopt.reward import bradley_terry_loss, build_rm, score, train_rm
+
+V, EOS, PAD = 12, 2, 0
+
+
+@pytest.fixture(scope="module")
+def lm():
+    torch.manual_seed(0)
+    return build_lm(V, 16, 1, 2, 32, seed=0)
+
+
+def test_sampled_logprob_equals_recomputed_logprob(lm):
+    prompts = torch.randint(3, V, (16, 5))
+    s = sample(lm, prompts, 10, EOS, PAD, generator=torch.Generator().manual_seed(1))
+    per_token = response_logprobs(lm, prompts, s.tokens, PAD, eos_id=EOS)
+    torch.testing.assert_close(per_token.sum(1), s.logprob, atol=1e-4, rtol=1e-4)
+    ended = (s.tokens == EOS).any(1)
+    assert torch.equal(s.lengths[ended], (s.tokens[ended] != PAD).sum(1))
+
+
+def test_left_padding_leaves_logprobs_unchanged(lm):
+    prompts = torch.randint(3, V, (4, 5))
+    resp = torch.randint(3, V, (4, 6))
+    plain = response_logprobs(lm, prompts, resp, PAD)
+    padded = torch.cat([torch.full((4, 3), PAD), prompts], 1)
+    mask = torch.cat([torch.zeros(4, 3, dtype=torch.long), torch.ones(4, 5, dtype=torch.long)], 1)
+    torch.testing.assert_close(response_logprobs(lm, padded, resp, PAD, prompt_mask=mask), plain,
+                               atol=1e-5, rtol=1e-5)
+    s1 = sample(lm, prompts, 8, EOS, PAD, generator=torch.Generator().manual_seed(3))
+    s2 = sample(lm, padded, 8, EOS, PAD, attention_mask=mask, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(s1.tokens, s2.tokens)
+
+
+def test_sampler_frequencies_match_the_model_distribution(lm):
+    prompt = torch.randint(3, V, (1, 5)).repeat(20000, 1)
+    s = sample(lm, prompt, 1, EOS, PAD, generator=torch.Generator().manual_seed(2))
+    freq = torch.bincount(s.tokens[:, 0], minlength=V).float() / len(prompt)
+    logits = lm(prompt[:1]).logits[0, -1]
+    logits[PAD] = float("-inf")  # the sampler never emits padding
+    p = logits.softmax(-1)
+    assert freq[PAD] == 0
+    assert (freq - p).abs().max() < 0.015
+
+
+def test_top_p_keeps_the_smallest_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = torch.isfinite(_filter_top_p(logits, 0.7))
+    assert kept.tolist() == [[True, True, False, False]]
+    assert torch.isfinite(_filter_top_p(logits, 1.0)).all()
+
+
+def test_lm_training_lowers_the_loss():
+    torch.manual_seed(0)
+    model = build_lm(V, 16, 1, 2, 32, seed=0)
+    prompts = torch.full((64, 3), 5)
+    responses = torch.tensor([[7, 8, 9, EOS]] * 64)
+    losses = train_lm(model, prompts, responses, steps=60, batch_size=16, lr=1e-2, seed=0, pad_id=PAD)
+    assert losses[-1] < 0.2 * losses[0]
+
+
+def test_bradley_terry_loss_against_hand_computed_values():
+    loss = bradley_terry_loss(torch.tensor([1.0, 0.0, 2.0]), torch.tensor([0.0, 0.0, -1.0]))
+    want = [math.log(1 + math.exp(-1)), math.log(2), math.log(1 + math.exp(-3))]
+    torch.testing.assert_close(loss, torch.tensor(want))
+
+
+def test_reward_model_learns_a_token_preference_and_scores_the_last_real_token():
+    torch.manual_seed(0)
+    rm = build_rm(V, 16, 1, 32, seed=0)
+    n = 256
+    prompts = torch.randint(3, V, (n, 4))
+    good = torch.randint(3, V, (n, 5)); good[:, 2] = 11        # chosen responses contain token 11
+    bad = torch.randint(3, 11, (n, 5))
+    good = torch.cat([good, torch.full((n, 1), EOS), torch.full((n, 2), PAD)], 1)
+    bad = torch.cat([bad, torch.full((n, 1), EOS), torch.full((n, 2), PAD)], 1)
+    before = (score(rm, prompts, good, PAD) > score(rm, prompts, bad, PAD)).mean()
+    train_rm(rm, prompts, good, bad, epochs=8, batch_size=32, lr=3e-3, weight_decay=0.0, seed=0, pad_id=PAD)
+    after = (score(rm, prompts, good, PAD) > score(rm, prompts, bad, PAD)).mean()
+    assert after > 0.95 and after > before
+    # trailing padding must not change a score
+    extra = torch.cat([good, torch.full((n, 3), PAD)], 1)
+    np.testing.assert_allclose(score(rm, prompts, extra, PAD), score(rm, prompts, good, PAD), atol=1e-5)
