@@ -115,3 +115,36 @@ def test_console_script_help():
     for sub in ("run", "fit", "report"):
         r = subprocess.run([sys.executable, "-m", "overopt.cli", sub, "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "usage: overopt" in r.stdout
+
+
+def test_interrupted_run_resumes_from_the_cache(tmp_path, monkeypatch, capsys):
+    import overopt.experiment as ex
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = ["run", "--preset", "smoke", "--out", str(out), "--quiet", "--set", f"run.cache_dir={cache}"]
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(ex, "build_pool", interrupted)
+        assert main(args) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
+    assert json.loads((out / "manifest.json").read_text())["status"] == "running"
+    assert (out / "rm.csv").exists() and not (out / "bon.csv").exists()
+    assert main(args) == 0
+    stages = json.loads((out / "manifest.json").read_text())["stages"]
+    assert all(stages[k]["cached"] for k in stages if k in ("world", "pi0", "pairs") or k.startswith("rm "))
+    assert not stages["pool"]["cached"]
+
+
+def test_data_size_sweep_adds_proxies_and_a_report_section(smoke, tmp_path):
+    _, cache = smoke
+    out = tmp_path / "sweep"
+    assert main(["run", "--preset", "smoke", "--out", str(out), "--quiet", "--set", f"run.cache_dir={cache}",
+                 "--set", "rm.data_sizes=[4,100,300]", "--set", "rm.data_sweep_rm=32x1"]) == 0
+    rm = pd.read_csv(out / "rm.csv")
+    sweep = rm[rm["rm"].str.startswith("32x1")].sort_values("n_train")
+    assert sweep["n_train"].tolist() == [4, 100, 300, 600]
+    assert sweep["val_acc"].iloc[0] < sweep["val_acc"].iloc[-1]   # too little data learns less
+    assert set(rm["rm"]) == set(pd.read_csv(out / "bon.csv")["rm"])
+    assert "Preference data size" in (out / "report.html").read_text()
