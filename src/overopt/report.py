@@ -212,8 +212,9 @@ def write_report(out: str | Path) -> Path:
     parts += ["<h2>Fits</h2>", "<p class='note'>R = d(alpha - beta d), d = sqrt(KL); intervals are the "
               "bootstrap over prompts. kl_peak and gain_peak follow from alpha and beta.</p>",
               _table(chosen[chosen["curve"].str.startswith("bon/gold/")].drop(columns=["form"]))]
-    comp = fits[fits["curve"].str.startswith("bon/gold/")].pivot(index="curve", columns="form", values="r2")
-    comp = comp.reset_index()
+    gold_fits = fits[fits["curve"].str.startswith("bon/gold/")]
+    comp = gold_fits.pivot(index="curve", columns="form", values="r2")
+    comp = comp.loc[gold_fits["curve"].unique()].reset_index()
     comp["chosen form best"] = comp.apply(lambda r: all(r["bon"] >= r[c] for c in comp.columns
                                                         if c not in ("curve", "bon", "chosen form best")), axis=1)
     parts += ["<h3>Chosen form against the rejected alternatives (R^2)</h3>",
