@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fit", help="fit a functional form to a CSV or JSONL file of (KL, reward) points",
                        description="Fit R = d(alpha - beta d) (bon) or d(alpha - beta ln d) (rl), d = sqrt(KL), "
-                       "with bootstrap intervals. A KL = 0 row is taken as pi0 and subtracted; repeated KL "
+                       "with bootstrap intervals. A KL = 0 row is taken as pi0 and subtracted; rows with an empty KL or "
+                       "reward are skipped; repeated KL "
                        "values are averaged.")
     f.add_argument("file", help="CSV or JSONL file")
     f.add_argument("--form", choices=["bon", "rl"], default="bon", help="functional form (default bon)")
