@@ -159,9 +159,9 @@ def sample(model, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int, pa
     return Samples(tokens[:, :T], logprob, lengths)
 
 
-def response_logprobs(model, prompt_ids: torch.Tensor, responses: torch.Tensor, pad_id: int,
-                      prompt_mask: torch.Tensor | None = None, eos_id: int | None = None) -> torch.Tensor:
-    """Per-token log pi(y_t | x, y_<t) of given responses, [B, T]; 0 where the response is padding.
+def response_logits(model, prompt_ids: torch.Tensor, responses: torch.Tensor, pad_id: int,
+                    prompt_mask: torch.Tensor | None = None, eos_id: int | None = None) -> torch.Tensor:
+    """Float logits predicting each response token, [B, T, V].
 
     Responses are right-padded with ``pad_id`` after their end token; prompts left-padded.
     With ``eos_id`` (distinct from ``pad_id``) the padding token is excluded from the
@@ -174,12 +174,18 @@ def response_logprobs(model, prompt_ids: torch.Tensor, responses: torch.Tensor, 
     position_ids = (mask.cumsum(1) - 1).clamp(min=0)
     seq = torch.cat([prompt_ids, responses], 1)
     P = prompt_ids.shape[1]
-    logits = model(input_ids=seq, attention_mask=mask, position_ids=position_ids).logits[:, P - 1:-1]
-    logits = logits.float()
+    logits = model(input_ids=seq, attention_mask=mask, position_ids=position_ids).logits[:, P - 1:-1].float()
     if eos_id is not None and pad_id != eos_id:
         logits[..., pad_id] = float("-inf")
+    return logits
+
+
+def response_logprobs(model, prompt_ids: torch.Tensor, responses: torch.Tensor, pad_id: int,
+                      prompt_mask: torch.Tensor | None = None, eos_id: int | None = None) -> torch.Tensor:
+    """Per-token log pi(y_t | x, y_<t) of given responses, [B, T]; 0 where the response is padding."""
+    logits = response_logits(model, prompt_ids, responses, pad_id, prompt_mask, eos_id)
     logp = logits.log_softmax(-1).gather(-1, responses[..., None]).squeeze(-1)
-    return logp.masked_fill(resp_mask == 0, 0.0)
+    return logp.masked_fill(responses == pad_id, 0.0)
 
 
 def sample_in_batches(model, prompt_ids: torch.Tensor, batch: int, max_new_tokens: int, eos_id: int,
