@@ -8,6 +8,7 @@ import pytest
 
 from overopt.cli import main
 from overopt.experiment import BON_COLUMNS, FIT_COLUMNS, RM_COLUMNS
+from overopt.rlrun import RL_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -20,11 +21,15 @@ def smoke(tmp_path_factory):
 
 def test_smoke_run_writes_every_file_with_the_contract_columns(smoke):
     out, _ = smoke
-    for f in ("config.yaml", "manifest.json", "report.html", "plots/fig1_bon.png", "plots/coef_bon.png"):
+    for f in ("config.yaml", "manifest.json", "report.html", "plots/fig1_bon.png", "plots/coef_bon.png", "rl.csv"):
         assert (out / f).exists(), f
     assert list(pd.read_csv(out / "rm.csv").columns) == RM_COLUMNS
     assert list(pd.read_csv(out / "bon.csv").columns) == BON_COLUMNS
     assert list(pd.read_csv(out / "fits.csv").columns) == FIT_COLUMNS
+    rl = pd.read_csv(out / "rl.csv")
+    assert list(rl.columns) == RL_COLUMNS and set(rl["rm"]) == {"8x1", "16x1", "32x1"}
+    assert (rl.groupby("rm")["step"].max() == 12).all() and (rl.groupby("rm")["kl"].last() > 0).all()
+    assert (out / "plots" / "rl.png").exists()
     m = json.loads((out / "manifest.json").read_text())
     assert m["status"] == "complete" and m["seed"] == 0
     html = (out / "report.html").read_text()

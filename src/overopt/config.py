@@ -93,6 +93,25 @@ class BonConfig:
 
 
 @dataclass(frozen=True)
+class RLConfig:
+    enabled: bool = _f(True, "run RL against every proxy of the family (rl.csv, the RL fits and report section)")
+    algo: str = _f("rloo", "rloo (k samples per prompt, leave-one-out baseline) or ppo (GAE, value head)")
+    steps: int = _f(100, "rollout-and-update steps per curve")
+    prompts_per_step: int = _f(64, "training prompts per step (each sampled k times)")
+    k: int = _f(4, "samples per prompt")
+    lr: float = _f(1e-4, "Adam learning rate of the policy (and value head)")
+    kl_coef: float = _f(0.0, "coefficient of the KL penalty in the reward (initial value when adaptive)")
+    kl_target: float = _f(0.0, "> 0: adapt the coefficient toward this KL per sequence (Ziegler et al.)")
+    kl_horizon: int = _f(10000, "adaptive controller horizon, in samples")
+    epochs: int = _f(1, "optimisation passes over each rollout batch")
+    minibatches: int = _f(1, "minibatches per pass")
+    eval_points: int = _f(10, "evaluations per curve, besides step 0")
+    eval_spacing: float = _f(1.5, "evaluation step i is steps * (i / eval_points)^spacing: > 1 is dense early")
+    eval_prompts: int = _f(200, "held-out prompts per evaluation")
+    eval_samples: int = _f(4, "samples per held-out prompt per evaluation")
+
+
+@dataclass(frozen=True)
 class FitConfig:
     extrap_frac: float = _f(0.125, "extrapolation check: fit on n <= extrap_frac * N, predict at N")
     ci: float = _f(0.9, "width of the bootstrap intervals")
@@ -106,6 +125,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     rm: RMConfig = field(default_factory=RMConfig)
     bon: BonConfig = field(default_factory=BonConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
     fit: FitConfig = field(default_factory=FitConfig)
 
     def to_dict(self) -> dict:
@@ -122,7 +142,7 @@ class Config:
 
     @property
     def hash(self) -> str:
-        return self.section_hash("world", "gold", "policy", "rm", "bon", "fit")
+        return self.section_hash("world", "gold", "policy", "rm", "bon", "rl", "fit")
 
 
 def field_help(cls) -> dict[str, str]:
@@ -232,6 +252,17 @@ def validate(cfg: Config) -> Config:
     need(cfg.bon.pool_size >= 4, "bon.pool_size", "must be >= 4")
     need(cfg.bon.n_boot >= 10, "bon.n_boot", "must be >= 10")
     need(cfg.bon.n_examples >= 0, "bon.n_examples", "must be >= 0")
+    need(cfg.rl.algo in ("rloo", "ppo"), "rl.algo", "must be rloo or ppo")
+    for k in ("steps", "prompts_per_step", "eval_points", "eval_prompts", "eval_samples", "epochs", "minibatches",
+              "kl_horizon"):
+        need(getattr(cfg.rl, k) >= 1, f"rl.{k}", "must be >= 1")
+    need(cfg.rl.k >= (2 if cfg.rl.algo == "rloo" else 1), "rl.k", "must be >= 2 for rloo (>= 1 for ppo)")
+    need(cfg.rl.lr > 0, "rl.lr", "must be > 0")
+    need(cfg.rl.kl_coef >= 0, "rl.kl_coef", "must be >= 0")
+    need(cfg.rl.kl_target >= 0, "rl.kl_target", "must be >= 0")
+    need(cfg.rl.kl_target == 0 or cfg.rl.kl_coef > 0, "rl.kl_coef", "must be > 0 when rl.kl_target is set")
+    need(cfg.rl.eval_spacing > 0, "rl.eval_spacing", "must be > 0")
+    need(cfg.rl.eval_prompts <= cfg.world.eval_prompts, "rl.eval_prompts", "must be <= world.eval_prompts")
     need(0 < cfg.fit.extrap_frac < 1, "fit.extrap_frac", "must be in (0, 1)")
     need(0.5 <= cfg.fit.ci < 1, "fit.ci", "must be in [0.5, 1)")
     return cfg

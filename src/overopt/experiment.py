@@ -24,6 +24,7 @@ from .config import Config, parse_size
 from .labels import label_pairs
 from .policy import build_lm, n_params, sample_in_batches, train_lm
 from .reward import bradley_terry_loss, build_rm, score, train_rm
+from .rlrun import RL_COLUMNS, Evaluator, run_curve
 from .world.toy import EOS, GOLD_DIMS, PAD, ToyWorld
 
 RM_COLUMNS = ["rm", "params", "n_train", "seed", "val_loss", "val_acc", "train_s"]
@@ -314,7 +315,8 @@ def bon_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], scores
     return pd.DataFrame(rows, columns=BON_COLUMNS), boots
 
 
-def fit_tables(run: Run, bon_df: pd.DataFrame, boots: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def fit_tables(run: Run, bon_df: pd.DataFrame, boots: dict, rl_df: pd.DataFrame | None = None,
+               rl_boots: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """fits.csv (chosen and rejected forms per curve), scaling.csv, extrapolation.csv."""
     c = run.cfg
     fits, extrap = [], []
@@ -334,8 +336,21 @@ def fit_tables(run: Run, bon_df: pd.DataFrame, boots: dict) -> tuple[pd.DataFram
             extrap.append({"rm": rm, "n_fit_max": int(n[early].max()), "n_target": N, "kl_target": kl[-1],
                            "gold_target": gold[-1], "gold_predicted": pred, "abs_error": abs(pred - gold[-1]),
                            "r2_early": r.r2})
-    fits_df = pd.DataFrame(fits)
-    fits_df = fits_df[FIT_COLUMNS]
+    rl_curves = {}
+    if rl_df is not None and len(rl_df):
+        for rm, g in rl_df.groupby("rm", sort=False):
+            kl, gold = g["kl"].to_numpy(), g["gold"].to_numpy()
+            rl_curves[rm] = (kl, gold)
+            for form in ("rl", *laws.ALTERNATIVES["rl"], "bon"):
+                r = laws.fit(kl, gold, form, boot_gains=(rl_boots or {}).get(rm), ci=c.fit.ci)
+                fits.append({"curve": f"rl/gold/{rm}", **r.to_dict()})
+        if len(rl_curves) > 1:
+            alpha, betas, r2 = laws.fit_shared_alpha(rl_curves, "rl")
+            for rm, b in betas.items():
+                kp, gp = laws.peak("rl", alpha, b)
+                fits.append({"curve": f"rl/gold/{rm}", "form": "rl_shared_alpha", "alpha": alpha, "beta": b,
+                             "r2": r2[rm], "kl_peak": kp, "gain_peak": gp, "n_points": len(rl_curves[rm][0])})
+    fits_df = pd.DataFrame(fits).reindex(columns=FIT_COLUMNS)
     family = bon_df[bon_df["n_train"] == c.rm.n_train]
     params = family.groupby("rm", sort=False)["rm_params"].first()
     chosen = fits_df[fits_df["form"] == "bon"].set_index("curve")
@@ -345,6 +360,11 @@ def fit_tables(run: Run, bon_df: pd.DataFrame, boots: dict) -> tuple[pd.DataFram
         scal.append(vars(laws.fit_scaling(params.to_numpy(), vals, f"{coef}_bon")))
     at_n = family[family["n"] == family["n"].max()].set_index("rm")["gold"]
     scal.append(vars(laws.fit_scaling(params.to_numpy(), at_n[params.index].to_numpy(), "gold_at_N")))
+    for form, name in (("rl", "beta_rl"), ("rl_shared_alpha", "beta_rl_shared_alpha")):
+        rows = fits_df[(fits_df["form"] == form) & fits_df["curve"].str.startswith("rl/gold/")]
+        if len(rows) > 1:
+            rms = rows["curve"].str[len("rl/gold/"):]
+            scal.append(vars(laws.fit_scaling(params[rms].to_numpy(), rows["beta"].to_numpy(), name)))
     return fits_df, pd.DataFrame(scal), pd.DataFrame(extrap)
 
 
@@ -368,6 +388,25 @@ def sample_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], sco
                          "text": world.decode(toks[i, j]), "gold": gold[i, j],
                          "proxy": scores[p["rm"]].reshape(P, N)[i, j]})
     return pd.DataFrame(rows)
+
+
+def rl_curves(run: Run, world: ToyWorld, pi0, pool: dict, proxies: list[dict], scores: dict, gold_norm):
+    """RL against every proxy of the family (rl.csv rows) and each curve's bootstrap replicates."""
+    c = run.cfg
+    if not c.rl.enabled:
+        return None, None
+    evaluator = Evaluator(run, world, pi0, pool, scores, gold_norm)
+    rows, boots = [], {}
+    for p in proxies:
+        if p["n_train"] != c.rm.n_train:
+            continue
+        key = c.section_hash("world", "gold", "policy", "rl", extra=[p["key"], pool["key"]])
+        with run.stage(f"rl {p['rm']}") as st:
+            st["cached"] = run.cache.get("rl", key) is not None
+            res = run_curve(run, world, pi0, p, evaluator, key, f"rl {p['rm']}")
+        rows += res["rows"]
+        boots[p["rm"]] = res["boot"]
+    return pd.DataFrame(rows).reindex(columns=RL_COLUMNS), boots
 
 
 # ---------------------------------------------------------------- driver
@@ -418,10 +457,13 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
     write_table(pd.DataFrame([{k: p[k] for k in RM_COLUMNS} for p in proxies]), out, "rm")
     pool = build_pool(run, world, pi0)
     scores = score_pool(run, world, pool, proxies)
+    rl_df, rl_boots = rl_curves(run, world, pi0, pool, proxies, scores, gold_norm)
+    if rl_df is not None:
+        write_table(rl_df, out, "rl")
     with run.stage("tables"):
         bon_df, boots = bon_table(run, world, pool, proxies, scores, gold_norm)
         write_table(bon_df, out, "bon")
-        fits_df, scal_df, extrap_df = fit_tables(run, bon_df, boots)
+        fits_df, scal_df, extrap_df = fit_tables(run, bon_df, boots, rl_df, rl_boots)
         write_table(fits_df, out, "fits")
         write_table(scal_df, out, "scaling")
         write_table(extrap_df, out, "extrapolation")

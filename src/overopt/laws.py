@@ -177,3 +177,33 @@ def fit_scaling(params, values, coef: str) -> Scaling:
     rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
     rho = float(np.corrcoef(rx, ry)[0, 1]) if len(x) > 2 else float(np.sign(slope))
     return Scaling(coef, float(slope), float(intercept), float(r2), rho)
+
+
+def fit_shared_alpha(curves: dict, form: str = "rl") -> tuple[float, dict[str, float], dict[str, float]]:
+    """One alpha across curves, one beta per curve (Gao et al. fit RL curves so).
+
+    ``curves``: name -> (kl, gain). Returns (alpha, {name: beta}, {name: r2 of that curve}).
+    """
+    names = list(curves)
+    if not names:
+        raise FitError("no curves to fit")
+    fa, fb = FORMS[form]
+    rows, ys = [], []
+    for j, name in enumerate(names):
+        kl, gain = _check(*curves[name])
+        d = np.sqrt(kl)
+        X = np.zeros((len(d), 1 + len(names)))
+        X[:, 0] = fa(d)
+        X[:, 1 + j] = -fb(d)
+        rows.append(X)
+        ys.append(gain)
+    coef, *_ = np.linalg.lstsq(np.vstack(rows), np.concatenate(ys), rcond=None)
+    alpha = float(coef[0])
+    betas, r2 = {}, {}
+    for j, name in enumerate(names):
+        betas[name] = float(coef[1 + j])
+        pred = rows[j] @ coef
+        y = ys[j]
+        ss = ((y - y.mean()) ** 2).sum()
+        r2[name] = float(1 - ((y - pred) ** 2).sum() / ss) if ss > 0 else math.nan
+    return alpha, betas, r2

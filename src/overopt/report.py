@@ -94,6 +94,38 @@ def plot_coefs(fits: pd.DataFrame, rm: pd.DataFrame, scaling: pd.DataFrame | Non
     return fig
 
 
+def plot_rl(rl: pd.DataFrame, fits: pd.DataFrame, bon: pd.DataFrame, family: list[str]):
+    """Gao Fig. 1 (RL) beside Fig. 8: gold against proxy for RL and best-of-n."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    for rm, col in zip(family, _colors(len(family))):
+        g = rl[rl["rm"] == rm]
+        if not len(g):
+            continue
+        d = np.sqrt(g["kl"].to_numpy())
+        axes[0].plot(d, g["gold"], "-o", color=col, ms=3, label=rm)
+        axes[0].fill_between(d, g["gold_lo"], g["gold_hi"], color=col, alpha=0.15)
+        axes[0].plot(d, g["proxy"], "--", color=col)
+        f = fits[(fits["curve"] == f"rl/gold/{rm}") & (fits["form"] == "rl")]
+        if len(f):
+            dd = np.linspace(1e-3, d.max() * 1.02, 100)
+            axes[0].plot(dd, laws.predict("rl", f["alpha"].iloc[0], f["beta"].iloc[0], dd ** 2), ":", color=col)
+        axes[1].plot(g["proxy"], g["gold"], "-o", color=col, ms=3, label=f"RL {rm}")
+        b = bon[bon["rm"] == rm]
+        axes[1].plot(b["proxy"], b["gold"], "--s", color=col, ms=3, alpha=0.7, label=f"BoN {rm}")
+    axes[0].set_title("RL: gold (solid, 90% CI), proxy (dashed), fit d(alpha - beta ln d) (dotted)")
+    axes[0].set_xlabel("d = sqrt(KL(pi || pi0)), full-vocabulary estimate")
+    axes[0].set_ylabel("gain over pi0")
+    axes[1].set_title("gold against proxy: RL (solid) and best-of-n (dashed)")
+    axes[1].set_xlabel("proxy gain")
+    axes[1].set_ylabel("gold gain")
+    for ax in axes:
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def plot_dims(bon: pd.DataFrame, rms: list[str]):
     dims = [c for c in bon.columns if c.startswith("gold_") and c not in ("gold_lo", "gold_hi")]
     fig, axes = plt.subplots(1, len(rms), figsize=(6 * len(rms), 3.8), squeeze=False)
@@ -184,6 +216,9 @@ def write_report(out: str | Path) -> Path:
             "coef_bon": _png(plot_coefs(fits, rm, scaling, family), plots / "coef_bon.png"),
             "gold_dims": _png(plot_dims(bon, [family[0], family[-1]] if len(family) > 1 else family),
                               plots / "gold_dims.png")}
+    rl = _read(out, "rl", False)
+    if rl is not None and len(rl):
+        imgs["rl"] = _png(plot_rl(rl, fits, bon, family), plots / "rl.png")
     if (rm.groupby(rm["rm"].str.split("@").str[0])["n_train"].nunique() > 1).any():
         imgs["data_sweep"] = _png(plot_data_sweep(bon, rm), plots / "data_sweep.png")
     img = lambda k: f'<img src="data:image/png;base64,{imgs[k]}">'  # noqa: E731
@@ -226,6 +261,19 @@ def write_report(out: str | Path) -> Path:
     if extrap is not None and len(extrap):
         parts += ["<h2>Extrapolation</h2>", "<p class='note'>Fit on small n only, predict the gold gain "
                   "at n = N.</p>", _table(extrap)]
+    if "rl" in imgs:
+        rl_fits = fits[fits["curve"].str.startswith("rl/gold/")]
+        parts += ["<h2>RL against each proxy (Gao et al. Fig. 1 and Fig. 8)</h2>",
+                  "<p class='note'>KL is the full-vocabulary per-token KL summed along sampled responses; the same "
+                  "pi0 baseline as best-of-n. Fit: R = d(alpha - beta ln d).</p>", img("rl"),
+                  _table(rl_fits[rl_fits["form"] == "rl"].drop(columns=["form"]))]
+        comp = rl_fits[rl_fits["form"] != "rl_shared_alpha"].pivot(index="curve", columns="form", values="r2")
+        parts += ["<h3>RL form against the alternatives (R^2)</h3>",
+                  _table(comp.loc[rl_fits["curve"].unique()].reset_index())]
+        shared = rl_fits[rl_fits["form"] == "rl_shared_alpha"]
+        if len(shared):
+            parts += ["<h3>One alpha shared by every proxy (as Gao et al.)</h3>",
+                      _table(shared[["curve", "alpha", "beta", "r2", "kl_peak", "gain_peak"]])]
     parts += ["<h2>Gold dimensions</h2>", "<p class='note'>Gain of each gold dimension over pi0 under "
               "best-of-n: which one the proxy sacrifices.</p>", img("gold_dims")]
     if "data_sweep" in imgs:

@@ -1,0 +1,127 @@
+"""The RL stage of a run: optimize pi0 against each proxy, evaluate on a schedule, write rl.csv rows.
+
+Each curve checkpoints (policy, optimizer, controller, random state, rows so far) into the cache
+at every evaluation point, so an interrupted run resumes mid-curve.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from . import bon
+from .kl import sequence_kl
+from .policy import sample
+from .reward import score
+from .rl import RLSettings, RLTrainer
+from .world.toy import EOS, GOLD_DIMS, PAD
+
+RL_COLUMNS = ["rm", "rm_params", "algo", "kl_coef", "step", "kl", "kl_k1", "kl_k3", "proxy", "gold", "gold_lo",
+              "gold_hi"] + [f"gold_{d}" for d in GOLD_DIMS] + ["length"]
+
+
+def eval_steps(steps: int, points: int, spacing: float) -> list[int]:
+    """0, then steps * (i / points)^spacing for i = 1..points (dense early when spacing > 1), ending at steps."""
+    s = {0, steps}
+    s.update(int(round(steps * (i / points) ** spacing)) for i in range(1, points + 1))
+    return sorted(s)
+
+
+class Evaluator:
+    """Samples the policy on held-out prompts and measures KL, proxy, gold and its dimensions.
+
+    Gains are over pi0's mean on the same prompts, taken from the best-of-n pool (N samples per
+    prompt), so RL and best-of-n share one baseline and one KL definition.
+    """
+
+    def __init__(self, run, world, pi0, pool: dict, pool_scores: dict, gold_norm):
+        c = run.cfg
+        self.run, self.world, self.pi0, self.gold_norm = run, world, pi0, gold_norm
+        P, N = len(world.eval_prompt_idx), c.bon.pool_size
+        self.n_prompts = c.rl.eval_prompts
+        self.prompt_idx = np.repeat(world.eval_prompt_idx[: self.n_prompts], c.rl.eval_samples)
+        self.prompts = torch.tensor(world.prompt_ids[self.prompt_idx], device=run.device)
+        gold_raw, dims = world.gold(pool["prompt_idx"], pool["tokens"], c.gold)
+        gold = (gold_raw - gold_norm[0]) / gold_norm[1]
+        self.base_gold = gold.reshape(P, N)[: self.n_prompts].mean(1)
+        self.base_dims = {d: dims[d].reshape(P, N)[: self.n_prompts].mean() for d in GOLD_DIMS}
+        self.base_proxy = {k: v.reshape(P, N)[: self.n_prompts].mean() for k, v in pool_scores.items()}
+
+    @torch.no_grad()
+    def __call__(self, policy, proxy: dict, seed: int) -> tuple[dict, np.ndarray]:
+        c = self.run.cfg
+        g = torch.Generator(device=self.prompts.device).manual_seed(seed)
+        s = sample(policy, self.prompts, c.world.max_new_tokens, EOS, PAD, generator=g)
+        kls = sequence_kl(policy, self.pi0, self.prompts, s.tokens, PAD, EOS)
+        tokens = s.tokens.cpu().numpy()
+        gold_raw, dims = self.world.gold(self.prompt_idx, tokens, c.gold)
+        gold = ((gold_raw - self.gold_norm[0]) / self.gold_norm[1]).reshape(self.n_prompts, -1).mean(1)
+        per_prompt = gold - self.base_gold
+        px = score(proxy["model"], self.prompts, s.tokens, PAD).mean() - self.base_proxy[proxy["rm"]]
+        row = {"kl": float(kls["kl"].mean()), "kl_k1": float(kls["k1"].mean()), "kl_k3": float(kls["k3"].mean()),
+               "proxy": float(px), "gold": float(per_prompt.mean()),
+               **{f"gold_{d}": float(dims[d].mean() - self.base_dims[d]) for d in GOLD_DIMS},
+               "length": float(dims["n_words"].mean())}
+        return row, per_prompt
+
+
+def rl_settings(cfg) -> RLSettings:
+    r = cfg.rl
+    return RLSettings(algo=r.algo, k=r.k, lr=r.lr, kl_coef=r.kl_coef, kl_target=r.kl_target,
+                      kl_horizon=r.kl_horizon, epochs=r.epochs, minibatches=r.minibatches,
+                      max_new_tokens=cfg.world.max_new_tokens)
+
+
+def run_curve(run, world, pi0, proxy: dict, evaluator: Evaluator, key: str, desc: str,
+              settings: RLSettings | None = None) -> dict:
+    """One RL curve against ``proxy``; returns {"rows": [...], "per_prompt": [points, prompts]}."""
+    c = run.cfg
+    settings = settings or rl_settings(c)
+    done = run.cache.get("rl", key)
+    if done is not None:
+        return done
+    policy = copy.deepcopy(pi0)
+    rm = proxy["model"]
+    reward_fn = lambda prompts, resp: score(rm, prompts, resp, PAD)  # noqa: E731
+    trainer = RLTrainer(policy, pi0, reward_fn, settings, PAD, EOS, seed=run.seed(60))
+    rng = np.random.default_rng([c.run.seed, 61])
+    rows, per_prompt, start = [], [], 0
+    ckpt = run.cache.get("rl-ckpt", key)
+    if ckpt is not None:  # resume mid-curve
+        policy.load_state_dict(ckpt["policy"])
+        if trainer.value is not None and ckpt.get("value") is not None:
+            trainer.value.load_state_dict(ckpt["value"])
+        trainer.opt.load_state_dict(ckpt["opt"])
+        trainer.kl_ctl.value = ckpt["kl_coef"]
+        trainer.gen.set_state(ckpt["gen"])
+        trainer.n_steps = start = ckpt["step"]
+        rng.bit_generator.state = ckpt["rng"]
+        rows, per_prompt = ckpt["rows"], ckpt["per_prompt"]
+    schedule = eval_steps(c.rl.steps, c.rl.eval_points, c.rl.eval_spacing)
+    base = {"rm": proxy["rm"], "rm_params": proxy["params"], "algo": settings.algo}
+    with run.bar(c.rl.steps, desc) as bar:
+        bar.update(start)
+        for step in range(start, c.rl.steps + 1):
+            if step in schedule and not any(r["step"] == step for r in rows):
+                row, pp = evaluator(policy, proxy, seed=run.seed(62, step))
+                rows.append({**base, "kl_coef": trainer.kl_ctl.value, "step": step, **row})
+                per_prompt.append(pp)
+                run.cache.put("rl-ckpt", key, {
+                    "policy": policy.state_dict(), "opt": trainer.opt.state_dict(),
+                    "value": trainer.value.state_dict() if trainer.value is not None else None,
+                    "kl_coef": trainer.kl_ctl.value, "gen": trainer.gen.get_state(), "step": step,
+                    "rng": rng.bit_generator.state, "rows": rows, "per_prompt": per_prompt})
+            if step == c.rl.steps:
+                break
+            idx = rng.choice(world.train_prompt_idx, c.rl.prompts_per_step)
+            trainer.step(torch.tensor(world.prompt_ids[idx], device=run.device))
+            bar.update(1)
+    per_prompt = np.stack(per_prompt)
+    boots = bon.bootstrap_rows(per_prompt.T, c.bon.n_boot, run.seed(63))  # [boot, points]
+    q = [(1 - c.fit.ci) / 2 * 100, (1 + c.fit.ci) / 2 * 100]
+    for j, r in enumerate(rows):
+        r["gold_lo"], r["gold_hi"] = (float(x) for x in np.percentile(boots[:, j], q))
+    result = {"rows": rows, "boot": boots}
+    run.cache.put("rl", key, result)
+    return result
