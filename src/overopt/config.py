@@ -94,7 +94,7 @@ class BonConfig:
 
 @dataclass(frozen=True)
 class RLConfig:
-    enabled: bool = _f(True, "run RL against every proxy of the family (rl.csv, the RL fits and report section)")
+    enabled: bool = _f(False, "run RL against every proxy of the family (rl.csv, the RL fits and report section)")
     algo: str = _f("rloo", "rloo (k samples per prompt, leave-one-out baseline) or ppo (GAE, value head)")
     steps: int = _f(100, "rollout-and-update steps per curve")
     prompts_per_step: int = _f(64, "training prompts per step (each sampled k times)")

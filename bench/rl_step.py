@@ -1,0 +1,104 @@
+"""overopt's RLOO step against TRL's RLOOTrainer: same tiny policy, Python reward and batch shape.
+
+    python bench/rl_step.py [--prompts 16] [--k 4] [--new-tokens 40] [--steps 8] [--repeats 3]
+
+The policy is the default preset's pi0 (cached as `overopt run` builds it), saved as a Hugging Face
+checkpoint with the world's tokenizer so TRL loads it like any model. The reward is one Python
+function of the completion text (distinct positive words minus negative ones), called by both. Both
+sample at temperature 1 without truncation, use a KL coefficient of 0.05, one update per batch, and
+the same learning rate. Prints steps per second (medians of the repeats, each over --steps steps)
+and `ratio:` last (overopt over TRL).
+"""
+import argparse
+import logging
+import os
+import statistics
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from overopt.config import load_config
+from overopt.experiment import Run, build_pi0, build_world
+from overopt.rl import RLSettings, RLTrainer
+from overopt.world.toy import EOS, NEGATIVE, PAD, POSITIVE
+
+
+def text_reward(text: str) -> float:
+    words = text.split()
+    return float(len(POSITIVE.intersection(words)) - len(NEGATIVE.intersection(words)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--prompts", type=int, default=16)
+    ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--new-tokens", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    os.environ.setdefault("WANDB_DISABLED", "true")
+    from datasets import Dataset
+    from trl import RLOOConfig, RLOOTrainer
+
+    run = Run(load_config("default"), "/tmp/overopt-bench", quiet=True)
+    world = build_world(run)
+    pi0 = build_pi0(run, world).cpu()
+    tok = world.tokenizer()
+    tmp = tempfile.mkdtemp()
+    pi0.generation_config.top_k = None
+    pi0.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    rng = np.random.default_rng(0)
+    pidx = rng.choice(world.train_prompt_idx, a.prompts * a.steps * (a.repeats + 1))
+    prompt_text = [world.prompt_text(i) for i in pidx]
+
+    def trl_reward(prompts, completions, **kw):
+        return [text_reward(c) for c in completions]
+
+    def ours_reward(prompts, responses):
+        return [text_reward(world.decode(r)) for r in responses.tolist()]
+
+    def trl_run(seed):
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained(tmp)
+        args = RLOOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=a.prompts * a.k,
+                          num_generations=a.k, max_completion_length=a.new_tokens, beta=0.05, learning_rate=1e-4,
+                          max_steps=a.steps, logging_steps=10 ** 6, save_strategy="no", report_to=[], use_cpu=True,
+                          seed=seed, temperature=1.0, top_k=0, disable_tqdm=True, bf16=False)
+        ds = Dataset.from_dict({"prompt": prompt_text[: a.prompts * a.steps]})
+        tr = RLOOTrainer(model=model, reward_funcs=trl_reward, args=args, train_dataset=ds, processing_class=tok)
+        t = time.perf_counter()
+        tr.train()
+        return a.steps / (time.perf_counter() - t)
+
+    def ours_run(seed):
+        policy = build_pi0(run, world).cpu()
+        ref = build_pi0(run, world).cpu()
+        tr = RLTrainer(policy, ref, ours_reward, RLSettings(algo="rloo", k=a.k, lr=1e-4, kl_coef=0.05,
+                                                            max_new_tokens=a.new_tokens), PAD, EOS, seed=seed)
+        prompts = torch.tensor(world.prompt_ids[pidx])
+        t = time.perf_counter()
+        for i in range(a.steps):
+            tr.step(prompts[i * a.prompts:(i + 1) * a.prompts])
+        return a.steps / (time.perf_counter() - t)
+
+    trl_run(0), ours_run(0)  # warm-up
+    r_trl, r_ours = [], []
+    for i in range(a.repeats):
+        r_trl.append(trl_run(i + 1))
+        r_ours.append(ours_run(i + 1))
+    o, b = statistics.median(r_ours), statistics.median(r_trl)
+    print(f"policy: pi0 GPT-NeoX {sum(p.numel() for p in pi0.parameters()):,} params; batch {a.prompts} prompts x "
+          f"{a.k} samples x <= {a.new_tokens} new tokens; {a.steps} steps per repeat; threads {torch.get_num_threads()}")
+    print(f"TRL RLOOTrainer: median {b:.3f} steps/s  ({', '.join(f'{x:.3f}' for x in r_trl)})")
+    print(f"overopt RLOO:    median {o:.3f} steps/s  ({', '.join(f'{x:.3f}' for x in r_ours)})")
+    print(f"ratio: {o / b:.2f}")
+
+
+if __name__ == "__main__":
+    main()
