@@ -77,3 +77,30 @@ def test_non_finite_reward_stops_with_the_step_and_quantity():
                    PAD, EOS)
     with pytest.raises(RLError, match="step 0: reward is not finite"):
         tr.step(torch.randint(3, V, (2, 3)))
+
+
+def test_rl_curve_interrupted_mid_way_resumes_to_the_same_rows(tmp_path, monkeypatch):
+    """A curve stopped after some evaluation points continues from its checkpoint, bit for bit."""
+    import pandas as pd
+
+    from overopt import rl as rl_mod
+    from overopt.cli import main
+
+    base = ["run", "--preset", "smoke", "--quiet", "--set", "rm.sizes=[8x1]"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--set", f"run.cache_dir={tmp_path / 'ca'}"]) == 0
+    calls = {"n": 0}
+    real_step = rl_mod.RLTrainer.step
+
+    def flaky(self, prompts):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return real_step(self, prompts)
+
+    out, cache = str(tmp_path / "b"), f"run.cache_dir={tmp_path / 'cb'}"
+    with monkeypatch.context() as m:
+        m.setattr(rl_mod.RLTrainer, "step", flaky)
+        assert main([*base, "--out", out, "--set", cache]) == 130
+    assert main([*base, "--out", out, "--set", cache]) == 0
+    a, b = pd.read_csv(tmp_path / "a" / "rl.csv"), pd.read_csv(tmp_path / "b" / "rl.csv")
+    pd.testing.assert_frame_equal(a, b)
