@@ -109,6 +109,8 @@ class RLConfig:
     eval_spacing: float = _f(1.5, "evaluation step i is steps * (i / eval_points)^spacing: > 1 is dense early")
     eval_prompts: int = _f(200, "held-out prompts per evaluation")
     eval_samples: int = _f(4, "samples per held-out prompt per evaluation")
+    kl_sweep: tuple = _f((), "fixed KL-penalty coefficients for extra curves on one proxy (Gao et al. Fig. 9)")
+    sweep_rm: str = _f("", "proxy size the KL-penalty sweep uses (empty = the smallest)")
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,11 @@ def validate(cfg: Config) -> Config:
     need(cfg.rl.kl_coef >= 0, "rl.kl_coef", "must be >= 0")
     need(cfg.rl.kl_target >= 0, "rl.kl_target", "must be >= 0")
     need(cfg.rl.kl_target == 0 or cfg.rl.kl_coef > 0, "rl.kl_coef", "must be > 0 when rl.kl_target is set")
+    for v in cfg.rl.kl_sweep:
+        need(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, "rl.kl_sweep",
+             f"entries must be numbers >= 0, got {v!r}")
+    if cfg.rl.sweep_rm:
+        need(cfg.rl.sweep_rm in cfg.rm.sizes, "rl.sweep_rm", "must be one of rm.sizes")
     need(cfg.rl.eval_spacing > 0, "rl.eval_spacing", "must be > 0")
     need(cfg.rl.eval_prompts <= cfg.world.eval_prompts, "rl.eval_prompts", "must be <= world.eval_prompts")
     need(0 < cfg.fit.extrap_frac < 1, "fit.extrap_frac", "must be in (0, 1)")

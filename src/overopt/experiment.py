@@ -11,6 +11,7 @@ import pickle
 import platform
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from .config import Config, parse_size
 from .labels import label_pairs
 from .policy import build_lm, n_params, sample_in_batches, train_lm
 from .reward import bradley_terry_loss, build_rm, score, train_rm
-from .rlrun import RL_COLUMNS, Evaluator, run_curve
+from .rlrun import RL_COLUMNS, Evaluator, rl_settings, run_curve
 from .world.toy import EOS, GOLD_DIMS, PAD, ToyWorld
 
 RM_COLUMNS = ["rm", "params", "n_train", "seed", "val_loss", "val_acc", "train_s"]
@@ -338,12 +339,13 @@ def fit_tables(run: Run, bon_df: pd.DataFrame, boots: dict, rl_df: pd.DataFrame 
                            "r2_early": r.r2})
     rl_curves = {}
     if rl_df is not None and len(rl_df):
-        for rm, g in rl_df.groupby("rm", sort=False):
+        for curve, g in rl_df.groupby("curve", sort=False):
             kl, gold = g["kl"].to_numpy(), g["gold"].to_numpy()
-            rl_curves[rm] = (kl, gold)
+            if "/" not in curve:  # the family; sweep curves are named rm/kl<coef>
+                rl_curves[curve] = (kl, gold)
             for form in ("rl", *laws.ALTERNATIVES["rl"], "bon"):
-                r = laws.fit(kl, gold, form, boot_gains=(rl_boots or {}).get(rm), ci=c.fit.ci)
-                fits.append({"curve": f"rl/gold/{rm}", **r.to_dict()})
+                r = laws.fit(kl, gold, form, boot_gains=(rl_boots or {}).get(curve), ci=c.fit.ci)
+                fits.append({"curve": f"rl/gold/{curve}", **r.to_dict()})
         if len(rl_curves) > 1:
             alpha, betas, r2 = laws.fit_shared_alpha(rl_curves, "rl")
             for rm, b in betas.items():
@@ -362,6 +364,7 @@ def fit_tables(run: Run, bon_df: pd.DataFrame, boots: dict, rl_df: pd.DataFrame 
     scal.append(vars(laws.fit_scaling(params.to_numpy(), at_n[params.index].to_numpy(), "gold_at_N")))
     for form, name in (("rl", "beta_rl"), ("rl_shared_alpha", "beta_rl_shared_alpha")):
         rows = fits_df[(fits_df["form"] == form) & fits_df["curve"].str.startswith("rl/gold/")]
+        rows = rows[rows["curve"].str[len("rl/gold/"):].isin(params.index)]
         if len(rows) > 1:
             rms = rows["curve"].str[len("rl/gold/"):]
             scal.append(vars(laws.fit_scaling(params[rms].to_numpy(), rows["beta"].to_numpy(), name)))
@@ -391,21 +394,24 @@ def sample_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], sco
 
 
 def rl_curves(run: Run, world: ToyWorld, pi0, pool: dict, proxies: list[dict], scores: dict, gold_norm):
-    """RL against every proxy of the family (rl.csv rows) and each curve's bootstrap replicates."""
+    """RL against every proxy of the family, then the KL-penalty sweep; rl.csv rows and bootstrap replicates."""
     c = run.cfg
     if not c.rl.enabled:
         return None, None
     evaluator = Evaluator(run, world, pi0, pool, scores, gold_norm)
+    family = [p for p in proxies if p["n_train"] == c.rm.n_train]
+    jobs = [(p, p["rm"], rl_settings(c)) for p in family]
+    sweep = next(p for p in family if p["rm"] == (c.rl.sweep_rm or family[0]["rm"]))
+    jobs += [(sweep, f"{sweep['rm']}/kl{coef:g}", replace(rl_settings(c), kl_coef=float(coef), kl_target=0.0))
+             for coef in c.rl.kl_sweep]
     rows, boots = [], {}
-    for p in proxies:
-        if p["n_train"] != c.rm.n_train:
-            continue
-        key = c.section_hash("world", "gold", "policy", "rl", extra=[p["key"], pool["key"]])
-        with run.stage(f"rl {p['rm']}") as st:
+    for p, curve, settings in jobs:
+        key = c.section_hash("world", "gold", "policy", "rl", extra=[p["key"], pool["key"], curve])
+        with run.stage(f"rl {curve}") as st:
             st["cached"] = run.cache.get("rl", key) is not None
-            res = run_curve(run, world, pi0, p, evaluator, key, f"rl {p['rm']}")
+            res = run_curve(run, world, pi0, p, evaluator, key, f"rl {curve}", settings, curve)
         rows += res["rows"]
-        boots[p["rm"]] = res["boot"]
+        boots[curve] = res["boot"]
     return pd.DataFrame(rows).reindex(columns=RL_COLUMNS), boots
 
 

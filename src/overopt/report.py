@@ -98,7 +98,7 @@ def plot_rl(rl: pd.DataFrame, fits: pd.DataFrame, bon: pd.DataFrame, family: lis
     """Gao Fig. 1 (RL) beside Fig. 8: gold against proxy for RL and best-of-n."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     for rm, col in zip(family, _colors(len(family))):
-        g = rl[rl["rm"] == rm]
+        g = rl[rl["curve"] == rm]
         if not len(g):
             continue
         d = np.sqrt(g["kl"].to_numpy())
@@ -122,6 +122,29 @@ def plot_rl(rl: pd.DataFrame, fits: pd.DataFrame, bon: pd.DataFrame, family: lis
         ax.axhline(0, color="grey", lw=0.5)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_kl_sweep(rl: pd.DataFrame, bon: pd.DataFrame):
+    """Gao Fig. 9: gold against KL for each KL-penalty coefficient on one proxy."""
+    sweep = rl[rl["curve"].str.contains("/kl")]
+    rm = sweep["rm"].iloc[0]
+    curves = [rm] + list(dict.fromkeys(sweep["curve"]))
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    for curve, col in zip(curves, plt.cm.plasma(np.linspace(0, 0.85, len(curves)))):
+        g = rl[rl["curve"] == curve]
+        d = np.sqrt(g["kl"].to_numpy())
+        label = f"kl_coef {g['kl_coef'].iloc[0]:g}" + (" (family run)" if curve == rm else "")
+        ax.plot(d, g["gold"], "-o", ms=3, color=col, label=label)
+        ax.fill_between(d, g["gold_lo"], g["gold_hi"], color=col, alpha=0.12)
+    b = bon[bon["rm"] == rm]
+    ax.plot(np.sqrt(b["kl_bound"]), b["gold"], "--", color="grey", label="best-of-n")
+    ax.set_title(f"KL penalty sweep, proxy {rm}: gold against KL")
+    ax.set_xlabel("d = sqrt(KL)")
+    ax.set_ylabel("gold gain over pi0")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -219,6 +242,8 @@ def write_report(out: str | Path) -> Path:
     rl = _read(out, "rl", False)
     if rl is not None and len(rl):
         imgs["rl"] = _png(plot_rl(rl, fits, bon, family), plots / "rl.png")
+        if rl["curve"].str.contains("/kl").any():
+            imgs["kl_sweep"] = _png(plot_kl_sweep(rl, bon), plots / "kl_sweep.png")
     if (rm.groupby(rm["rm"].str.split("@").str[0])["n_train"].nunique() > 1).any():
         imgs["data_sweep"] = _png(plot_data_sweep(bon, rm), plots / "data_sweep.png")
     img = lambda k: f'<img src="data:image/png;base64,{imgs[k]}">'  # noqa: E731
@@ -274,6 +299,10 @@ def write_report(out: str | Path) -> Path:
         if len(shared):
             parts += ["<h3>One alpha shared by every proxy (as Gao et al.)</h3>",
                       _table(shared[["curve", "alpha", "beta", "r2", "kl_peak", "gain_peak"]])]
+    if "kl_sweep" in imgs:
+        parts += ["<h2>KL penalty (Gao et al. Fig. 9)</h2>", "<p class='note'>A penalty in the reward stops the "
+                  "policy earlier; Gao et al. found it leaves the gold-against-KL frontier unchanged.</p>",
+                  img("kl_sweep")]
     parts += ["<h2>Gold dimensions</h2>", "<p class='note'>Gain of each gold dimension over pi0 under "
               "best-of-n: which one the proxy sacrifices.</p>", img("gold_dims")]
     if "data_sweep" in imgs:

@@ -17,7 +17,7 @@ from .reward import score
 from .rl import RLSettings, RLTrainer
 from .world.toy import EOS, GOLD_DIMS, PAD
 
-RL_COLUMNS = ["rm", "rm_params", "algo", "kl_coef", "step", "kl", "kl_k1", "kl_k3", "proxy", "gold", "gold_lo",
+RL_COLUMNS = ["curve", "rm", "rm_params", "algo", "kl_coef", "step", "kl", "kl_k1", "kl_k3", "proxy", "gold", "gold_lo",
               "gold_hi"] + [f"gold_{d}" for d in GOLD_DIMS] + ["length"]
 
 
@@ -74,7 +74,7 @@ def rl_settings(cfg) -> RLSettings:
 
 
 def run_curve(run, world, pi0, proxy: dict, evaluator: Evaluator, key: str, desc: str,
-              settings: RLSettings | None = None) -> dict:
+              settings: RLSettings | None = None, curve: str | None = None) -> dict:
     """One RL curve against ``proxy``; returns {"rows": [...], "per_prompt": [points, prompts]}."""
     c = run.cfg
     settings = settings or rl_settings(c)
@@ -99,7 +99,7 @@ def run_curve(run, world, pi0, proxy: dict, evaluator: Evaluator, key: str, desc
         rng.bit_generator.state = ckpt["rng"]
         rows, per_prompt = ckpt["rows"], ckpt["per_prompt"]
     schedule = eval_steps(c.rl.steps, c.rl.eval_points, c.rl.eval_spacing)
-    base = {"rm": proxy["rm"], "rm_params": proxy["params"], "algo": settings.algo}
+    base = {"curve": curve or proxy["rm"], "rm": proxy["rm"], "rm_params": proxy["params"], "algo": settings.algo}
     with run.bar(c.rl.steps, desc) as bar:
         bar.update(start)
         for step in range(start, c.rl.steps + 1):
