@@ -21,6 +21,7 @@ def test_sampled_logprob_equals_recomputed_logprob(lm):
     s = sample(lm, prompts, 10, EOS, PAD, generator=torch.Generator().manual_seed(1))
     per_token = response_logprobs(lm, prompts, s.tokens, PAD, eos_id=EOS)
     torch.testing.assert_close(per_token.sum(1), s.logprob, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(per_token, s.token_logprob, atol=1e-5, rtol=1e-5)
     ended = (s.tokens == EOS).any(1)
     assert torch.equal(s.lengths[ended], (s.tokens[ended] != PAD).sum(1))
 

@@ -80,6 +80,7 @@ class Samples:
     tokens: torch.Tensor   # [B, T] sampled ids, [EOS] then pad after the end
     logprob: torch.Tensor  # [B] log pi(y | x) under the sampling distribution, summed over tokens
     lengths: torch.Tensor  # [B] tokens generated, [EOS] included
+    token_logprob: torch.Tensor | None = None  # [B, T] the per-token terms of logprob, 0 on padding
 
 
 def _filter_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -122,7 +123,7 @@ def sample(model, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int, pa
     past = out.past_key_values
     next_pos = position_ids[:, -1] + 1
     tokens = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=dev)
-    logprob = torch.zeros(B, device=dev)
+    token_logprob = torch.zeros((B, max_new_tokens), device=dev)
     lengths = torch.full((B,), max_new_tokens, dtype=torch.long, device=dev)
     rows = torch.arange(B, device=dev)           # original index of each row in the batch
     alive = torch.ones(B, dtype=torch.bool, device=dev)
@@ -139,7 +140,7 @@ def sample(model, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int, pa
         tok = _draw(logp.exp(), generator)
         idx = rows[alive]
         tokens[idx, t] = tok[alive]
-        logprob[idx] += logp.gather(1, tok[:, None]).squeeze(1)[alive]
+        token_logprob[idx, t] = logp.gather(1, tok[:, None]).squeeze(1)[alive]
         ended = alive & (tok == eos_id)
         lengths[rows[ended]] = t + 1
         alive &= ~ended
@@ -156,7 +157,7 @@ def sample(model, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int, pa
         past = out.past_key_values
         next_pos = next_pos + 1
     T = int(lengths.max())
-    return Samples(tokens[:, :T], logprob, lengths)
+    return Samples(tokens[:, :T], token_logprob.sum(1), lengths, token_logprob[:, :T])
 
 
 def response_logits(model, prompt_ids: torch.Tensor, responses: torch.Tensor, pad_id: int,
@@ -199,4 +200,5 @@ def sample_in_batches(model, prompt_ids: torch.Tensor, batch: int, max_new_token
             progress.update(len(prompt_ids[i:i + batch]))
     T = max(p.tokens.shape[1] for p in parts)
     tokens = torch.cat([F.pad(p.tokens, (0, T - p.tokens.shape[1]), value=pad_id) for p in parts])
-    return Samples(tokens, torch.cat([p.logprob for p in parts]), torch.cat([p.lengths for p in parts]))
+    token_lp = torch.cat([F.pad(p.token_logprob, (0, T - p.tokens.shape[1])) for p in parts])
+    return Samples(tokens, torch.cat([p.logprob for p in parts]), torch.cat([p.lengths for p in parts]), token_lp)

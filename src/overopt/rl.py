@@ -2,7 +2,10 @@
 
     trainer = RLTrainer(policy, ref, reward_fn, RLSettings(algo="rloo"), pad_id, eos_id, value_model=None)
     for step in range(steps):
-        stats = trainer.step(prompt_ids)        # one rollout + update; stats use the names of rl.csv
+        stats = trainer.step(prompt_ids)        # one rollout + update: proxy, kl_k1, kl_k3, losses
+
+The KL in training statistics and in the penalty is the sampled log-ratio (k1, as TRL); curves
+are measured with the full-vocabulary estimator of `kl.sequence_kl` at evaluation points.
 
 The objectives are small functions (`rloo_advantages`, `clipped_pg_loss`, `gae`, `clipped_value_loss`)
 so each can be read and tested on its own; sampling, log-probs and KL come from `policy` and `kl`.
@@ -16,7 +19,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .kl import kl_from_logits
 from .policy import response_logits, sample
 
 
@@ -167,19 +169,21 @@ class RLTrainer:
 
     @torch.no_grad()
     def rollout(self, prompt_ids: torch.Tensor) -> dict:
-        """Sample k responses per prompt and score them; per-token log-probs of policy and ref."""
+        """Sample k responses per prompt and score them, with per-token log-probs of policy and ref.
+
+        The policy's log-probs come from the sampler itself (temperature 1, no truncation), so a
+        rollout costs one sampling pass and one reference forward."""
         k = self.s.k
         prompts = prompt_ids.repeat_interleave(k, 0)
         self.policy.eval()
         s = sample(self.policy, prompts, self.s.max_new_tokens, self.eos_id, self.pad_id, generator=self.gen)
-        lp_logits = response_logits(self.policy, prompts, s.tokens, self.pad_id, eos_id=self.eos_id)
-        ref_logits = response_logits(self.ref, prompts, s.tokens, self.pad_id, eos_id=self.eos_id)
         mask = s.tokens != self.pad_id
-        gather = lambda lg: lg.log_softmax(-1).gather(-1, s.tokens[..., None]).squeeze(-1).masked_fill(~mask, 0)  # noqa: E731
-        kls = kl_from_logits(lp_logits, ref_logits, s.tokens, self.pad_id)
+        ref = (response_logits(self.ref, prompts, s.tokens, self.pad_id, eos_id=self.eos_id).log_softmax(-1)
+               .gather(-1, s.tokens[..., None]).squeeze(-1).masked_fill(~mask, 0))
+        lr = (s.token_logprob - ref).masked_fill(~mask, 0)  # per-token log-ratio
         score = torch.as_tensor(self.reward_fn(prompts, s.tokens), dtype=torch.float32, device=prompts.device)
-        return {"prompts": prompts, "tokens": s.tokens, "mask": mask, "logp": gather(lp_logits),
-                "ref_logp": gather(ref_logits), "score": score, **kls}
+        return {"prompts": prompts, "tokens": s.tokens, "mask": mask, "logp": s.token_logprob, "ref_logp": ref,
+                "score": score, "k1": lr.sum(1), "k3": ((-lr).exp() - 1 + lr).masked_fill(~mask, 0).sum(1)}
 
     def step(self, prompt_ids: torch.Tensor) -> dict:
         """One rollout and its updates; returns the batch's statistics."""
@@ -192,11 +196,11 @@ class RLTrainer:
             stats = self._rloo_update(b, beta, step)
         else:
             stats = self._ppo_update(b, beta, step)
-        self.kl_ctl.update(float(b["kl"].mean()), len(b["tokens"]))
+        self.kl_ctl.update(float(b["k1"].mean()), len(b["tokens"]))
         self.n_steps += 1
         lengths = b["mask"].sum(1).float()
-        return {"step": step, "proxy": float(b["score"].mean()), "kl": float(b["kl"].mean()),
-                "k1": float(b["k1"].mean()), "k3": float(b["k3"].mean()), "kl_coef": beta,
+        return {"step": step, "proxy": float(b["score"].mean()), "kl_k1": float(b["k1"].mean()),
+                "kl_k3": float(b["k3"].mean()), "kl_coef": beta,
                 "length": float(lengths.mean()), **stats}
 
     def _clip_step(self, loss: torch.Tensor, step: int, name: str) -> None:
