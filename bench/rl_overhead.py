@@ -2,8 +2,8 @@
 
     python bench/rl_overhead.py [--prompts 64] [--k 4] [--new-tokens 40] [--repeats 7]
 
-Raw = one KV-cached sampling of the batch + a no-grad forward of the policy and of the reference
-over the sampled sequences + one forward/backward/Adam step of the policy on them. overopt = one
+Raw = one KV-cached sampling of the batch + a no-grad forward of the reference over the sampled
+sequences + one forward/backward/Adam step of the policy on them: the least work an RL step needs. overopt = one
 `RLTrainer.step` (RLOO, KL penalty 0.05) on the same prompts, with a Python-free reward so the
 comparison isolates the trainer. Prints medians, `overhead:` (step / raw; target <= 1.5) and
 `ratio:` last (raw / step, so higher is better and >= 0.67 meets the target).
@@ -44,7 +44,6 @@ def main():
         t = time.perf_counter()
         with torch.no_grad():
             s = sample(policy, batch, a.new_tokens, EOS, PAD, generator=torch.Generator().manual_seed(seed))
-            response_logits(policy, batch, s.tokens, PAD, eos_id=EOS)
             response_logits(ref, batch, s.tokens, PAD, eos_id=EOS)
         logits = response_logits(policy, batch, s.tokens, PAD, eos_id=EOS)
         loss = logits.log_softmax(-1).gather(-1, s.tokens[..., None]).mean()

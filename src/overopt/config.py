@@ -110,7 +110,8 @@ class RLConfig:
     eval_prompts: int = _f(200, "held-out prompts per evaluation")
     eval_samples: int = _f(4, "samples per held-out prompt per evaluation")
     kl_sweep: tuple = _f((), "fixed KL-penalty coefficients for extra curves on one proxy (Gao et al. Fig. 9)")
-    sweep_rm: str = _f("", "proxy size the KL-penalty sweep uses (empty = the smallest)")
+    sweep_rm: str = _f("", "proxy the KL-penalty sweep and the policy sizes use (empty = the smallest)")
+    policy_sizes: tuple = _f((), "other pi0 sizes (HIDDENxLAYERS) optimized against that proxy")
 
 
 @dataclass(frozen=True)
@@ -206,14 +207,14 @@ def _merge(base: dict, upd: dict) -> dict:
     return out
 
 
-def parse_size(spec: str) -> tuple[int, int]:
+def parse_size(spec: str, key: str = "rm.sizes") -> tuple[int, int]:
     """'32x2' -> (hidden=32, layers=2)."""
     try:
         h, l = (int(x) for x in str(spec).lower().split("x"))
     except ValueError:
-        raise ConfigError(f"config key 'rm.sizes' entry {spec!r} must look like HIDDENxLAYERS, e.g. 32x2")
+        raise ConfigError(f"config key '{key}' entry {spec!r} must look like HIDDENxLAYERS, e.g. 32x2")
     if h < 2 or l < 1 or h % 2:
-        raise ConfigError(f"config key 'rm.sizes' entry {spec!r}: hidden must be even >= 2, layers >= 1")
+        raise ConfigError(f"config key '{key}' entry {spec!r}: hidden must be even >= 2, layers >= 1")
     return h, l
 
 
@@ -266,6 +267,9 @@ def validate(cfg: Config) -> Config:
     for v in cfg.rl.kl_sweep:
         need(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, "rl.kl_sweep",
              f"entries must be numbers >= 0, got {v!r}")
+    for spec in cfg.rl.policy_sizes:
+        need(parse_size(spec, "rl.policy_sizes") != (cfg.policy.hidden, cfg.policy.layers), "rl.policy_sizes",
+             f"entry {spec} is pi0's own size")
     if cfg.rl.sweep_rm:
         need(cfg.rl.sweep_rm in cfg.rm.sizes, "rl.sweep_rm", "must be one of rm.sizes")
     need(cfg.rl.eval_spacing > 0, "rl.eval_spacing", "must be > 0")

@@ -5,6 +5,7 @@ atomically, so an interrupted run started again reuses what was finished.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -115,26 +116,26 @@ def build_world(run: Run) -> ToyWorld:
     return world
 
 
-def _lm(run: Run, world: ToyWorld):
-    p = run.cfg.policy
+def _lm(run: Run, world: ToyWorld, p):
     return build_lm(len(world.vocab), p.hidden, p.layers, p.heads,
                     world.prompt_len + run.cfg.world.max_new_tokens + 1, run.seed(10))
 
 
-def build_pi0(run: Run, world: ToyWorld):
-    """The base policy: a small GPT-NeoX trained on the world's corpus."""
-    key = run.cfg.section_hash("world", "policy")
-    model = _lm(run, world)
-    with run.stage("pi0") as st:
+def build_pi0(run: Run, world: ToyWorld, policy_cfg=None, name: str = "pi0"):
+    """The base policy: a small GPT-NeoX trained on the world's corpus (``policy_cfg`` for another size)."""
+    p = policy_cfg or run.cfg.policy
+    key = run.cfg.section_hash("world", "policy") if policy_cfg is None else \
+        run.cfg.section_hash("world", extra=dataclasses.asdict(p))
+    model = _lm(run, world, p)
+    with run.stage(name) as st:
         state = run.cache.get("pi0", key)
         st["cached"] = state is not None
         if state is None:
             pidx, resp = world.corpus(run.cfg.world.n_corpus, np.random.default_rng([run.cfg.run.seed, 3]))
             resp = resp[:, : run.cfg.world.max_new_tokens]
             prompts = torch.tensor(world.prompt_ids[pidx])
-            with run.bar(run.cfg.policy.steps, "pi0 training") as b:
-                losses = train_lm(model, prompts, torch.tensor(resp), run.cfg.policy.steps,
-                                  run.cfg.policy.batch_size, run.cfg.policy.lr, run.seed(11), PAD, b)
+            with run.bar(p.steps, f"{name} training") as b:
+                losses = train_lm(model, prompts, torch.tensor(resp), p.steps, p.batch_size, p.lr, run.seed(11), PAD, b)
             state = {"state_dict": model.state_dict(), "final_loss": float(np.mean(losses[-50:]))}
             run.cache.put("pi0", key, state)
         model.load_state_dict(state["state_dict"])
@@ -394,25 +395,43 @@ def sample_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], sco
 
 
 def rl_curves(run: Run, world: ToyWorld, pi0, pool: dict, proxies: list[dict], scores: dict, gold_norm):
-    """RL against every proxy of the family, then the KL-penalty sweep; rl.csv rows and bootstrap replicates."""
+    """RL against every proxy of the family, the KL-penalty sweep and the policy-size comparison:
+    rl.csv rows and each curve's bootstrap replicates."""
     c = run.cfg
     if not c.rl.enabled:
         return None, None
-    evaluator = Evaluator(run, world, pi0, pool, scores, gold_norm)
+    evaluator = Evaluator(run, world, pi0, pool["prompt_idx"], pool["tokens"], scores, gold_norm)
     family = [p for p in proxies if p["n_train"] == c.rm.n_train]
-    jobs = [(p, p["rm"], rl_settings(c)) for p in family]
+    jobs = [(p, p["rm"], rl_settings(c), pi0, evaluator) for p in family]
     sweep = next(p for p in family if p["rm"] == (c.rl.sweep_rm or family[0]["rm"]))
-    jobs += [(sweep, f"{sweep['rm']}/kl{coef:g}", replace(rl_settings(c), kl_coef=float(coef), kl_target=0.0))
-             for coef in c.rl.kl_sweep]
+    jobs += [(sweep, f"{sweep['rm']}/kl{coef:g}", replace(rl_settings(c), kl_coef=float(coef), kl_target=0.0), pi0,
+              evaluator) for coef in c.rl.kl_sweep]
+    for spec in c.rl.policy_sizes:
+        policy, ev = _other_policy(run, world, spec, sweep, gold_norm)
+        jobs.append((sweep, f"{sweep['rm']}/pi0-{spec}", rl_settings(c), policy, ev))
     rows, boots = [], {}
-    for p, curve, settings in jobs:
+    for p, curve, settings, ref, ev in jobs:
         key = c.section_hash("world", "gold", "policy", "rl", extra=[p["key"], pool["key"], curve])
         with run.stage(f"rl {curve}") as st:
             st["cached"] = run.cache.get("rl", key) is not None
-            res = run_curve(run, world, pi0, p, evaluator, key, f"rl {curve}", settings, curve)
+            res = run_curve(run, world, ref, p, ev, key, f"rl {curve}", settings, curve)
         rows += res["rows"]
         boots[curve] = res["boot"]
     return pd.DataFrame(rows).reindex(columns=RL_COLUMNS), boots
+
+
+def _other_policy(run: Run, world: ToyWorld, spec: str, proxy: dict, gold_norm):
+    """A pi0 of another size (trained like pi0) and an evaluator whose baseline is its own samples."""
+    c = run.cfg
+    hidden, layers = parse_size(spec)
+    pcfg = replace(c.policy, hidden=hidden, layers=layers, heads=max(1, hidden // 16))
+    policy = build_pi0(run, world, pcfg, name=f"pi0-{spec}")
+    n = 32  # baseline samples per evaluation prompt
+    pidx = np.repeat(world.eval_prompt_idx[: c.rl.eval_prompts], n)
+    tok, _ = _sample(run, policy, pidx, world, run.seed(64, hidden, layers), f"pi0-{spec} baseline")
+    base = score(proxy["model"], torch.tensor(world.prompt_ids[pidx], device=run.device),
+                 torch.tensor(tok.astype(np.int64), device=run.device), PAD)
+    return policy, Evaluator(run, world, policy, pidx, tok, {proxy["rm"]: base}, gold_norm)
 
 
 # ---------------------------------------------------------------- driver

@@ -126,23 +126,22 @@ def plot_rl(rl: pd.DataFrame, fits: pd.DataFrame, bon: pd.DataFrame, family: lis
     return fig
 
 
-def plot_kl_sweep(rl: pd.DataFrame, bon: pd.DataFrame):
-    """Gao Fig. 9: gold against KL for each KL-penalty coefficient on one proxy."""
-    sweep = rl[rl["curve"].str.contains("/kl")]
-    rm = sweep["rm"].iloc[0]
-    curves = [rm] + list(dict.fromkeys(sweep["curve"]))
+def plot_variants(rl: pd.DataFrame, bon: pd.DataFrame, tag: str, title: str, label):
+    """One proxy's family RL curve beside its variants (curves named rm/<tag>...): gold against KL."""
+    variants = rl[rl["curve"].str.contains(f"/{tag}", regex=False)]
+    rm = variants["rm"].iloc[0]
+    curves = [rm] + list(dict.fromkeys(variants["curve"]))
     fig, ax = plt.subplots(figsize=(7, 4.6))
     for curve, col in zip(curves, plt.cm.plasma(np.linspace(0, 0.85, len(curves)))):
         g = rl[rl["curve"] == curve]
         d = np.sqrt(g["kl"].to_numpy())
-        label = f"kl_coef {g['kl_coef'].iloc[0]:g}" + (" (family run)" if curve == rm else "")
-        ax.plot(d, g["gold"], "-o", ms=3, color=col, label=label)
+        ax.plot(d, g["gold"], "-o", ms=3, color=col, label=label(curve, g))
         ax.fill_between(d, g["gold_lo"], g["gold_hi"], color=col, alpha=0.12)
     b = bon[bon["rm"] == rm]
-    ax.plot(np.sqrt(b["kl_bound"]), b["gold"], "--", color="grey", label="best-of-n")
-    ax.set_title(f"KL penalty sweep, proxy {rm}: gold against KL")
-    ax.set_xlabel("d = sqrt(KL)")
-    ax.set_ylabel("gold gain over pi0")
+    ax.plot(np.sqrt(b["kl_bound"]), b["gold"], "--", color="grey", label="best-of-n (pi0)")
+    ax.set_title(title.format(rm=rm))
+    ax.set_xlabel("d = sqrt(KL(pi || its pi0))")
+    ax.set_ylabel("gold gain over its pi0")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -243,7 +242,15 @@ def write_report(out: str | Path) -> Path:
     if rl is not None and len(rl):
         imgs["rl"] = _png(plot_rl(rl, fits, bon, family), plots / "rl.png")
         if rl["curve"].str.contains("/kl").any():
-            imgs["kl_sweep"] = _png(plot_kl_sweep(rl, bon), plots / "kl_sweep.png")
+            imgs["kl_sweep"] = _png(plot_variants(
+                rl, bon, "kl", "KL penalty sweep, proxy {rm}: gold against KL",
+                lambda c, g: f"kl_coef {g['kl_coef'].iloc[0]:g}" + ("" if "/" in c else " (family run)")),
+                plots / "kl_sweep.png")
+        if rl["curve"].str.contains("/pi0-").any():
+            imgs["policy_size"] = _png(plot_variants(
+                rl, bon, "pi0-", "policy size, proxy {rm}: gold against KL",
+                lambda c, g: f"pi0 {c.split('/pi0-')[1]}" if "/" in c else "pi0 (default size)"),
+                plots / "policy_size.png")
     if (rm.groupby(rm["rm"].str.split("@").str[0])["n_train"].nunique() > 1).any():
         imgs["data_sweep"] = _png(plot_data_sweep(bon, rm), plots / "data_sweep.png")
     img = lambda k: f'<img src="data:image/png;base64,{imgs[k]}">'  # noqa: E731
@@ -303,6 +310,10 @@ def write_report(out: str | Path) -> Path:
         parts += ["<h2>KL penalty (Gao et al. Fig. 9)</h2>", "<p class='note'>A penalty in the reward stops the "
                   "policy earlier; Gao et al. found it leaves the gold-against-KL frontier unchanged.</p>",
                   img("kl_sweep")]
+    if "policy_size" in imgs:
+        parts += ["<h2>Policy size</h2>", "<p class='note'>The same proxy optimized from pi0s of other sizes "
+                  "(each trained like pi0); KL and gains are against each policy's own pi0. Gao et al. found a "
+                  "larger policy gains less but peaks at about the same KL.</p>", img("policy_size")]
     parts += ["<h2>Gold dimensions</h2>", "<p class='note'>Gain of each gold dimension over pi0 under "
               "best-of-n: which one the proxy sacrifices.</p>", img("gold_dims")]
     if "data_sweep" in imgs:

@@ -31,22 +31,24 @@ def eval_steps(steps: int, points: int, spacing: float) -> list[int]:
 class Evaluator:
     """Samples the policy on held-out prompts and measures KL, proxy, gold and its dimensions.
 
-    Gains are over pi0's mean on the same prompts, taken from the best-of-n pool (N samples per
-    prompt), so RL and best-of-n share one baseline and one KL definition.
+    Gains are over the reference policy's mean on the same prompts, taken from a baseline sample
+    of it (for pi0, the best-of-n pool: N samples per prompt), so RL and best-of-n share one
+    baseline and one KL definition.
     """
 
-    def __init__(self, run, world, pi0, pool: dict, pool_scores: dict, gold_norm):
+    def __init__(self, run, world, ref, base_prompt_idx: np.ndarray, base_tokens: np.ndarray,
+                 base_scores: dict, gold_norm):
         c = run.cfg
-        self.run, self.world, self.pi0, self.gold_norm = run, world, pi0, gold_norm
-        P, N = len(world.eval_prompt_idx), c.bon.pool_size
+        self.run, self.world, self.pi0, self.gold_norm = run, world, ref, gold_norm
         self.n_prompts = c.rl.eval_prompts
         self.prompt_idx = np.repeat(world.eval_prompt_idx[: self.n_prompts], c.rl.eval_samples)
         self.prompts = torch.tensor(world.prompt_ids[self.prompt_idx], device=run.device)
-        gold_raw, dims = world.gold(pool["prompt_idx"], pool["tokens"], c.gold)
+        P = len(np.unique(base_prompt_idx))  # the baseline is prompt-major, M samples per prompt
+        gold_raw, dims = world.gold(base_prompt_idx, base_tokens, c.gold)
         gold = (gold_raw - gold_norm[0]) / gold_norm[1]
-        self.base_gold = gold.reshape(P, N)[: self.n_prompts].mean(1)
-        self.base_dims = {d: dims[d].reshape(P, N)[: self.n_prompts].mean() for d in GOLD_DIMS}
-        self.base_proxy = {k: v.reshape(P, N)[: self.n_prompts].mean() for k, v in pool_scores.items()}
+        self.base_gold = gold.reshape(P, -1)[: self.n_prompts].mean(1)
+        self.base_dims = {d: dims[d].reshape(P, -1)[: self.n_prompts].mean() for d in GOLD_DIMS}
+        self.base_proxy = {k: v.reshape(P, -1)[: self.n_prompts].mean() for k, v in base_scores.items()}
 
     @torch.no_grad()
     def __call__(self, policy, proxy: dict, seed: int) -> tuple[dict, np.ndarray]:
