@@ -29,9 +29,13 @@ def test_smoke_run_writes_every_file_with_the_contract_columns(smoke):
     rl = pd.read_csv(out / "rl.csv")
     assert list(rl.columns) == RL_COLUMNS and set(rl["rm"]) == {"8x1", "16x1", "32x1"}
     assert (rl.groupby("curve")["step"].max() == 12).all() and (rl.groupby("curve")["kl"].last() > 0).all()
-    assert set(rl["curve"]) == {"8x1", "16x1", "32x1", "8x1/kl0.1", "8x1/pi0-16x1"}
+    assert set(rl["curve"]) == {"8x1", "16x1", "32x1", "8x1/kl0.1", "8x1/pi0-16x1", "8x1/iter2"}
+    one, two = rl[rl["curve"] == "8x1"], rl[rl["curve"] == "8x1/iter2"]
+    assert one["gold"].iloc[:3].tolist() == two["gold"].iloc[:3].tolist()   # the same run until round 2 (step 6)
+    assert one["gold"].iloc[-1] != two["gold"].iloc[-1]                     # then a retrained proxy
     assert (rl[rl["curve"] == "8x1/kl0.1"]["kl_coef"] == 0.1).all()
-    assert (out / "plots" / "kl_sweep.png").exists() and (out / "plots" / "policy_size.png").exists()
+    for name in ("kl_sweep", "policy_size", "iterated"):
+        assert (out / "plots" / f"{name}.png").exists(), name
     assert json.loads((out / "manifest.json").read_text())["stages"]["pi0-16x1"]["params"] < \
         json.loads((out / "manifest.json").read_text())["stages"]["pi0"]["params"]
     assert (out / "plots" / "rl.png").exists()

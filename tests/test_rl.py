@@ -1,5 +1,7 @@
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -104,3 +106,11 @@ def test_rl_curve_interrupted_mid_way_resumes_to_the_same_rows(tmp_path, monkeyp
     assert main([*base, "--out", out, "--set", cache]) == 0
     a, b = pd.read_csv(tmp_path / "a" / "rl.csv"), pd.read_csv(tmp_path / "b" / "rl.csv")
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_iterated_prediction_hand_computed():
+    from overopt.iterated import iterated_prediction
+    from overopt.laws import predict
+    kl = np.array([0.0, 1.0, 4.0])
+    np.testing.assert_allclose(iterated_prediction(0.5, 0.2, kl, 1), predict("rl", 0.5, 0.2, kl))
+    np.testing.assert_allclose(iterated_prediction(0.5, 0.2, [1.0], 3), [0.5 + 0.2 * math.log(3)])  # d = 1

@@ -112,6 +112,8 @@ class RLConfig:
     kl_sweep: tuple = _f((), "fixed KL-penalty coefficients for extra curves on one proxy (Gao et al. Fig. 9)")
     sweep_rm: str = _f("", "proxy the KL-penalty sweep and the policy sizes use (empty = the smallest)")
     policy_sizes: tuple = _f((), "other pi0 sizes (HIDDENxLAYERS) optimized against that proxy")
+    iterated_rounds: int = _f(0, ">= 2: an iterated-RLHF curve on that proxy with this many rounds (Gao sec. 4.3)")
+    iterated_pairs: int = _f(0, "gold-labelled pairs of the current policy added each round (0 = rm.n_train / rounds)")
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,9 @@ def validate(cfg: Config) -> Config:
     for v in cfg.rl.kl_sweep:
         need(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, "rl.kl_sweep",
              f"entries must be numbers >= 0, got {v!r}")
+    need(cfg.rl.iterated_rounds == 0 or 2 <= cfg.rl.iterated_rounds <= cfg.rl.steps, "rl.iterated_rounds",
+         "must be 0 (off) or between 2 and rl.steps")
+    need(cfg.rl.iterated_pairs >= 0, "rl.iterated_pairs", "must be >= 0")
     for spec in cfg.rl.policy_sizes:
         need(parse_size(spec, "rl.policy_sizes") != (cfg.policy.hidden, cfg.policy.layers), "rl.policy_sizes",
              f"entry {spec} is pi0's own size")

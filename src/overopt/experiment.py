@@ -26,6 +26,7 @@ from .config import Config, parse_size
 from .labels import label_pairs
 from .policy import build_lm, n_params, sample_in_batches, train_lm
 from .reward import bradley_terry_loss, build_rm, score, train_rm
+from .iterated import IteratedProxy
 from .rlrun import RL_COLUMNS, Evaluator, rl_settings, run_curve
 from .world.toy import EOS, GOLD_DIMS, PAD, ToyWorld
 
@@ -194,8 +195,8 @@ def rm_name(size: str, n_train: int, cfg: Config) -> str:
     return size if n_train == cfg.rm.n_train else f"{size}@{n_train}"
 
 
-def build_proxies(run: Run, world: ToyWorld, pairs_data: dict) -> list[dict]:
-    """Train (or load) every proxy; centre each so that pi0's mean score is 0."""
+def labelled_pairs(run: Run, world: ToyWorld, pairs_data: dict):
+    """(training pairs, validation pairs with true gold labels, (prompts, responses) of pi0 to centre on)."""
     c = run.cfg
     m, s = pairs_data["gold_mean"], pairs_data["gold_std"]
     n_all = len(pairs_data["prompt_idx"])
@@ -209,8 +210,17 @@ def build_proxies(run: Run, world: ToyWorld, pairs_data: dict) -> list[dict]:
                            0.0, np.random.default_rng(0))
     t = lambda a: torch.tensor(np.asarray(a, dtype=np.int64), device=run.device)  # noqa: E731
     val_prompts = t(world.prompt_ids[val_true.prompt_idx])
-    pi0_prompts = torch.cat([val_prompts, val_prompts])
-    pi0_resp = t(np.concatenate([pairs_data["a"][n_train:], pairs_data["b"][n_train:]]))
+    center = (torch.cat([val_prompts, val_prompts]),
+              t(np.concatenate([pairs_data["a"][n_train:], pairs_data["b"][n_train:]])))
+    return train_all, val_true, center
+
+
+def build_proxies(run: Run, world: ToyWorld, pairs_data: dict) -> list[dict]:
+    """Train (or load) every proxy; centre each so that pi0's mean score is 0."""
+    c = run.cfg
+    train_all, val_true, (pi0_prompts, pi0_resp) = labelled_pairs(run, world, pairs_data)
+    t = lambda a: torch.tensor(np.asarray(a, dtype=np.int64), device=run.device)  # noqa: E731
+    val_prompts = t(world.prompt_ids[val_true.prompt_idx])
     rm_cfg = {k: v for k, v in c.to_dict()["rm"].items() if k not in ("sizes", "data_sizes", "data_sweep_rm")}
     proxies = []
     for size, n in rm_specs(c):
@@ -394,7 +404,8 @@ def sample_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], sco
     return pd.DataFrame(rows)
 
 
-def rl_curves(run: Run, world: ToyWorld, pi0, pool: dict, proxies: list[dict], scores: dict, gold_norm):
+def rl_curves(run: Run, world: ToyWorld, pi0, pool: dict, proxies: list[dict], scores: dict, gold_norm,
+              pairs_data: dict):
     """RL against every proxy of the family, the KL-penalty sweep and the policy-size comparison:
     rl.csv rows and each curve's bootstrap replicates."""
     c = run.cfg
@@ -409,12 +420,20 @@ def rl_curves(run: Run, world: ToyWorld, pi0, pool: dict, proxies: list[dict], s
     for spec in c.rl.policy_sizes:
         policy, ev = _other_policy(run, world, spec, sweep, gold_norm)
         jobs.append((sweep, f"{sweep['rm']}/pi0-{spec}", rl_settings(c), policy, ev))
+    if c.rl.iterated_rounds >= 2:
+        jobs.append((sweep, f"{sweep['rm']}/iter{c.rl.iterated_rounds}", rl_settings(c), pi0, evaluator))
     rows, boots = [], {}
     for p, curve, settings, ref, ev in jobs:
         key = c.section_hash("world", "gold", "policy", "rl", extra=[p["key"], pool["key"], curve])
+        source = None
+        if "/iter" in curve:
+            train, _, center = labelled_pairs(run, world, pairs_data)
+            hidden, layers = parse_size(p["size"])
+            source = IteratedProxy(run, world, p, hidden, layers, train, center, gold_norm, c.rl.iterated_rounds,
+                                   c.rl.steps, c.rl.iterated_pairs or c.rm.n_train // c.rl.iterated_rounds)
         with run.stage(f"rl {curve}") as st:
             st["cached"] = run.cache.get("rl", key) is not None
-            res = run_curve(run, world, ref, p, ev, key, f"rl {curve}", settings, curve)
+            res = run_curve(run, world, ref, p, ev, key, f"rl {curve}", settings, curve, source)
         rows += res["rows"]
         boots[curve] = res["boot"]
     return pd.DataFrame(rows).reindex(columns=RL_COLUMNS), boots
@@ -482,7 +501,7 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
     write_table(pd.DataFrame([{k: p[k] for k in RM_COLUMNS} for p in proxies]), out, "rm")
     pool = build_pool(run, world, pi0)
     scores = score_pool(run, world, pool, proxies)
-    rl_df, rl_boots = rl_curves(run, world, pi0, pool, proxies, scores, gold_norm)
+    rl_df, rl_boots = rl_curves(run, world, pi0, pool, proxies, scores, gold_norm, pairs)
     if rl_df is not None:
         write_table(rl_df, out, "rl")
     with run.stage("tables"):

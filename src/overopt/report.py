@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import laws  # noqa: E402
+from .iterated import iterated_prediction  # noqa: E402
 
 
 class ReportError(ValueError):
@@ -126,7 +127,7 @@ def plot_rl(rl: pd.DataFrame, fits: pd.DataFrame, bon: pd.DataFrame, family: lis
     return fig
 
 
-def plot_variants(rl: pd.DataFrame, bon: pd.DataFrame, tag: str, title: str, label):
+def plot_variants(rl: pd.DataFrame, bon: pd.DataFrame, tag: str, title: str, label, extra=None):
     """One proxy's family RL curve beside its variants (curves named rm/<tag>...): gold against KL."""
     variants = rl[rl["curve"].str.contains(f"/{tag}", regex=False)]
     rm = variants["rm"].iloc[0]
@@ -139,6 +140,8 @@ def plot_variants(rl: pd.DataFrame, bon: pd.DataFrame, tag: str, title: str, lab
         ax.fill_between(d, g["gold_lo"], g["gold_hi"], color=col, alpha=0.12)
     b = bon[bon["rm"] == rm]
     ax.plot(np.sqrt(b["kl_bound"]), b["gold"], "--", color="grey", label="best-of-n (pi0)")
+    if extra is not None:
+        extra(ax, rm)
     ax.set_title(title.format(rm=rm))
     ax.set_xlabel("d = sqrt(KL(pi || its pi0))")
     ax.set_ylabel("gold gain over its pi0")
@@ -246,6 +249,19 @@ def write_report(out: str | Path) -> Path:
                 rl, bon, "kl", "KL penalty sweep, proxy {rm}: gold against KL",
                 lambda c, g: f"kl_coef {g['kl_coef'].iloc[0]:g}" + ("" if "/" in c else " (family run)")),
                 plots / "kl_sweep.png")
+        if rl["curve"].str.contains("/iter").any():
+            def predicted(ax, rm):
+                f = fits[(fits["curve"] == f"rl/gold/{rm}") & (fits["form"] == "rl")]
+                it = rl[rl["curve"].str.contains("/iter")]
+                k = int(it["curve"].iloc[0].split("/iter")[1])
+                if len(f):
+                    dd = np.linspace(1e-3, np.sqrt(it["kl"].max()) * 1.02, 100)
+                    ax.plot(dd, iterated_prediction(f["alpha"].iloc[0], f["beta"].iloc[0], dd ** 2, k), ":",
+                            color="black", label=f"predicted, k = {k}")
+            imgs["iterated"] = _png(plot_variants(
+                rl, bon, "iter", "iterated RLHF, proxy {rm}: gold against KL",
+                lambda c, g: f"{c.split('/iter')[1]} rounds" if "/" in c else "one round", predicted),
+                plots / "iterated.png")
         if rl["curve"].str.contains("/pi0-").any():
             imgs["policy_size"] = _png(plot_variants(
                 rl, bon, "pi0-", "policy size, proxy {rm}: gold against KL",
@@ -314,6 +330,10 @@ def write_report(out: str | Path) -> Path:
         parts += ["<h2>Policy size</h2>", "<p class='note'>The same proxy optimized from pi0s of other sizes "
                   "(each trained like pi0); KL and gains are against each policy's own pi0. Gao et al. found a "
                   "larger policy gains less but peaks at about the same KL.</p>", img("policy_size")]
+    if "iterated" in imgs:
+        parts += ["<h2>Iterated RLHF (Gao et al. sec. 4.3)</h2>", "<p class='note'>Each round relabels samples of "
+                  "the current policy with gold and retrains the proxy on all labels so far. Dotted: the prediction "
+                  "d(alpha - beta ln d + beta ln k) from the one-round fit.</p>", img("iterated")]
     parts += ["<h2>Gold dimensions</h2>", "<p class='note'>Gain of each gold dimension over pi0 under "
               "best-of-n: which one the proxy sacrifices.</p>", img("gold_dims")]
     if "data_sweep" in imgs:

@@ -60,7 +60,8 @@ class Evaluator:
         gold_raw, dims = self.world.gold(self.prompt_idx, tokens, c.gold)
         gold = ((gold_raw - self.gold_norm[0]) / self.gold_norm[1]).reshape(self.n_prompts, -1).mean(1)
         per_prompt = gold - self.base_gold
-        px = score(proxy["model"], self.prompts, s.tokens, PAD).mean() - self.base_proxy[proxy["rm"]]
+        # A retrained proxy (iterated RLHF) is centred on pi0 itself: its baseline is 0.
+        px = score(proxy["model"], self.prompts, s.tokens, PAD).mean() - self.base_proxy.get(proxy["rm"], 0.0)
         row = {"kl": float(kls["kl"].mean()), "kl_k1": float(kls["k1"].mean()), "kl_k3": float(kls["k3"].mean()),
                "proxy": float(px), "gold": float(per_prompt.mean()),
                **{f"gold_{d}": float(dims[d].mean() - self.base_dims[d]) for d in GOLD_DIMS},
@@ -76,16 +77,18 @@ def rl_settings(cfg) -> RLSettings:
 
 
 def run_curve(run, world, pi0, proxy: dict, evaluator: Evaluator, key: str, desc: str,
-              settings: RLSettings | None = None, curve: str | None = None) -> dict:
-    """One RL curve against ``proxy``; returns {"rows": [...], "per_prompt": [points, prompts]}."""
+              settings: RLSettings | None = None, curve: str | None = None, source=None) -> dict:
+    """One RL curve against ``proxy``; returns {"rows": [...], "boot": [replicates, points]}.
+
+    ``source`` (an `iterated.IteratedProxy`) swaps the proxy between rounds of iterated RLHF."""
     c = run.cfg
     settings = settings or rl_settings(c)
     done = run.cache.get("rl", key)
     if done is not None:
         return done
     policy = copy.deepcopy(pi0)
-    rm = proxy["model"]
-    reward_fn = lambda prompts, resp: score(rm, prompts, resp, PAD)  # noqa: E731
+    current = (lambda: source.current) if source is not None else (lambda: proxy)  # noqa: E731
+    reward_fn = lambda prompts, resp: score(current()["model"], prompts, resp, PAD)  # noqa: E731
     trainer = RLTrainer(policy, pi0, reward_fn, settings, PAD, EOS, seed=run.seed(60))
     rng = np.random.default_rng([c.run.seed, 61])
     rows, per_prompt, start = [], [], 0
@@ -100,22 +103,27 @@ def run_curve(run, world, pi0, proxy: dict, evaluator: Evaluator, key: str, desc
         trainer.n_steps = start = ckpt["step"]
         rng.bit_generator.state = ckpt["rng"]
         rows, per_prompt = ckpt["rows"], ckpt["per_prompt"]
+        if source is not None:
+            source.load(ckpt["source"])
     schedule = eval_steps(c.rl.steps, c.rl.eval_points, c.rl.eval_spacing)
     base = {"curve": curve or proxy["rm"], "rm": proxy["rm"], "rm_params": proxy["params"], "algo": settings.algo}
     with run.bar(c.rl.steps, desc) as bar:
         bar.update(start)
         for step in range(start, c.rl.steps + 1):
             if step in schedule and not any(r["step"] == step for r in rows):
-                row, pp = evaluator(policy, proxy, seed=run.seed(62, step))
+                row, pp = evaluator(policy, current(), seed=run.seed(62, step))
                 rows.append({**base, "kl_coef": trainer.kl_ctl.value, "step": step, **row})
                 per_prompt.append(pp)
                 run.cache.put("rl-ckpt", key, {
                     "policy": policy.state_dict(), "opt": trainer.opt.state_dict(),
                     "value": trainer.value.state_dict() if trainer.value is not None else None,
                     "kl_coef": trainer.kl_ctl.value, "gen": trainer.gen.get_state(), "step": step,
-                    "rng": rng.bit_generator.state, "rows": rows, "per_prompt": per_prompt})
+                    "rng": rng.bit_generator.state, "rows": rows, "per_prompt": per_prompt,
+                    "source": source.state() if source is not None else None})
             if step == c.rl.steps:
                 break
+            if source is not None:
+                source.before_step(step, policy)
             idx = rng.choice(world.train_prompt_idx, c.rl.prompts_per_step)
             trainer.step(torch.tensor(world.prompt_ids[idx], device=run.device))
             bar.update(1)
