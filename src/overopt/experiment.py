@@ -424,7 +424,11 @@ def rl_curves(run: Run, world: ToyWorld, pi0, pool: dict, proxies: list[dict], s
         jobs.append((sweep, f"{sweep['rm']}/iter{c.rl.iterated_rounds}", rl_settings(c), pi0, evaluator))
     rows, boots = [], {}
     for p, curve, settings, ref, ev in jobs:
-        key = c.section_hash("world", "gold", "policy", "rl", extra=[p["key"], pool["key"], curve])
+        # A curve depends on the shared RL settings and its own variant, not on which other curves run.
+        shared = {k: v for k, v in c.to_dict()["rl"].items()
+                  if k not in ("enabled", "kl_sweep", "sweep_rm", "policy_sizes", "iterated_rounds", "iterated_pairs")}
+        own = [c.rl.iterated_rounds, c.rl.iterated_pairs] if "/iter" in curve else []
+        key = c.section_hash("world", "gold", "policy", extra=[shared, own, p["key"], pool["key"], curve])
         source = None
         if "/iter" in curve:
             train, _, center = labelled_pairs(run, world, pairs_data)
