@@ -505,12 +505,16 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
     write_table(pd.DataFrame([{k: p[k] for k in RM_COLUMNS} for p in proxies]), out, "rm")
     pool = build_pool(run, world, pi0)
     scores = score_pool(run, world, pool, proxies)
+    with run.stage("bon table"):  # written before RL, so an interrupted RL stage loses nothing of best-of-n
+        bon_df, boots = bon_table(run, world, pool, proxies, scores, gold_norm)
+        write_table(bon_df, out, "bon")
     rl_df, rl_boots = rl_curves(run, world, pi0, pool, proxies, scores, gold_norm, pairs)
     if rl_df is not None:
         write_table(rl_df, out, "rl")
+    else:  # a table from an earlier run with RL on would otherwise be reported as this run's
+        for stale in (out / "rl.csv", out / "rl.parquet"):
+            stale.unlink(missing_ok=True)
     with run.stage("tables"):
-        bon_df, boots = bon_table(run, world, pool, proxies, scores, gold_norm)
-        write_table(bon_df, out, "bon")
         fits_df, scal_df, extrap_df = fit_tables(run, bon_df, boots, rl_df, rl_boots)
         write_table(fits_df, out, "fits")
         write_table(scal_df, out, "scaling")
