@@ -114,3 +114,27 @@ def test_iterated_prediction_hand_computed():
     kl = np.array([0.0, 1.0, 4.0])
     np.testing.assert_allclose(iterated_prediction(0.5, 0.2, kl, 1), predict("rl", 0.5, 0.2, kl))
     np.testing.assert_allclose(iterated_prediction(0.5, 0.2, [1.0], 3), [0.5 + 0.2 * math.log(3)])  # d = 1
+
+
+def test_non_finite_rl_stops_the_run_with_one_line_and_keeps_the_points(tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    from overopt import rl as rl_mod
+    from overopt.cli import main
+
+    real_step = rl_mod.RLTrainer.step
+
+    def nan_after_five(self, prompts):
+        if self.n_steps == 5:
+            raise RLError(f"step {self.n_steps}: reward is not finite")
+        return real_step(self, prompts)
+
+    monkeypatch.setattr(rl_mod.RLTrainer, "step", nan_after_five)
+    out = tmp_path / "out"
+    assert main(["run", "--preset", "smoke", "--quiet", "--out", str(out), "--set", "rm.sizes=[8x1]",
+                 "--set", f"run.cache_dir={tmp_path / 'c'}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "overopt run: error: RL curve 8x1: step 5: reward is not finite"
+    rl = pd.read_csv(out / "rl.csv")
+    assert rl["step"].tolist() == [0, 2, 4]  # the evaluations before the failure
+    assert (out / "bon.csv").exists()

@@ -184,6 +184,7 @@ def main(argv=None) -> int:
     from .config import ConfigError
     from .laws import FitError
     from .report import ReportError
+    from .rl import RLError
 
     args = build_parser().parse_args(argv)
     if args.cmd == "run" and args.preset is None and not args.config:
@@ -193,6 +194,9 @@ def main(argv=None) -> int:
     except (CLIError, ConfigError, FitError, ReportError) as e:
         print(f"overopt {args.cmd}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except RLError as e:  # a numerical failure, not bad input: the points so far are written
+        print(f"overopt {args.cmd}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"overopt {args.cmd}: interrupted; run the same command again to resume from the cache",
               file=sys.stderr)

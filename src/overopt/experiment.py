@@ -27,6 +27,7 @@ from .labels import label_pairs
 from .policy import build_lm, n_params, sample_in_batches, train_lm
 from .reward import bradley_terry_loss, build_rm, score, train_rm
 from .iterated import IteratedProxy
+from .rl import RLError
 from .rlrun import RL_COLUMNS, Evaluator, rl_settings, run_curve
 from .world.toy import EOS, GOLD_DIMS, PAD, ToyWorld
 
@@ -437,7 +438,11 @@ def rl_curves(run: Run, world: ToyWorld, pi0, pool: dict, proxies: list[dict], s
                                    c.rl.steps, c.rl.iterated_pairs or c.rm.n_train // c.rl.iterated_rounds)
         with run.stage(f"rl {curve}") as st:
             st["cached"] = run.cache.get("rl", key) is not None
-            res = run_curve(run, world, ref, p, ev, key, f"rl {curve}", settings, curve, source)
+            try:
+                res = run_curve(run, world, ref, p, ev, key, f"rl {curve}", settings, curve, source)
+            except RLError as e:  # every point evaluated so far stays written
+                write_table(pd.DataFrame(rows + getattr(e, "rows", [])).reindex(columns=RL_COLUMNS), run.out, "rl")
+                raise
         rows += res["rows"]
         boots[curve] = res["boot"]
     return pd.DataFrame(rows).reindex(columns=RL_COLUMNS), boots

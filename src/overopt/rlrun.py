@@ -14,7 +14,7 @@ from . import bon
 from .kl import sequence_kl
 from .policy import sample
 from .reward import score
-from .rl import RLSettings, RLTrainer
+from .rl import RLError, RLSettings, RLTrainer
 from .world.toy import EOS, GOLD_DIMS, PAD
 
 RL_COLUMNS = ["curve", "rm", "rm_params", "algo", "kl_coef", "step", "kl", "kl_k1", "kl_k3", "proxy", "gold", "gold_lo",
@@ -125,7 +125,12 @@ def run_curve(run, world, pi0, proxy: dict, evaluator: Evaluator, key: str, desc
             if source is not None:
                 source.before_step(step, policy)
             idx = rng.choice(world.train_prompt_idx, c.rl.prompts_per_step)
-            trainer.step(torch.tensor(world.prompt_ids[idx], device=run.device))
+            try:
+                trainer.step(torch.tensor(world.prompt_ids[idx], device=run.device))
+            except RLError as e:  # keep the evaluated points: the caller writes them before stopping
+                e.rows = rows
+                e.args = (f"RL curve {curve or proxy['rm']}: {e}",)
+                raise
             bar.update(1)
     per_prompt = np.stack(per_prompt)
     boots = bon.bootstrap_rows(per_prompt.T, c.bon.n_boot, run.seed(63))  # [boot, points]
