@@ -43,16 +43,16 @@ def default_cache_dir() -> Path:
 
 
 class Cache:
-    """Content-addressed artifact store: ``<root>/<kind>/<key>.<ext>``, written atomically."""
+    """Content-addressed artifact store: ``<root>/<kind>/<key>.pkl``, written atomically."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
 
-    def path(self, kind: str, key: str, ext: str = "pt") -> Path:
-        return self.root / kind / f"{key}.{ext}"
+    def path(self, kind: str, key: str) -> Path:
+        return self.root / kind / f"{key}.pkl"
 
     def get(self, kind: str, key: str):
-        p = self.path(kind, key, "pkl")
+        p = self.path(kind, key)
         if not p.exists():
             return None
         try:
@@ -62,7 +62,7 @@ class Cache:
             return None
 
     def put(self, kind: str, key: str, obj) -> None:
-        p = self.path(kind, key, "pkl")
+        p = self.path(kind, key)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(f".tmp{os.getpid()}")
         with open(tmp, "wb") as f:
@@ -221,7 +221,7 @@ def build_proxies(run: Run, world: ToyWorld, pairs_data: dict) -> list[dict]:
     c = run.cfg
     train_all, val_true, (pi0_prompts, pi0_resp) = labelled_pairs(run, world, pairs_data)
     t = lambda a: torch.tensor(np.asarray(a, dtype=np.int64), device=run.device)  # noqa: E731
-    val_prompts = t(world.prompt_ids[val_true.prompt_idx])
+    val_prompts = pi0_prompts[: len(val_true)]  # the centring set is the validation pairs' two sides
     rm_cfg = {k: v for k, v in c.to_dict()["rm"].items() if k not in ("sizes", "data_sizes", "data_sweep_rm")}
     proxies = []
     for size, n in rm_specs(c):
@@ -294,15 +294,15 @@ def score_pool(run: Run, world: ToyWorld, pool: dict, proxies: list[dict]) -> di
 
 # ---------------------------------------------------------------- tables
 
-def bon_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], scores: dict, gold_norm) -> tuple:
-    """bon.csv rows and, per proxy, the bootstrap replicates of the gold curve (for fit intervals)."""
+def bon_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], scores: dict, pool_gold) -> tuple:
+    """bon.csv rows and, per proxy, the bootstrap replicates of the gold curve (for fit intervals).
+
+    ``pool_gold``: (normalised gold, dimensions) of every pool sample, from `ToyWorld.gold`."""
     c = run.cfg
     P, N = len(world.eval_prompt_idx), c.bon.pool_size
     ns = bon.default_ns(N)
-    gold_raw, dims = world.gold(pool["prompt_idx"], pool["tokens"], c.gold)
-    m, s = gold_norm
-    gold = ((gold_raw - m) / s).reshape(P, N)
-    dims = {k: v.reshape(P, N).astype(float) for k, v in dims.items()}
+    gold = pool_gold[0].reshape(P, N)
+    dims = {k: v.reshape(P, N).astype(float) for k, v in pool_gold[1].items()}
     logprob = pool["logprob"].reshape(P, N)
     q = [(1 - c.fit.ci) / 2 * 100, (1 + c.fit.ci) / 2 * 100]
     rows, boots = [], {}
@@ -383,14 +383,13 @@ def fit_tables(run: Run, bon_df: pd.DataFrame, boots: dict, rl_df: pd.DataFrame 
     return fits_df, pd.DataFrame(scal), pd.DataFrame(extrap)
 
 
-def sample_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], scores: dict, gold_norm) -> pd.DataFrame:
+def sample_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], scores: dict, pool_gold) -> pd.DataFrame:
     """pi0's text beside the best-of-N choice of the smallest and largest proxy, for a few prompts."""
     c = run.cfg
     P, N = len(world.eval_prompt_idx), c.bon.pool_size
     family = [p for p in proxies if p["n_train"] == c.rm.n_train]
     chosen = [family[0], family[-1]] if len(family) > 1 else family
-    gold_raw, _ = world.gold(pool["prompt_idx"], pool["tokens"], c.gold)
-    gold = ((gold_raw - gold_norm[0]) / gold_norm[1]).reshape(P, N)
+    gold = pool_gold[0].reshape(P, N)
     toks = pool["tokens"].reshape(P, N, -1)
     rows = []
     for i in np.random.default_rng([c.run.seed, 50]).choice(P, size=min(c.bon.n_examples, P), replace=False):
@@ -423,11 +422,11 @@ def rl_curves(run: Run, world: ToyWorld, pi0, pool: dict, proxies: list[dict], s
         jobs.append((sweep, f"{sweep['rm']}/pi0-{spec}", rl_settings(c), policy, ev))
     if c.rl.iterated_rounds >= 2:
         jobs.append((sweep, f"{sweep['rm']}/iter{c.rl.iterated_rounds}", rl_settings(c), pi0, evaluator))
+    # A curve depends on the shared RL settings and its own variant, not on which other curves run.
+    shared = {k: v for k, v in c.to_dict()["rl"].items()
+              if k not in ("enabled", "kl_sweep", "sweep_rm", "policy_sizes", "iterated_rounds", "iterated_pairs")}
     rows, boots = [], {}
     for p, curve, settings, ref, ev in jobs:
-        # A curve depends on the shared RL settings and its own variant, not on which other curves run.
-        shared = {k: v for k, v in c.to_dict()["rl"].items()
-                  if k not in ("enabled", "kl_sweep", "sweep_rm", "policy_sizes", "iterated_rounds", "iterated_pairs")}
         own = [c.rl.iterated_rounds, c.rl.iterated_pairs] if "/iter" in curve else []
         key = c.section_hash("world", "gold", "policy", extra=[shared, own, p["key"], pool["key"], curve])
         source = None
@@ -510,8 +509,9 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
     write_table(pd.DataFrame([{k: p[k] for k in RM_COLUMNS} for p in proxies]), out, "rm")
     pool = build_pool(run, world, pi0)
     scores = score_pool(run, world, pool, proxies)
+    pool_gold = world.gold(pool["prompt_idx"], pool["tokens"], cfg.gold, gold_norm)
     with run.stage("bon table"):  # written before RL, so an interrupted RL stage loses nothing of best-of-n
-        bon_df, boots = bon_table(run, world, pool, proxies, scores, gold_norm)
+        bon_df, boots = bon_table(run, world, pool, proxies, scores, pool_gold)
         write_table(bon_df, out, "bon")
     rl_df, rl_boots = rl_curves(run, world, pi0, pool, proxies, scores, gold_norm, pairs)
     if rl_df is not None:
@@ -524,7 +524,7 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
         write_table(fits_df, out, "fits")
         write_table(scal_df, out, "scaling")
         write_table(extrap_df, out, "extrapolation")
-        write_table(sample_table(run, world, pool, proxies, scores, gold_norm), out, "samples")
+        write_table(sample_table(run, world, pool, proxies, scores, pool_gold), out, "samples")
     write_manifest(run, "complete", started)  # every table is written; the report only reads them
     with run.stage("report"):
         write_report(out)

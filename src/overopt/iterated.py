@@ -53,8 +53,7 @@ class IteratedProxy:
         s = sample_in_batches(policy, prompts, c.policy.sample_batch, c.world.max_new_tokens, EOS, PAD,
                               run.seed(72, step))
         tok = s.tokens.cpu().numpy()
-        m, sd = self.gold_norm
-        g = (world.gold(np.repeat(pidx, 2), tok, c.gold)[0] - m) / sd
+        g, _ = world.gold(np.repeat(pidx, 2), tok, c.gold, self.gold_norm)
         self.extra.append(label_pairs(pidx, tok[0::2], tok[1::2], g[0::2], g[1::2], c.rm.label_noise, rng))
         self._fit()
 

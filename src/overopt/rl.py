@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .policy import response_logits, sample
+from .policy import response_logprobs, sample
 
 
 class RLError(RuntimeError):
@@ -178,8 +178,7 @@ class RLTrainer:
         self.policy.eval()
         s = sample(self.policy, prompts, self.s.max_new_tokens, self.eos_id, self.pad_id, generator=self.gen)
         mask = s.tokens != self.pad_id
-        ref = (response_logits(self.ref, prompts, s.tokens, self.pad_id, eos_id=self.eos_id).log_softmax(-1)
-               .gather(-1, s.tokens[..., None]).squeeze(-1).masked_fill(~mask, 0))
+        ref = response_logprobs(self.ref, prompts, s.tokens, self.pad_id, eos_id=self.eos_id)
         lr = (s.token_logprob - ref).masked_fill(~mask, 0)  # per-token log-ratio
         score = torch.as_tensor(self.reward_fn(prompts, s.tokens), dtype=torch.float32, device=prompts.device)
         return {"prompts": prompts, "tokens": s.tokens, "mask": mask, "logp": s.token_logprob, "ref_logp": ref,
@@ -226,9 +225,8 @@ class RLTrainer:
         self.policy.train()
         losses = []
         for idx in self._minibatches(len(adv)):
-            new = (response_logits(self.policy, b["prompts"][idx], b["tokens"][idx], self.pad_id, eos_id=self.eos_id)
-                   .log_softmax(-1).gather(-1, b["tokens"][idx][..., None]).squeeze(-1)
-                   .masked_fill(~b["mask"][idx], 0).sum(1))
+            new = response_logprobs(self.policy, b["prompts"][idx], b["tokens"][idx], self.pad_id,
+                                    eos_id=self.eos_id).sum(1)
             loss = clipped_pg_loss(new, old[idx], adv[idx], None, self.s.clip)
             self._clip_step(loss, step, "loss")
             losses.append(loss.item())
@@ -248,8 +246,7 @@ class RLTrainer:
         pl, vl = [], []
         for idx in self._minibatches(len(adv)):
             m = mask[idx].float()
-            new = (response_logits(self.policy, b["prompts"][idx], b["tokens"][idx], self.pad_id, eos_id=self.eos_id)
-                   .log_softmax(-1).gather(-1, b["tokens"][idx][..., None]).squeeze(-1))
+            new = response_logprobs(self.policy, b["prompts"][idx], b["tokens"][idx], self.pad_id, eos_id=self.eos_id)
             pg = clipped_pg_loss(new, b["logp"][idx], adv[idx], m, self.s.clip)
             v = self.value(b["prompts"][idx], b["tokens"][idx], self.pad_id)
             vf = clipped_value_loss(v, values[idx], returns[idx], m, self.s.vf_clip)

@@ -44,8 +44,7 @@ class Evaluator:
         self.prompt_idx = np.repeat(world.eval_prompt_idx[: self.n_prompts], c.rl.eval_samples)
         self.prompts = torch.tensor(world.prompt_ids[self.prompt_idx], device=run.device)
         P = len(np.unique(base_prompt_idx))  # the baseline is prompt-major, M samples per prompt
-        gold_raw, dims = world.gold(base_prompt_idx, base_tokens, c.gold)
-        gold = (gold_raw - gold_norm[0]) / gold_norm[1]
+        gold, dims = world.gold(base_prompt_idx, base_tokens, c.gold, gold_norm)
         self.base_gold = gold.reshape(P, -1)[: self.n_prompts].mean(1)
         self.base_dims = {d: dims[d].reshape(P, -1)[: self.n_prompts].mean() for d in GOLD_DIMS}
         self.base_proxy = {k: v.reshape(P, -1)[: self.n_prompts].mean() for k, v in base_scores.items()}
@@ -57,8 +56,8 @@ class Evaluator:
         s = sample(policy, self.prompts, c.world.max_new_tokens, EOS, PAD, generator=g)
         kls = sequence_kl(policy, self.pi0, self.prompts, s.tokens, PAD, EOS)
         tokens = s.tokens.cpu().numpy()
-        gold_raw, dims = self.world.gold(self.prompt_idx, tokens, c.gold)
-        gold = ((gold_raw - self.gold_norm[0]) / self.gold_norm[1]).reshape(self.n_prompts, -1).mean(1)
+        gold, dims = self.world.gold(self.prompt_idx, tokens, c.gold, self.gold_norm)
+        gold = gold.reshape(self.n_prompts, -1).mean(1)
         per_prompt = gold - self.base_gold
         # A retrained proxy (iterated RLHF) is centred on pi0 itself: its baseline is 0.
         px = score(proxy["model"], self.prompts, s.tokens, PAD).mean() - self.base_proxy.get(proxy["rm"], 0.0)

@@ -245,10 +245,15 @@ class ToyWorld:
                 "relevance": relevance.astype(float), "length": length.astype(float),
                 "diversity": diversity.astype(float), "n_words": n_words}
 
-    def gold(self, prompt_idx, resp, gcfg) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Weighted gold total (raw scale) and its dimensions, under the weights of a GoldConfig."""
+    def gold(self, prompt_idx, resp, gcfg, norm: tuple[float, float] | None = None
+             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Weighted gold total and its dimensions, under the weights of a GoldConfig.
+
+        With ``norm`` = (mean, std) of gold under pi0 the total is in pi0 standard deviations."""
         d = self.gold_dims(prompt_idx, resp, gcfg)
         c = gcfg
         total = (c.w_sentiment * d["sentiment"] + c.w_fluency * d["fluency"] + c.w_relevance * d["relevance"]
                  + c.w_length * d["length"] + c.w_diversity * d["diversity"])
+        if norm is not None:
+            total = (total - norm[0]) / norm[1]
         return total, d
