@@ -7,6 +7,8 @@ def test_presets_load_and_overrides_apply():
     assert {"smoke", "default"} <= set(list_presets())
     cfg = load_config("smoke", overrides=["rm.n_train=300", "rm.sizes=[8x1, 16x2]", "bon.pool_size=16"])
     assert cfg.rm.n_train == 300 and cfg.rm.sizes == ("8x1", "16x2") and cfg.bon.pool_size == 16
+    # YAML 1.1 reads an exponent without a dot as a string; a float key still takes it
+    assert load_config("smoke", overrides=["rl.lr=3e-5"]).rl.lr == 3e-5
 
 
 def test_yaml_file_over_preset(tmp_path):
@@ -20,6 +22,8 @@ def test_yaml_file_over_preset(tmp_path):
     ("nosuch.key=1", "unknown config key 'nosuch'"),
     ("rm.n_train=abc", "config key 'rm.n_train' must be an integer"),
     ("rm.n_train=1.5", "config key 'rm.n_train' must be an integer"),
+    ("rl.lr=fast", "config key 'rl.lr' must be a number"),
+    ("rl.lr=.nan", "config key 'rl.lr' must be a number"),
     ("rm.label_noise=0.7", "config key 'rm.label_noise' must be in"),
     ("rm.sizes=[8y1]", "config key 'rm.sizes' entry"),
     ("bon.pool_size=2", "config key 'bon.pool_size'"),

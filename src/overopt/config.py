@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -172,7 +173,12 @@ def _coerce(key: str, value: Any, typ) -> Any:
             raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
         return int(value)
     if typ is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, str):  # YAML 1.1 reads 3e-5 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
         return float(value)
     if typ is str:

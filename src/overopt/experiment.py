@@ -26,6 +26,7 @@ from .config import Config, parse_size
 from .labels import label_pairs
 from .policy import build_lm, n_params, sample_in_batches, train_lm
 from .reward import bradley_terry_loss, build_rm, score, train_rm
+from .claims import claim_table
 from .iterated import IteratedProxy
 from .rl import RLError
 from .rlrun import RL_COLUMNS, Evaluator, rl_settings, run_curve
@@ -524,6 +525,7 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
         write_table(fits_df, out, "fits")
         write_table(scal_df, out, "scaling")
         write_table(extrap_df, out, "extrapolation")
+        write_table(claim_table(bon_df, rl_df, fits_df), out, "claims")
         write_table(sample_table(run, world, pool, proxies, scores, pool_gold), out, "samples")
     write_manifest(run, "complete", started)  # every table is written; the report only reads them
     with run.stage("report"):

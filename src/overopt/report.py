@@ -338,6 +338,13 @@ def write_report(out: str | Path) -> Path:
               "best-of-n: which one the proxy sacrifices.</p>", img("gold_dims")]
     if "data_sweep" in imgs:
         parts += ["<h2>Preference data size</h2>", img("data_sweep")]
+    claims = _read(out, "claims", False)
+    if claims is not None and len(claims):
+        held = int(claims["holds"].astype(bool).sum())
+        parts += ["<h2>Claims of Gao et al., checked on this run</h2>",
+                  f"<p class='note'>{held} of {len(claims)} hold. Each row names what was measured (value) and "
+                  "what it is compared with (reference); a row that does not hold is where this world departs "
+                  "from the paper.</p>", _table(claims)]
     if samples is not None and len(samples):
         parts += ["<h2>Samples</h2>", "<p class='note'>pi0's first pool sample beside the best-of-N choice "
                   "of the smallest and largest proxy.</p>", f"<div class='samples'>{_table(samples)}</div>"]

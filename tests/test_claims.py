@@ -1,0 +1,44 @@
+import numpy as np
+import pandas as pd
+
+from overopt.claims import _peak, claim_table, frontier_gap
+
+
+def test_peak_needs_a_fall_beyond_the_interval():
+    kl = np.array([0.0, 1.0, 2.0, 3.0])
+    p = _peak(kl, np.array([0.0, 0.5, 0.4, 0.3]), np.array([0.0, 0.45, 0.35, 0.25]))
+    assert p == {"kl": 1.0, "gold": 0.5, "interior": True, "falls": True}
+    # the end lies inside the peak's interval: a plateau, not a fall
+    assert not _peak(kl, np.array([0.0, 0.5, 0.48, 0.46]), np.array([0.0, 0.4, 0.4, 0.4]))["falls"]
+    assert not _peak(kl, np.array([0.0, 0.1, 0.2, 0.3]), np.zeros(4))["interior"]
+
+
+def test_frontier_gap_by_hand():
+    # curve 0: gold = d on d in [0, 2]; curve 1 sits 0.3 above it at d = 1 and on it at d = 0.5
+    kl0, g0, h0 = np.array([0.0, 1.0, 4.0]), np.array([0.0, 1.0, 2.0]), np.array([0.0, 0.1, 0.1])
+    kl1, g1, h1 = np.array([0.0, 0.25, 1.0, 9.0]), np.array([0.0, 0.5, 1.3, 5.0]), np.array([0.0, 0.1, 0.2, 0.1])
+    gap, ratio = frontier_gap(kl0, g0, h0, kl1, g1, h1)
+    # at d = 0.5 curve 0 interpolates to 0.5 (half-width 0.05): gap 0; at d = 1: gap 0.3 over sqrt(0.1^2 + 0.2^2)
+    assert np.isclose(gap, 0.3) and np.isclose(ratio, 0.3 / np.sqrt(0.05))  # d = 3 lies outside curve 0
+
+
+def test_claim_table_reads_the_tables():
+    n = np.array([1, 2, 4, 8, 16])
+    kl = np.log(n) - (n - 1) / n
+    gold = np.sqrt(kl) * (1.0 - 0.5 * np.sqrt(kl))
+    bon = pd.DataFrame({"rm": "8x1", "n_train": 100, "n": n, "kl_bound": kl, "gold": gold, "gold_lo": gold - 0.01})
+    rl_kl = np.array([0.0, 0.5, 1.0, 2.0, 4.0, 8.0])
+    rl_gold = np.array([0.0, 0.2, 0.35, 0.45, 0.40, 0.2])
+    rl = pd.DataFrame({"curve": "8x1", "kl": rl_kl, "gold": rl_gold, "gold_lo": rl_gold - 0.02,
+                       "gold_hi": rl_gold + 0.02})
+    pen = pd.DataFrame({"curve": "8x1/kl0.1", "kl": [0.0, 0.5, 1.0], "gold": [0.0, 0.21, 0.6],
+                        "gold_lo": [0.0, 0.19, 0.58], "gold_hi": [0.0, 0.23, 0.62]})
+    fits = pd.DataFrame({"curve": ["bon/gold/8x1", "bon/gold/8x1", "rl/gold/8x1", "rl/gold/8x1"],
+                         "form": ["bon", "quad_kl", "rl", "quad_kl"], "r2": [0.99, 0.5, 0.95, 0.97]})
+    t = claim_table(bon, pd.concat([rl, pen]), fits).set_index(["claim", "curve"])
+    assert t.loc[("bon gold peaks and falls", "bon/8x1"), "value"] == kl[3]  # d = 1.10, nearest the peak d = 1
+    assert not t.loc[("rl form fits (R^2 >= 0.9) and beats a quadratic in KL", "rl/8x1"), "holds"]  # 0.95 < 0.97
+    row = t.loc[("rl gold peaks at a larger KL than bon", "8x1")]
+    assert row["value"] == 2.0 and row["reference"] == kl[3] and row["holds"]
+    row = t.loc[("a KL penalty leaves the gold-KL frontier unchanged", "8x1/kl0.1")]
+    assert np.isclose(row["value"], 0.25) and not row["holds"]  # 0.6 against 0.35 at KL 1
