@@ -39,7 +39,64 @@ def frontier_gap(kl0, gold0, hw0, kl1, gold1, hw1) -> tuple[float, float]:
     return float(gap[j]), float(ratio[j])
 
 
-def claim_table(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.DataFrame) -> pd.DataFrame:
+def daa_claims(summary: pd.DataFrame) -> list[dict]:
+    """Rafailov et al. 2024's findings, from `daarun.summary_table` (one row per run)."""
+    rows = []
+    sizes = summary.groupby("policy")["policy_params"].first().sort_values()
+    small = sizes.index[0]
+    low, high = summary["beta"].min(), summary["beta"].max()
+    for loss, g in summary[(summary["policy"] == small) & (summary["beta"] == low)].groupby("loss", sort=False):
+        r = g.iloc[0]
+        rows.append({"claim": "daa gold humps at the lowest beta (smallest policy)", "curve": r["curve"],
+                     "value": r["peak_kl"], "reference": r["peak_gold"], "holds": bool(r["falls"]),
+                     "detail": "value: KL at the gold peak; reference: gold there; holds when gold then falls "
+                               "below the peak's interval"})
+    early = summary[summary["falls"].astype(bool) & (summary["peak_epoch_frac"] < 1)]
+    rows.append({"claim": "daa gold starts to fall within the first epoch", "curve": "all runs",
+                 "value": float(len(early)), "reference": float(len(summary)), "holds": len(early) > 0,
+                 "detail": "value: runs whose gold peaks before the end of epoch 1 and then falls; reference: runs"
+                           + (f"; earliest: {early.sort_values('peak_epoch_frac').iloc[0]['curve']} at epoch "
+                              f"{early['peak_epoch_frac'].min():.3f}" if len(early) else "")})
+    if len(sizes) > 1:
+        big = sizes.index[-1]
+        for loss, g in summary.groupby("loss", sort=False):
+            a = g[g["policy"] == small].set_index("beta")
+            b = g[g["policy"] == big].set_index("beta")
+            both = a.index.intersection(b.index)
+            more = [(a.loc[x, "peak_gold"] < b.loc[x, "peak_gold"]) or
+                    (a.loc[x, "falls"] and a.loc[x, "peak_epoch_frac"] < b.loc[x, "peak_epoch_frac"]) for x in both]
+            frac = float(np.mean(more)) if more else float("nan")
+            rows.append({"claim": "the smaller policy overoptimizes more", "curve": f"{loss}: pi0-{small} vs pi0-{big}",
+                         "value": frac, "reference": float(len(both)), "holds": bool(frac >= 0.5),
+                         "detail": "value: share of betas where the smaller policy peaks lower, or falls and peaks "
+                                   "earlier; reference: betas compared"})
+    for (loss, policy), g in summary.groupby(["loss", "policy"], sort=False):
+        if low == high:
+            break
+        gl = float(g.loc[g["beta"] == low, "length_growth"].iloc[0])
+        gh = float(g.loc[g["beta"] == high, "length_growth"].iloc[0])
+        rows.append({"claim": "low beta lengthens outputs more than high beta", "curve": f"{loss}/pi0-{policy}",
+                     "value": gl, "reference": gh, "holds": gl > gh,
+                     "detail": f"value: length growth (words) at beta {low:g}; reference: at beta {high:g}"})
+    if {"dpo", "rdpo"} <= set(summary["loss"]):
+        for policy, g in summary.groupby("policy", sort=False):
+            r = g[g["loss"] == "rdpo"]["length_growth"].mean()
+            dp = g[g["loss"] == "dpo"]["length_growth"].mean()
+            rows.append({"claim": "R-DPO reduces length growth", "curve": f"pi0-{policy}", "value": float(r),
+                         "reference": float(dp), "holds": bool(r < dp),
+                         "detail": "value: R-DPO's length growth (words), mean over betas; reference: DPO's"})
+    return rows
+
+
+def claim_table(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.DataFrame,
+                daa_summary: pd.DataFrame | None = None) -> pd.DataFrame:
+    rows = _gao_claims(bon_df, rl_df, fits_df)
+    if daa_summary is not None and len(daa_summary):
+        rows += daa_claims(daa_summary)
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+
+
+def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.DataFrame) -> list[dict]:
     rows = []
     fits = fits_df.set_index(["curve", "form"])
 
@@ -59,7 +116,7 @@ def claim_table(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
                      "value": a, "reference": q, "holds": bool(a >= 0.9 and a > q),
                      "detail": "value: R^2 of d(alpha - beta d); reference: R^2 of the quadratic"})
     if rl_df is None or not len(rl_df):
-        return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+        return rows
 
     curves = {c: g for c, g in rl_df.groupby("curve", sort=False)}
     for rm in bon_peaks:
@@ -117,4 +174,4 @@ def claim_table(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
             rows.append({"claim": "iterated RLHF beats one round at equal KL", "curve": curve, "value": gold_end,
                          "reference": one, "holds": gold_end > one,
                          "detail": "value: gold at the iterated curve's end; reference: one round at that KL"})
-    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+    return rows

@@ -184,6 +184,7 @@ def main(argv=None) -> int:
     from .config import ConfigError
     from .laws import FitError
     from .report import ReportError
+    from .daa import DAAError
     from .rl import RLError
 
     args = build_parser().parse_args(argv)
@@ -194,7 +195,7 @@ def main(argv=None) -> int:
     except (CLIError, ConfigError, FitError, ReportError) as e:
         print(f"overopt {args.cmd}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except RLError as e:  # a numerical failure, not bad input: the points so far are written
+    except (RLError, DAAError) as e:  # a numerical failure, not bad input: the points so far are written
         print(f"overopt {args.cmd}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -118,6 +118,26 @@ class RLConfig:
 
 
 @dataclass(frozen=True)
+class DAAConfig:
+    enabled: bool = _f(False, "direct alignment sweep (daa.csv, daa_summary.csv and the report section)")
+    losses: tuple = _f(("dpo", "ipo", "slic", "rdpo"), "preference losses: dpo, ipo, slic, rdpo (length-regularised)")
+    betas: tuple = _f((0.01, 0.03, 0.1, 0.3, 1.0), "beta values, each run with every loss")
+    rdpo_alpha: float = _f(0.05, "R-DPO's length coefficient alpha (per response token)")
+    ipo_length_norm: bool = _f(False, "IPO on per-token mean log-ratios instead of sums")
+    policy_sizes: tuple = _f((), "pi0 sizes (HIDDENxLAYERS) besides the default pi0, each the reference of its runs")
+    labels: str = _f("gold", "who labels the pairs: gold, or the name of a proxy in rm.sizes")
+    n_pairs: int = _f(4000, "training pairs: a prefix of the proxies' labelled pairs (at most rm.n_train)")
+    n_val_pairs: int = _f(500, "held-out pairs for implicit-reward accuracy (at most rm.n_val)")
+    epochs: int = _f(2, "passes over the pairs")
+    batch_size: int = _f(64, "pairs per step")
+    lr: float = _f(1e-4, "learning rate")
+    optimizer: str = _f("rmsprop", "rmsprop (as Rafailov et al.) or adam")
+    checkpoints_per_epoch: int = _f(8, "evaluations per epoch, evenly spaced (plus step 0)")
+    eval_prompts: int = _f(100, "held-out prompts per evaluation (at most world.eval_prompts)")
+    eval_samples: int = _f(4, "samples per held-out prompt per evaluation")
+
+
+@dataclass(frozen=True)
 class FitConfig:
     extrap_frac: float = _f(0.125, "extrapolation check: fit on n <= extrap_frac * N, predict at N")
     ci: float = _f(0.9, "width of the bootstrap intervals")
@@ -132,6 +152,7 @@ class Config:
     rm: RMConfig = field(default_factory=RMConfig)
     bon: BonConfig = field(default_factory=BonConfig)
     rl: RLConfig = field(default_factory=RLConfig)
+    daa: DAAConfig = field(default_factory=DAAConfig)
     fit: FitConfig = field(default_factory=FitConfig)
 
     def to_dict(self) -> dict:
@@ -284,6 +305,20 @@ def validate(cfg: Config) -> Config:
     if cfg.rl.sweep_rm:
         need(cfg.rl.sweep_rm in cfg.rm.sizes, "rl.sweep_rm", "must be one of rm.sizes")
     need(cfg.rl.eval_spacing > 0, "rl.eval_spacing", "must be > 0")
+    d = cfg.daa
+    need(len(d.losses) > 0 and all(x in ("dpo", "ipo", "slic", "rdpo") for x in d.losses), "daa.losses",
+         "must list dpo, ipo, slic or rdpo")
+    need(len(d.betas) > 0 and all(isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0
+                                  for b in d.betas), "daa.betas", "must be numbers > 0")
+    need(d.rdpo_alpha >= 0, "daa.rdpo_alpha", "must be >= 0")
+    for spec in d.policy_sizes:
+        need(parse_size(spec, "daa.policy_sizes") != (cfg.policy.hidden, cfg.policy.layers), "daa.policy_sizes",
+             "must differ from the default pi0 (policy.hidden x policy.layers)")
+    need(d.labels == "gold" or d.labels in cfg.rm.sizes, "daa.labels", "must be gold or one of rm.sizes")
+    for k in ("n_pairs", "n_val_pairs", "epochs", "batch_size", "checkpoints_per_epoch", "eval_prompts", "eval_samples"):
+        need(getattr(d, k) >= 1, f"daa.{k}", "must be >= 1")
+    need(d.lr > 0, "daa.lr", "must be > 0")
+    need(d.optimizer in ("rmsprop", "adam"), "daa.optimizer", "must be rmsprop or adam")
     need(cfg.rl.eval_prompts <= cfg.world.eval_prompts, "rl.eval_prompts", "must be <= world.eval_prompts")
     need(0 < cfg.fit.extrap_frac < 1, "fit.extrap_frac", "must be in (0, 1)")
     need(0.5 <= cfg.fit.ci < 1, "fit.ci", "must be in [0.5, 1)")

@@ -27,9 +27,11 @@ from .labels import label_pairs
 from .policy import build_lm, n_params, sample_in_batches, train_lm
 from .reward import bradley_terry_loss, build_rm, score, train_rm
 from .claims import claim_table
+from .daa import DAAError
+from .daarun import DAA_COLUMNS, daa_runs
 from .iterated import IteratedProxy
 from .rl import RLError
-from .rlrun import RL_COLUMNS, Evaluator, rl_settings, run_curve
+from .rlrun import EVAL_VERSION, RL_COLUMNS, Evaluator, rl_settings, run_curve
 from .world.toy import EOS, GOLD_DIMS, PAD, ToyWorld
 
 RM_COLUMNS = ["rm", "params", "n_train", "seed", "val_loss", "val_acc", "train_s"]
@@ -330,7 +332,8 @@ def bon_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], scores
 
 
 def fit_tables(run: Run, bon_df: pd.DataFrame, boots: dict, rl_df: pd.DataFrame | None = None,
-               rl_boots: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+               rl_boots: dict | None = None, daa_df: pd.DataFrame | None = None
+               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """fits.csv (chosen and rejected forms per curve), scaling.csv, extrapolation.csv."""
     c = run.cfg
     fits, extrap = [], []
@@ -365,6 +368,12 @@ def fit_tables(run: Run, bon_df: pd.DataFrame, boots: dict, rl_df: pd.DataFrame 
                 kp, gp = laws.peak("rl", alpha, b)
                 fits.append({"curve": f"rl/gold/{rm}", "form": "rl_shared_alpha", "alpha": alpha, "beta": b,
                              "r2": r2[rm], "kl_peak": kp, "gain_peak": gp, "n_points": len(rl_curves[rm][0])})
+    if daa_df is not None and len(daa_df):
+        # Rafailov et al.: one curve per loss and policy size, pooling every beta and checkpoint.
+        for (loss, policy), g in daa_df.groupby(["loss", "policy"], sort=False):
+            for form in ("rl", "quad_kl"):
+                r = laws.fit(g["kl"].to_numpy(), g["gold"].to_numpy(), form, ci=c.fit.ci, n_boot=c.bon.n_boot)
+                fits.append({"curve": f"daa/gold/{loss}/pi0-{policy}", **r.to_dict()})
     fits_df = pd.DataFrame(fits).reindex(columns=FIT_COLUMNS)
     family = bon_df[bon_df["n_train"] == c.rm.n_train]
     params = family.groupby("rm", sort=False)["rm_params"].first()
@@ -429,7 +438,7 @@ def rl_curves(run: Run, world: ToyWorld, pi0, pool: dict, proxies: list[dict], s
     rows, boots = [], {}
     for p, curve, settings, ref, ev in jobs:
         own = [c.rl.iterated_rounds, c.rl.iterated_pairs] if "/iter" in curve else []
-        key = c.section_hash("world", "gold", "policy", extra=[shared, own, p["key"], pool["key"], curve])
+        key = c.section_hash("world", "gold", "policy", extra=[shared, own, p["key"], pool["key"], curve, EVAL_VERSION])
         source = None
         if "/iter" in curve:
             train, _, center = labelled_pairs(run, world, pairs_data)
@@ -448,18 +457,21 @@ def rl_curves(run: Run, world: ToyWorld, pi0, pool: dict, proxies: list[dict], s
     return pd.DataFrame(rows).reindex(columns=RL_COLUMNS), boots
 
 
-def _other_policy(run: Run, world: ToyWorld, spec: str, proxy: dict, gold_norm):
+def _other_policy(run: Run, world: ToyWorld, spec: str, proxy: dict | None, gold_norm, n_prompts: int | None = None,
+                  n_samples: int | None = None):
     """A pi0 of another size (trained like pi0) and an evaluator whose baseline is its own samples."""
     c = run.cfg
     hidden, layers = parse_size(spec)
     pcfg = replace(c.policy, hidden=hidden, layers=layers, heads=max(1, hidden // 16))
     policy = build_pi0(run, world, pcfg, name=f"pi0-{spec}")
     n = 32  # baseline samples per evaluation prompt
-    pidx = np.repeat(world.eval_prompt_idx[: c.rl.eval_prompts], n)
+    pidx = np.repeat(world.eval_prompt_idx[: n_prompts or c.rl.eval_prompts], n)
     tok, _ = _sample(run, policy, pidx, world, run.seed(64, hidden, layers), f"pi0-{spec} baseline")
-    base = score(proxy["model"], torch.tensor(world.prompt_ids[pidx], device=run.device),
-                 torch.tensor(tok.astype(np.int64), device=run.device), PAD)
-    return policy, Evaluator(run, world, policy, pidx, tok, {proxy["rm"]: base}, gold_norm)
+    base = {}
+    if proxy is not None:
+        base[proxy["rm"]] = score(proxy["model"], torch.tensor(world.prompt_ids[pidx], device=run.device),
+                                  torch.tensor(tok.astype(np.int64), device=run.device), PAD)
+    return policy, Evaluator(run, world, policy, pidx, tok, base, gold_norm, n_prompts, n_samples)
 
 
 # ---------------------------------------------------------------- driver
@@ -520,12 +532,23 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
     else:  # a table from an earlier run with RL on would otherwise be reported as this run's
         for stale in (out / "rl.csv", out / "rl.parquet"):
             stale.unlink(missing_ok=True)
+    try:
+        daa_df, _, daa_sum = daa_runs(run, world, pi0, pool, pairs, gold_norm, proxies)
+    except DAAError as e:  # every run finished so far stays written
+        write_table(pd.DataFrame(getattr(e, "rows", [])).reindex(columns=DAA_COLUMNS), out, "daa")
+        raise
+    for name, df in (("daa", daa_df), ("daa_summary", daa_sum)):
+        if df is not None:
+            write_table(df, out, name)
+        else:
+            for stale in (out / f"{name}.csv", out / f"{name}.parquet"):
+                stale.unlink(missing_ok=True)
     with run.stage("tables"):
-        fits_df, scal_df, extrap_df = fit_tables(run, bon_df, boots, rl_df, rl_boots)
+        fits_df, scal_df, extrap_df = fit_tables(run, bon_df, boots, rl_df, rl_boots, daa_df)
         write_table(fits_df, out, "fits")
         write_table(scal_df, out, "scaling")
         write_table(extrap_df, out, "extrapolation")
-        write_table(claim_table(bon_df, rl_df, fits_df), out, "claims")
+        write_table(claim_table(bon_df, rl_df, fits_df, daa_sum), out, "claims")
         write_table(sample_table(run, world, pool, proxies, scores, pool_gold), out, "samples")
     write_manifest(run, "complete", started)  # every table is written; the report only reads them
     with run.stage("report"):

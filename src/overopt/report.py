@@ -151,6 +151,39 @@ def plot_variants(rl: pd.DataFrame, bon: pd.DataFrame, tag: str, title: str, lab
     return fig
 
 
+def plot_daa(daa: pd.DataFrame, fits: pd.DataFrame, y: str = "gold"):
+    """Rafailov et al. 2024 Fig. 1: per loss (columns) and policy size (rows), ``y`` against sqrt(KL) over
+    checkpoints, one line per beta, with the loss's pooled fit R = d(alpha - beta ln d) for gold."""
+    losses, policies = list(dict.fromkeys(daa["loss"])), list(dict.fromkeys(daa["policy"]))
+    betas = sorted(daa["beta"].unique())
+    fig, axes = plt.subplots(len(policies), len(losses), figsize=(3.4 * len(losses), 3.0 * len(policies)),
+                             squeeze=False, sharey=True)
+    for i, pol in enumerate(policies):
+        for j, loss in enumerate(losses):
+            ax = axes[i][j]
+            for beta, col in zip(betas, _colors(len(betas))):
+                g = daa[(daa["policy"] == pol) & (daa["loss"] == loss) & (daa["beta"] == beta)]
+                d = np.sqrt(g["kl"].to_numpy())
+                ax.plot(d, g[y], "-o", ms=2.5, color=col, label=f"beta {beta:g}")
+                if y == "gold":
+                    ax.fill_between(d, g["gold_lo"], g["gold_hi"], color=col, alpha=0.1)
+            f = fits[(fits["curve"] == f"daa/gold/{loss}/pi0-{pol}") & (fits["form"] == "rl")]
+            if y == "gold" and len(f):
+                dd = np.linspace(1e-3, np.sqrt(daa[(daa["policy"] == pol) & (daa["loss"] == loss)]["kl"].max()), 100)
+                ax.plot(dd, laws.predict("rl", f["alpha"].iloc[0], f["beta"].iloc[0], dd ** 2), ":", color="black",
+                        label=f"fit, R^2 {f['r2'].iloc[0]:.2f}")
+            ax.set_title(f"{loss}, pi0 {pol}", fontsize=9)
+            ax.grid(alpha=0.3)
+            if i == len(policies) - 1:
+                ax.set_xlabel("d = sqrt(KL(pi || pi_ref))")
+            if j == 0:
+                ax.set_ylabel({"gold": "gold gain over pi_ref", "winrate": "gold win rate vs pi_ref",
+                               "length": "mean length (words)"}[y])
+            ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
 def plot_dims(bon: pd.DataFrame, rms: list[str]):
     dims = [c for c in bon.columns if c.startswith("gold_") and c not in ("gold_lo", "gold_hi")]
     fig, axes = plt.subplots(1, len(rms), figsize=(6 * len(rms), 3.8), squeeze=False)
@@ -267,6 +300,11 @@ def write_report(out: str | Path) -> Path:
                 rl, bon, "pi0-", "policy size, proxy {rm}: gold against KL",
                 lambda c, g: f"pi0 {c.split('/pi0-')[1]}" if "/" in c else "pi0 (default size)"),
                 plots / "policy_size.png")
+    daa = _read(out, "daa", False)
+    if daa is not None and len(daa):
+        imgs["daa_gold"] = _png(plot_daa(daa, fits, "gold"), plots / "daa_gold.png")
+        imgs["daa_winrate"] = _png(plot_daa(daa, fits, "winrate"), plots / "daa_winrate.png")
+        imgs["daa_length"] = _png(plot_daa(daa, fits, "length"), plots / "daa_length.png")
     if (rm.groupby(rm["rm"].str.split("@").str[0])["n_train"].nunique() > 1).any():
         imgs["data_sweep"] = _png(plot_data_sweep(bon, rm), plots / "data_sweep.png")
     img = lambda k: f'<img src="data:image/png;base64,{imgs[k]}">'  # noqa: E731
@@ -338,6 +376,22 @@ def write_report(out: str | Path) -> Path:
               "best-of-n: which one the proxy sacrifices.</p>", img("gold_dims")]
     if "data_sweep" in imgs:
         parts += ["<h2>Preference data size</h2>", img("data_sweep")]
+    if "daa_gold" in imgs:
+        from .daarun import summary_table
+        parts += ["<h2>Direct alignment (Rafailov et al. 2024)</h2>",
+                  "<p class='note'>DPO, IPO, SLiC and R-DPO on the same gold-labelled pi0 pairs, from each pi0 size "
+                  "as reference; one line per beta through its checkpoints. Gold, its win rate against pi_ref "
+                  "samples, and length against d = sqrt(KL) with KL measured as for RL. The dotted line is "
+                  "R = d(alpha - beta ln d) fitted to every beta and checkpoint of the panel.</p>",
+                  img("daa_gold"), img("daa_winrate"), img("daa_length")]
+        dfits = fits[fits["curve"].str.startswith("daa/gold/")]
+        if len(dfits):
+            comp = dfits.pivot(index="curve", columns="form", values="r2").reset_index()
+            parts += ["<p class='note'>Fit quality (R^2) of the RL form and of a quadratic in KL.</p>", _table(comp)]
+        parts += ["<p class='note'>Each run: its gold peak, where in training it came (epoch fraction), whether "
+                  "gold then fell below the peak's interval, length growth, and the R^2 of the implicit reward "
+                  "beta log(pi/pi_ref) against response length on held-out pairs.</p>",
+                  _table(summary_table(daa))]
     claims = _read(out, "claims", False)
     if claims is not None and len(claims):
         held = int(claims["holds"].astype(bool).sum())

@@ -1,0 +1,169 @@
+"""The direct-alignment stage of a run: losses x betas x policy sizes on one set of offline pairs.
+
+Pairs are the proxies' gold-labelled pi0 pairs (or relabelled by a proxy); every run of the sweep
+trains on the same prefix of them. Each reference policy's log-probs of those pairs are computed
+once and cached, and every run's rows are cached whole, so an interrupted sweep resumes at the first
+unfinished run.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import bon
+from .daa import DAAError, DAASettings, DAATrainer, PreferenceData, policy_logps, reference_logps
+from .reward import score
+from .rlrun import EVAL_VERSION, Evaluator
+from .world.toy import EOS, GOLD_DIMS, PAD
+
+DAA_COLUMNS = ["curve", "loss", "beta", "alpha", "policy", "policy_params", "step", "epoch_frac", "kl", "kl_k1",
+               "kl_k3", "gold", "gold_lo", "gold_hi", "winrate"] + [f"gold_{d}" for d in GOLD_DIMS] + \
+              ["length", "implicit_acc", "chosen_logratio", "rejected_logratio", "implicit_len_r2", "train_loss"]
+SUMMARY_COLUMNS = ["curve", "loss", "beta", "policy", "policy_params", "peak_gold", "peak_kl", "peak_epoch_frac",
+                   "falls", "final_gold", "length_start", "length_end", "length_growth", "implicit_len_r2",
+                   "implicit_acc"]
+
+
+def r2_linear(x: np.ndarray, y: np.ndarray) -> float:
+    """R^2 of the least-squares line of y on x (the squared correlation); 0 when either is constant."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.std() == 0 or y.std() == 0:
+        return 0.0
+    return float(np.corrcoef(x, y)[0, 1] ** 2)
+
+
+def _relabel(pairs, prompt_ids, proxy, device):
+    """Order each pair by the proxy's score instead of gold (the higher score is chosen)."""
+    t = lambda a: torch.tensor(np.asarray(a, dtype=np.int64), device=device)  # noqa: E731
+    p = t(prompt_ids[pairs.prompt_idx])
+    sc, sr = score(proxy["model"], p, t(pairs.chosen), PAD), score(proxy["model"], p, t(pairs.rejected), PAD)
+    swap = sr > sc
+    ch = np.where(swap[:, None], pairs.rejected, pairs.chosen)
+    rj = np.where(swap[:, None], pairs.chosen, pairs.rejected)
+    return ch, rj
+
+
+def _val_metrics(policy, val: dict, beta: float) -> dict:
+    """Implicit-reward accuracy on held-out pairs, mean log-ratios, and R^2 of implicit reward on length."""
+    with torch.no_grad():
+        pc, pr = policy_logps(policy, val["prompts"], val["chosen"], val["rejected"], PAD, EOS)
+    lc, lr = (pc - val["ref_chosen"]).cpu().numpy(), (pr - val["ref_rejected"]).cpu().numpy()
+    reward = beta * np.concatenate([lc, lr])
+    return {"implicit_acc": float((lc > lr).mean() + 0.5 * (lc == lr).mean()),
+            "chosen_logratio": float(lc.mean()), "rejected_logratio": float(lr.mean()),
+            "implicit_len_r2": r2_linear(val["lengths"], reward)}
+
+
+def daa_runs(run, world, pi0, pool: dict, pairs_data: dict, gold_norm, proxies: list[dict]):
+    """Every (policy, loss, beta) run: (daa DataFrame, {curve: bootstrap replicates}, summary DataFrame)."""
+    from .experiment import _other_policy, labelled_pairs  # the driver's helpers
+
+    c = run.cfg
+    d = c.daa
+    if not d.enabled:
+        return None, None, None
+    train, val, _ = labelled_pairs(run, world, pairs_data)
+    train, val = train.head(min(d.n_pairs, len(train))), val.head(min(d.n_val_pairs, len(val)))
+    chosen, rejected = train.chosen, train.rejected
+    if d.labels != "gold":
+        proxy = next(p for p in proxies if p["rm"] == d.labels)
+        chosen, rejected = _relabel(train, world.prompt_ids, proxy, run.device)
+    t = lambda a: torch.tensor(np.asarray(a, dtype=np.int64), device=run.device)  # noqa: E731
+    data_t = {"prompts": t(world.prompt_ids[train.prompt_idx]), "chosen": t(chosen), "rejected": t(rejected)}
+    val_t = {"prompts": t(world.prompt_ids[val.prompt_idx]), "chosen": t(val.chosen), "rejected": t(val.rejected)}
+    val_t["lengths"] = np.concatenate([(val.chosen != PAD).sum(1), (val.rejected != PAD).sum(1)])
+    data_key = c.section_hash("world", "gold", "policy", extra=[c.rm.n_train, c.rm.n_val, c.rm.label_noise, d.labels,
+                                                                  d.n_pairs, d.n_val_pairs])
+    n_eval = min(d.eval_prompts, c.world.eval_prompts)
+    default = f"{c.policy.hidden}x{c.policy.layers}"
+    refs = [(default, pi0, Evaluator(run, world, pi0, pool["prompt_idx"], pool["tokens"], {}, gold_norm,
+                                     n_eval, d.eval_samples))]
+    for spec in d.policy_sizes:
+        policy, ev = _other_policy(run, world, spec, None, gold_norm, n_eval, d.eval_samples)
+        refs.append((spec, policy, ev))
+    shared = {k: v for k, v in c.to_dict()["daa"].items() if k not in ("enabled", "losses", "betas", "policy_sizes")}
+    rows, boots, summary = [], {}, []
+    for spec, ref, ev in refs:
+        ref_key = c.section_hash("world", extra=[data_key, spec, c.policy.steps, c.policy.lr, c.policy.batch_size])
+        with run.stage(f"daa reference {spec}") as st:
+            cached = run.cache.get("daa-ref", ref_key)
+            st["cached"] = cached is not None
+            if cached is None:
+                cached = {"train": reference_logps(ref, data_t["prompts"], data_t["chosen"], data_t["rejected"],
+                                                   PAD, EOS),
+                          "val": reference_logps(ref, val_t["prompts"], val_t["chosen"], val_t["rejected"], PAD, EOS)}
+                run.cache.put("daa-ref", ref_key, cached)
+        data = PreferenceData(data_t["prompts"], data_t["chosen"], data_t["rejected"], *cached["train"], pad_id=PAD)
+        val_s = {**val_t, "ref_chosen": cached["val"][0], "ref_rejected": cached["val"][1]}
+        n_params = sum(p.numel() for p in ref.parameters())
+        for loss in d.losses:
+            for beta in d.betas:
+                curve = f"{loss}/b{beta:g}/pi0-{spec}"
+                settings = DAASettings(loss=loss, beta=float(beta), alpha=d.rdpo_alpha if loss == "rdpo" else 0.0,
+                                       ipo_length_norm=d.ipo_length_norm, lr=d.lr, optimizer=d.optimizer,
+                                       batch_size=d.batch_size, epochs=d.epochs,
+                                       checkpoints_per_epoch=d.checkpoints_per_epoch)
+                key = c.section_hash("world", "gold", "policy",
+                                     extra=[shared, ref_key, curve, vars(settings), EVAL_VERSION])
+                base = {"curve": curve, "loss": loss, "beta": float(beta), "alpha": settings.alpha, "policy": spec,
+                        "policy_params": n_params}
+                with run.stage(f"daa {curve}") as st:
+                    res = run.cache.get("daa", key)
+                    st["cached"] = res is not None
+                    if res is None:
+                        try:
+                            res = _one_run(run, ref, data, val_s, ev, settings, base)
+                        except DAAError as e:
+                            e.rows = rows
+                            e.args = (f"direct alignment run {curve}: {e}",)
+                            raise
+                        run.cache.put("daa", key, res)
+                rows += res["rows"]
+                boots[curve] = res["boot"]
+                summary.append(_summarise(res["rows"]))
+    return (pd.DataFrame(rows).reindex(columns=DAA_COLUMNS), boots,
+            pd.DataFrame(summary).reindex(columns=SUMMARY_COLUMNS))
+
+
+def _one_run(run, ref, data: PreferenceData, val: dict, ev, settings: DAASettings, base: dict) -> dict:
+    c = run.cfg
+    policy = copy.deepcopy(ref)
+    trainer = DAATrainer(policy, data, settings, PAD, EOS, seed=run.seed(70))
+    rows, per_prompt = [], []
+    with run.bar(trainer.total_steps, f"daa {base['curve']}") as bar:
+        for step, frac in trainer.run():
+            row, pp = ev(policy, None, seed=run.seed(71, step))
+            row.pop("proxy")
+            loss = float(np.mean(trainer.losses[-10:])) if trainer.losses else float("nan")
+            rows.append({**base, "step": step, "epoch_frac": frac, **row, **_val_metrics(policy, val, settings.beta),
+                         "train_loss": loss})
+            per_prompt.append(pp)
+            bar.update(step - bar.n)
+    boots = bon.bootstrap_rows(np.stack(per_prompt).T, c.bon.n_boot, run.seed(72))
+    q = [(1 - c.fit.ci) / 2 * 100, (1 + c.fit.ci) / 2 * 100]
+    for j, r in enumerate(rows):
+        r["gold_lo"], r["gold_hi"] = (float(x) for x in np.percentile(boots[:, j], q))
+    return {"rows": rows, "boot": boots}
+
+
+def _summarise(rows: list[dict]) -> dict:
+    """Peak, whether gold falls after it (below the peak's lower bound), and length growth."""
+    df = pd.DataFrame(rows)
+    i = int(df["gold"].idxmax())
+    last = df.iloc[-1]
+    return {**{k: df[k].iloc[0] for k in ("curve", "loss", "beta", "policy", "policy_params")},
+            "peak_gold": df["gold"][i], "peak_kl": df["kl"][i], "peak_epoch_frac": df["epoch_frac"][i],
+            "falls": bool(i < len(df) - 1 and last["gold"] < df["gold_lo"][i]), "final_gold": last["gold"],
+            "length_start": df["length"].iloc[0], "length_end": last["length"],
+            "length_growth": last["length"] - df["length"].iloc[0], "implicit_len_r2": last["implicit_len_r2"],
+            "implicit_acc": last["implicit_acc"]}
+
+
+def summary_table(daa_df: pd.DataFrame) -> pd.DataFrame:
+    """`_summarise` for every run of a daa.csv table (the report rebuilds it from the table alone)."""
+    return pd.DataFrame([_summarise(g.to_dict("records")) for _, g in daa_df.groupby("curve", sort=False)]) \
+        .reindex(columns=SUMMARY_COLUMNS)
+
