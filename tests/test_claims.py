@@ -42,3 +42,25 @@ def test_claim_table_reads_the_tables():
     assert row["value"] == 2.0 and row["reference"] == kl[3] and row["holds"]
     row = t.loc[("a KL penalty leaves the gold-KL frontier unchanged", "8x1/kl0.1")]
     assert np.isclose(row["value"], 0.25) and not row["holds"]  # 0.6 against 0.35 at KL 1
+
+
+def test_daa_claims_from_a_summary():
+    from overopt.claims import daa_claims
+    rows = []
+    for policy, params, scale in (("16x1", 1000, 1.0), ("64x2", 9000, 2.0)):
+        for loss, growth0 in (("dpo", 6.0), ("rdpo", 1.0)):
+            for beta, falls, frac in ((0.01, policy == "16x1", 0.5), (1.0, False, 2.0)):
+                rows.append({"curve": f"{loss}/b{beta:g}/pi0-{policy}", "loss": loss, "beta": beta, "policy": policy,
+                             "policy_params": params, "peak_gold": scale * (1 + beta), "peak_kl": 2.0,
+                             "peak_epoch_frac": frac, "falls": falls,
+                             "length_growth": growth0 if beta == 0.01 else 0.5})
+    t = pd.DataFrame(daa_claims(pd.DataFrame(rows))).set_index(["claim", "curve"])
+    assert t.loc[("daa gold humps at the lowest beta (smallest policy)", "dpo/b0.01/pi0-16x1"), "holds"]
+    early = t.loc[("daa gold starts to fall within the first epoch", "all runs")]
+    assert early["value"] == 2 and early["reference"] == 8 and early["holds"]
+    smaller = t.loc[("the smaller policy overoptimizes more", "dpo: pi0-16x1 vs pi0-64x2")]
+    assert smaller["value"] == 1.0 and smaller["holds"]  # lower peaks at both betas
+    low = t.loc[("low beta lengthens outputs more than high beta", "dpo/pi0-16x1")]
+    assert low["value"] == 6.0 and low["reference"] == 0.5 and low["holds"]
+    rd = t.loc[("R-DPO reduces length growth", "pi0-64x2")]
+    assert rd["value"] == 0.75 and rd["reference"] == 3.25 and rd["holds"]

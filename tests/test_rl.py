@@ -138,3 +138,15 @@ def test_non_finite_rl_stops_the_run_with_one_line_and_keeps_the_points(tmp_path
     rl = pd.read_csv(out / "rl.csv")
     assert rl["step"].tolist() == [0, 2, 4]  # the evaluations before the failure
     assert (out / "bon.csv").exists()
+
+
+def test_evaluator_winrate_against_brute_force():
+    from overopt.rlrun import Evaluator
+    rng = np.random.default_rng(0)
+    ev = Evaluator.__new__(Evaluator)
+    ev.n_prompts = 3
+    ev.base_gold_all = np.round(rng.normal(size=(3, 5)), 1)  # rounded: ties occur
+    gold = np.round(rng.normal(size=6), 1)                    # 2 samples per prompt, prompt-major
+    wins = [(1.0 if g > b else 0.5 if g == b else 0.0) for i, g in enumerate(gold) for b in ev.base_gold_all[i // 2]]
+    assert ev.winrate(gold) == pytest.approx(np.mean(wins))
+    assert ev.winrate(np.full(6, 10.0)) == 1.0

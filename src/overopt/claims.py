@@ -77,14 +77,16 @@ def daa_claims(summary: pd.DataFrame) -> list[dict]:
         gh = float(g.loc[g["beta"] == high, "length_growth"].iloc[0])
         rows.append({"claim": "low beta lengthens outputs more than high beta", "curve": f"{loss}/pi0-{policy}",
                      "value": gl, "reference": gh, "holds": gl > gh,
-                     "detail": f"value: length growth (words) at beta {low:g}; reference: at beta {high:g}"})
+                     "detail": f"value: length growth (words, mean over checkpoints) at beta {low:g}; reference: "
+                               f"at beta {high:g}"})
     if {"dpo", "rdpo"} <= set(summary["loss"]):
         for policy, g in summary.groupby("policy", sort=False):
             r = g[g["loss"] == "rdpo"]["length_growth"].mean()
             dp = g[g["loss"] == "dpo"]["length_growth"].mean()
             rows.append({"claim": "R-DPO reduces length growth", "curve": f"pi0-{policy}", "value": float(r),
                          "reference": float(dp), "holds": bool(r < dp),
-                         "detail": "value: R-DPO's length growth (words), mean over betas; reference: DPO's"})
+                         "detail": "value: R-DPO's length growth (words, mean over checkpoints and betas); "
+                                   "reference: DPO's"})
     return rows
 
 

@@ -23,8 +23,8 @@ DAA_COLUMNS = ["curve", "loss", "beta", "alpha", "policy", "policy_params", "ste
                "kl_k3", "gold", "gold_lo", "gold_hi", "winrate"] + [f"gold_{d}" for d in GOLD_DIMS] + \
               ["length", "implicit_acc", "chosen_logratio", "rejected_logratio", "implicit_len_r2", "train_loss"]
 SUMMARY_COLUMNS = ["curve", "loss", "beta", "policy", "policy_params", "peak_gold", "peak_kl", "peak_epoch_frac",
-                   "falls", "final_gold", "length_start", "length_end", "length_growth", "implicit_len_r2",
-                   "implicit_acc"]
+                   "falls", "final_gold", "length_start", "length_end", "length_growth", "length_growth_final",
+                   "length_growth_max", "implicit_len_r2", "implicit_acc"]
 
 
 def r2_linear(x: np.ndarray, y: np.ndarray) -> float:
@@ -150,7 +150,9 @@ def _one_run(run, ref, data: PreferenceData, val: dict, ev, settings: DAASetting
 
 
 def _summarise(rows: list[dict]) -> dict:
-    """Peak, whether gold falls after it (below the peak's lower bound), and length growth."""
+    """Peak, whether gold falls after it (below the peak's lower bound), and length growth: the mean over
+    checkpoints of the change from the start (robust to one erratic checkpoint of a collapsing run), the
+    change at the end, and the largest change reached."""
     df = pd.DataFrame(rows)
     i = int(df["gold"].idxmax())
     last = df.iloc[-1]
@@ -158,7 +160,9 @@ def _summarise(rows: list[dict]) -> dict:
             "peak_gold": df["gold"][i], "peak_kl": df["kl"][i], "peak_epoch_frac": df["epoch_frac"][i],
             "falls": bool(i < len(df) - 1 and last["gold"] < df["gold_lo"][i]), "final_gold": last["gold"],
             "length_start": df["length"].iloc[0], "length_end": last["length"],
-            "length_growth": last["length"] - df["length"].iloc[0], "implicit_len_r2": last["implicit_len_r2"],
+            "length_growth": df["length"].mean() - df["length"].iloc[0],
+            "length_growth_final": last["length"] - df["length"].iloc[0],
+            "length_growth_max": df["length"].max() - df["length"].iloc[0], "implicit_len_r2": last["implicit_len_r2"],
             "implicit_acc": last["implicit_acc"]}
 
 
