@@ -8,6 +8,8 @@ import pytest
 
 from overopt.cli import main
 from overopt.experiment import BON_COLUMNS, FIT_COLUMNS, RM_COLUMNS
+from overopt.claims import CLAIM_COLUMNS
+from overopt.daarun import DAA_COLUMNS, SUMMARY_COLUMNS
 from overopt.rlrun import RL_COLUMNS
 
 
@@ -38,6 +40,17 @@ def test_smoke_run_writes_every_file_with_the_contract_columns(smoke):
         assert (out / "plots" / f"{name}.png").exists(), name
     assert json.loads((out / "manifest.json").read_text())["stages"]["pi0-16x1"]["params"] < \
         json.loads((out / "manifest.json").read_text())["stages"]["pi0"]["params"]
+    daa = pd.read_csv(out / "daa.csv")
+    assert list(daa.columns) == DAA_COLUMNS and daa["curve"].nunique() == 16
+    assert set(daa["policy"].astype(str)) == {"32x1", "16x1"} and (daa.groupby("curve")["epoch_frac"].max() == 1).all()
+    assert list(pd.read_csv(out / "daa_summary.csv").columns) == SUMMARY_COLUMNS
+    claims = pd.read_csv(out / "claims.csv")
+    assert list(claims.columns) == CLAIM_COLUMNS
+    assert {"rl gold peaks and falls", "a KL penalty leaves the gold-KL frontier unchanged",
+            "daa gold starts to fall within the first epoch"} <= set(claims["claim"])
+    for name in ("daa_gold", "daa_winrate", "daa_length"):
+        assert (out / "plots" / f"{name}.png").exists(), name
+    assert "Direct alignment" in (out / "report.html").read_text()
     assert (out / "plots" / "rl.png").exists()
     m = json.loads((out / "manifest.json").read_text())
     assert m["status"] == "complete" and m["seed"] == 0
