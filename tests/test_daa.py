@@ -121,3 +121,21 @@ def test_matches_trl_dpo_trainer(tmp_path, loss, trl_loss):
     pc, pr = lp.chunk(2)
     ours = preference_loss(pc, pr, batch["ref_chosen_logps"], batch["ref_rejected_logps"], 0.3, loss).mean()
     assert float(ours) == pytest.approx(trl_value, rel=1e-4, abs=1e-5)
+
+
+def test_relabel_by_a_proxy_puts_its_preferred_response_first():
+    from overopt.labels import Pairs
+    from overopt.reward import build_rm, score
+
+    rng = np.random.default_rng(0)
+    prompt_ids = rng.integers(3, 20, size=(5, 4))
+    a, b = rng.integers(3, 20, size=(12, 6)), rng.integers(3, 20, size=(12, 6))
+    pairs = Pairs(rng.integers(0, 5, 12), a, b, np.zeros(12), np.zeros(12), np.zeros(12, bool))
+    rm = build_rm(20, 16, 1, 16, seed=0)
+    ch, rj = daarun._relabel(pairs, prompt_ids, {"model": rm}, "cpu")
+    p = torch.tensor(prompt_ids[pairs.prompt_idx])
+    s_ch, s_rj = score(rm, p, torch.tensor(ch), 0), score(rm, p, torch.tensor(rj), 0)
+    assert (s_ch >= s_rj).all()
+    sa, sb = score(rm, p, torch.tensor(a), 0), score(rm, p, torch.tensor(b), 0)
+    assert 0 < (sb > sa).sum() < 12  # the proxy disagrees with the given order on some pairs, and they swap
+    assert np.array_equal(ch[sb > sa], b[sb > sa]) and np.array_equal(ch[sb <= sa], a[sb <= sa])
