@@ -88,3 +88,28 @@ def test_reward_model_learns_a_token_preference_and_scores_the_last_real_token()
     # trailing padding must not change a score
     extra = torch.cat([good, torch.full((n, 3), PAD)], 1)
     np.testing.assert_allclose(score(rm, prompts, extra, PAD), score(rm, prompts, good, PAD), atol=1e-5)
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_lean_decoder_matches_the_model_forward(parallel):
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    from overopt.fastdecode import NeoXDecoder
+    torch.manual_seed(0)
+    cfg = GPTNeoXConfig(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=32, use_parallel_residual=parallel,
+                        rotary_pct=0.5, attn_implementation="sdpa")
+    model = GPTNeoXForCausalLM(cfg).eval()
+    seq = torch.randint(3, V, (6, 12))
+    full = model(input_ids=seq).logits  # [6, 12, V]
+    dec = NeoXDecoder.maybe(model, batch=6, max_len=12)
+    assert dec is not None
+    torch.testing.assert_close(dec.prefill(seq[:, :5]), full[:, 4], atol=1e-5, rtol=1e-5)
+    for t in range(5, 8):
+        torch.testing.assert_close(dec.step(seq[:, t]), full[:, t], atol=1e-5, rtol=1e-5)
+    keep = torch.tensor([4, 1, 0])  # drop rows, reorder the rest: the cache follows
+    dec.select(keep)
+    for t in range(8, 12):
+        torch.testing.assert_close(dec.step(seq[keep, t]), full[keep, t], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(NeoXDecoder.maybe(model, 6, 12).logits(seq), full, atol=1e-5, rtol=1e-5)
+    assert NeoXDecoder.maybe(model.train(), 6, 12) is None  # dropout active: the model's own forward

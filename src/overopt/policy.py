@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .fastdecode import NeoXDecoder
+
 
 def gpt_neox_config(vocab_size: int, hidden: int, layers: int, heads: int, max_len: int,
                     bos: int = 1, eos: int = 2, pad: int = 0):
@@ -118,9 +120,16 @@ def sample(model, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int, pa
     if attention_mask is None:
         attention_mask = torch.ones_like(prompt_ids)
     position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
-    out = model(input_ids=prompt_ids, attention_mask=attention_mask, position_ids=position_ids,
-                use_cache=True, logits_to_keep=1)
-    past = out.past_key_values
+    # Without left padding every key is visible to every later query: no mask is needed, and a
+    # GPT-NeoX decodes through the lean `NeoXDecoder` (the model's own weights, a preallocated cache).
+    unpadded = bool(attention_mask.all())
+    dec = NeoXDecoder.maybe(model, B, prompt_ids.shape[1] + max_new_tokens) if unpadded else None
+    if dec is not None:
+        logits = dec.prefill(prompt_ids)
+    else:
+        out = model(input_ids=prompt_ids, attention_mask=None if unpadded else attention_mask,
+                    position_ids=position_ids, use_cache=True, logits_to_keep=1)
+        past, logits = out.past_key_values, out.logits[:, -1, :]
     next_pos = position_ids[:, -1] + 1
     tokens = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=dev)
     token_logprob = torch.zeros((B, max_new_tokens), device=dev)
@@ -129,7 +138,7 @@ def sample(model, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int, pa
     alive = torch.ones(B, dtype=torch.bool, device=dev)
     mask = attention_mask
     for t in range(max_new_tokens):
-        logits = out.logits[:, -1, :].float()
+        logits = logits.float()
         if pad_id != eos_id:
             logits[:, pad_id] = float("-inf")
         if temperature != 1.0:
@@ -149,12 +158,19 @@ def sample(model, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int, pa
             break
         if n_alive <= 0.75 * len(rows):  # compact: drop finished rows from the batch and the cache
             keep = alive.nonzero().squeeze(1)
-            past.batch_select_indices(keep)
+            if dec is not None:
+                dec.select(keep)
+            else:
+                past.batch_select_indices(keep)
             rows, mask, next_pos, tok, alive = rows[keep], mask[keep], next_pos[keep], tok[keep], alive[keep]
-        mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=dev)], 1)
-        out = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-                    past_key_values=past, use_cache=True)
-        past = out.past_key_values
+        if dec is not None:
+            logits = dec.step(tok)
+            continue
+        if not unpadded:
+            mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=dev)], 1)
+        out = model(input_ids=tok[:, None], attention_mask=None if unpadded else mask,
+                    position_ids=next_pos[:, None], past_key_values=past, use_cache=True)
+        past, logits = out.past_key_values, out.logits[:, -1, :]
         next_pos = next_pos + 1
     T = int(lengths.max())
     return Samples(tokens[:, :T], token_logprob.sum(1), lengths, token_logprob[:, :T])
@@ -168,14 +184,17 @@ def response_logits(model, prompt_ids: torch.Tensor, responses: torch.Tensor, pa
     With ``eos_id`` (distinct from ``pad_id``) the padding token is excluded from the
     distribution, exactly as `sample` excludes it, so the two agree.
     """
-    if prompt_mask is None:
-        prompt_mask = torch.ones_like(prompt_ids)
-    resp_mask = (responses != pad_id).long()
-    mask = torch.cat([prompt_mask, resp_mask], 1)
-    position_ids = (mask.cumsum(1) - 1).clamp(min=0)
     seq = torch.cat([prompt_ids, responses], 1)
     P = prompt_ids.shape[1]
-    logits = model(input_ids=seq, attention_mask=mask, position_ids=position_ids).logits[:, P - 1:-1].float()
+    if prompt_mask is None or bool(prompt_mask.all()):
+        # Only right padding: a causal model's logits at real positions cannot see it, so no mask is
+        # needed (and none is built, a large share of a small model's forward time).
+        dec = None if torch.is_grad_enabled() else NeoXDecoder.maybe(model, seq.shape[0], seq.shape[1])
+        logits = (dec.logits(seq) if dec is not None else model(input_ids=seq).logits)[:, P - 1:-1].float()
+    else:
+        mask = torch.cat([prompt_mask, (responses != pad_id).long()], 1)
+        position_ids = (mask.cumsum(1) - 1).clamp(min=0)
+        logits = model(input_ids=seq, attention_mask=mask, position_ids=position_ids).logits[:, P - 1:-1].float()
     if eos_id is not None and pad_id != eos_id:
         logits[..., pad_id] = float("-inf")
     return logits

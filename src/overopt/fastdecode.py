@@ -1,0 +1,111 @@
+"""A lean KV-cached decoder for GPT-NeoX (the Pythia architecture) when prompts carry no padding.
+
+    dec = NeoXDecoder.maybe(model, batch=B, max_len=P + T)   # None: use the model's own forward
+    logits = dec.prefill(prompt_ids)                          # [B, V], the last prompt position
+    logits = dec.step(tokens)                                 # [B, V], one new token per row
+    dec.select(keep)                                          # drop finished rows from the cache
+    logits = dec.logits(seq)                                  # [B, L, V], a no-grad full forward
+
+It runs the model's own weights with the same operations as `transformers`' GPTNeoX (layer norms,
+fused QKV, partial rotary embedding, scaled dot-product attention, parallel or sequential residual),
+but writes keys and values into a preallocated cache and skips the per-call mask building and module
+dispatch that dominate a small model's decoding step. Every row shares one position (no left
+padding), so no attention mask is needed. Tests hold its logits to the model's forward.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class NeoXDecoder:
+    @classmethod
+    def maybe(cls, model, batch: int, max_len: int) -> "NeoXDecoder | None":
+        """A decoder for ``model`` if it is a GPT-NeoX this class reproduces exactly, else None."""
+        cfg = getattr(model, "config", None)
+        if getattr(cfg, "model_type", None) != "gpt_neox" or model.training:
+            return None
+        rope = getattr(cfg, "rope_parameters", None) or {}
+        if rope.get("rope_type", "default") != "default" or cfg.hidden_act not in ("gelu", "gelu_new", "relu"):
+            return None
+        if getattr(cfg, "_attn_implementation", "sdpa") not in ("sdpa", "eager"):
+            return None
+        return cls(model, batch, max_len)
+
+    def __init__(self, model, batch: int, max_len: int):
+        cfg = model.config
+        base = model.gpt_neox
+        p = next(model.parameters())
+        self.C, self.H = cfg.hidden_size, cfg.num_attention_heads
+        self.D = self.C // self.H
+        self.eps = cfg.layer_norm_eps
+        self.parallel = cfg.use_parallel_residual
+        self.act = {"gelu": F.gelu, "relu": F.relu, "gelu_new": lambda x: F.gelu(x, approximate="tanh")}[cfg.hidden_act]
+        self.embed = base.embed_in.weight
+        self.layers = [(l.input_layernorm.weight, l.input_layernorm.bias, l.attention.query_key_value.weight,
+                        l.attention.query_key_value.bias, l.attention.dense.weight, l.attention.dense.bias,
+                        l.post_attention_layernorm.weight, l.post_attention_layernorm.bias,
+                        l.mlp.dense_h_to_4h.weight, l.mlp.dense_h_to_4h.bias, l.mlp.dense_4h_to_h.weight,
+                        l.mlp.dense_4h_to_h.bias) for l in base.layers]
+        self.final = (base.final_layer_norm.weight, base.final_layer_norm.bias)
+        self.head = model.get_output_embeddings().weight
+        positions = torch.arange(max_len, device=p.device)[None]
+        cos, sin = base.rotary_emb(self.embed[:1][None], positions)  # [1, max_len, rotary dims]
+        self.cos, self.sin = cos[0].to(p.dtype), sin[0].to(p.dtype)
+        self.rot = self.cos.shape[-1]
+        shape = (batch, self.H, max_len, self.D)
+        self.k = [torch.empty(shape, dtype=p.dtype, device=p.device) for _ in self.layers]
+        self.v = [torch.empty(shape, dtype=p.dtype, device=p.device) for _ in self.layers]
+        self.pos = 0
+
+    def _rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        r = self.rot
+        x_rot, x_pass = x[..., :r], x[..., r:]
+        half = r // 2
+        rotated = torch.cat((-x_rot[..., half:], x_rot[..., :half]), -1)
+        return torch.cat((x_rot * cos + rotated * sin, x_pass), -1)
+
+    @torch.no_grad()
+    def _forward(self, ids: torch.Tensor, last_only: bool = True) -> torch.Tensor:
+        B, T = ids.shape
+        s, e = self.pos, self.pos + T
+        cos, sin = self.cos[s:e], self.sin[s:e]
+        x = F.embedding(ids, self.embed)
+        C = (self.C,)
+        for i, (w1, b1, wqkv, bqkv, wd, bd, w2, b2, wu, bu, wo, bo) in enumerate(self.layers):
+            qkv = F.linear(F.layer_norm(x, C, w1, b1, self.eps), wqkv, bqkv).view(B, T, self.H, 3 * self.D)
+            q, k, v = qkv.transpose(1, 2).chunk(3, dim=-1)
+            self.k[i][:B, :, s:e] = self._rope(k, cos, sin)
+            self.v[i][:B, :, s:e] = v
+            a = F.scaled_dot_product_attention(self._rope(q, cos, sin), self.k[i][:B, :, :e], self.v[i][:B, :, :e],
+                                               is_causal=T > 1)
+            a = F.linear(a.transpose(1, 2).reshape(B, T, self.C), wd, bd)
+            if self.parallel:
+                x = x + a + F.linear(self.act(F.linear(F.layer_norm(x, C, w2, b2, self.eps), wu, bu)), wo, bo)
+            else:
+                h = x + a
+                x = h + F.linear(self.act(F.linear(F.layer_norm(h, C, w2, b2, self.eps), wu, bu)), wo, bo)
+        self.pos = e
+        x = F.layer_norm(x[:, -1] if last_only else x, C, *self.final, self.eps)
+        return F.linear(x, self.head)
+
+    def logits(self, seq: torch.Tensor) -> torch.Tensor:
+        """Logits at every position of unpadded (or only right-padded) sequences, [B, L, V], no gradient."""
+        self.pos = 0
+        return self._forward(seq, last_only=False)
+
+    def prefill(self, prompt_ids: torch.Tensor) -> torch.Tensor:
+        """Logits after the prompts (positions 0..P-1, no padding), [B, V]."""
+        self.pos = 0
+        return self._forward(prompt_ids)
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits after one more token per row, [B, V]."""
+        return self._forward(tokens[:, None])
+
+    def select(self, keep: torch.Tensor) -> None:
+        """Keep only rows ``keep`` (in that order) of the cache."""
+        n = len(keep)
+        for i in range(len(self.layers)):
+            self.k[i][:n] = self.k[i][keep]
+            self.v[i][:n] = self.v[i][keep]
