@@ -109,14 +109,17 @@ def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
     family = bon_df[bon_df["n_train"] == n_train]
     bon_peaks = {rm: _peak(g["kl_bound"].to_numpy(), g["gold"].to_numpy(), g["gold_lo"].to_numpy())
                  for rm, g in family.groupby("rm", sort=False)}
-    for rm, p in bon_peaks.items():
-        rows.append({"claim": "bon gold peaks and falls", "curve": f"bon/{rm}", "value": p["kl"],
+    def peak_and_fit(method: str, rm: str, p: dict, form_text: str) -> None:
+        rows.append({"claim": f"{method} gold peaks and falls", "curve": f"{method}/{rm}", "value": p["kl"],
                      "reference": p["gold"], "holds": p["falls"],
                      "detail": "value: KL at the gold peak; reference: gold there"})
-        a, q = r2(f"bon/gold/{rm}", "bon"), r2(f"bon/gold/{rm}", "quad_kl")
-        rows.append({"claim": "bon form fits (R^2 >= 0.9) and beats a quadratic in KL", "curve": f"bon/{rm}",
-                     "value": a, "reference": q, "holds": bool(a >= 0.9 and a > q),
-                     "detail": "value: R^2 of d(alpha - beta d); reference: R^2 of the quadratic"})
+        a, q = r2(f"{method}/gold/{rm}", method), r2(f"{method}/gold/{rm}", "quad_kl")
+        rows.append({"claim": f"{method} form fits (R^2 >= 0.9) and beats a quadratic in KL",
+                     "curve": f"{method}/{rm}", "value": a, "reference": q, "holds": bool(a >= 0.9 and a > q),
+                     "detail": f"value: R^2 of {form_text}; reference: R^2 of the quadratic"})
+
+    for rm, p in bon_peaks.items():
+        peak_and_fit("bon", rm, p, "d(alpha - beta d)")
     if rl_df is None or not len(rl_df):
         return rows
 
@@ -126,13 +129,7 @@ def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
             continue
         g = curves[rm]
         p = _peak(g["kl"].to_numpy(), g["gold"].to_numpy(), g["gold_lo"].to_numpy())
-        rows.append({"claim": "rl gold peaks and falls", "curve": f"rl/{rm}", "value": p["kl"],
-                     "reference": p["gold"], "holds": p["falls"],
-                     "detail": "value: KL at the gold peak; reference: gold there"})
-        a, q = r2(f"rl/gold/{rm}", "rl"), r2(f"rl/gold/{rm}", "quad_kl")
-        rows.append({"claim": "rl form fits (R^2 >= 0.9) and beats a quadratic in KL", "curve": f"rl/{rm}",
-                     "value": a, "reference": q, "holds": bool(a >= 0.9 and a > q),
-                     "detail": "value: R^2 of d(alpha - beta ln d); reference: R^2 of the quadratic"})
+        peak_and_fit("rl", rm, p, "d(alpha - beta ln d)")
         if p["interior"] and bon_peaks[rm]["interior"]:
             rows.append({"claim": "rl gold peaks at a larger KL than bon", "curve": rm, "value": p["kl"],
                          "reference": bon_peaks[rm]["kl"], "holds": p["kl"] > bon_peaks[rm]["kl"],
