@@ -131,7 +131,7 @@ class DAATrainer:
         self.policy, self.data, self.s = policy, data, settings
         self.pad_id, self.eos_id = pad_id, eos_id
         opt = torch.optim.RMSprop if settings.optimizer == "rmsprop" else torch.optim.Adam
-        self.opt = opt(policy.parameters(), lr=settings.lr)
+        self.opt = opt(policy.parameters(), lr=settings.lr, foreach=True)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda i: min(1.0, (i + 1) / max(1, settings.warmup)))
         self.gen = torch.Generator().manual_seed(seed)
@@ -160,7 +160,7 @@ class DAATrainer:
             raise DAAError(f"step {self.step_no}: loss is not finite")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), s.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), s.max_grad_norm, foreach=True)
         self.opt.step()
         self.sched.step()
         self.step_no += 1

@@ -162,7 +162,7 @@ class RLTrainer:
         if settings.algo == "ppo" and self.value is None:
             self.value = ValueModel.from_policy(policy)
         params = list(policy.parameters()) + (list(self.value.parameters()) if self.value is not None else [])
-        self.opt = torch.optim.Adam(params, lr=settings.lr, eps=1e-5)
+        self.opt = torch.optim.Adam(params, lr=settings.lr, eps=1e-5, foreach=True)  # one kernel per step, not per tensor
         self.kl_ctl = KLController(settings.kl_coef, settings.kl_target or None, settings.kl_horizon)
         self.gen = torch.Generator(device=next(policy.parameters()).device).manual_seed(seed)
         self.n_steps = 0
@@ -207,7 +207,7 @@ class RLTrainer:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for g in self.opt.param_groups for p in g["params"]]
-        torch.nn.utils.clip_grad_norm_(params, self.s.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(params, self.s.max_grad_norm, foreach=True)
         self.opt.step()
 
     def _minibatches(self, n: int):
