@@ -84,6 +84,19 @@ def test_rerun_reuses_the_cache_and_report_rebuilds_from_tables(smoke, tmp_path)
     assert (out2 / "report.html").stat().st_size > 10000
 
 
+@pytest.mark.parametrize("table,column", [("daa", "winrate"), ("rl", "kl_coef"), ("claims", "holds")])
+def test_report_names_a_missing_column(smoke, tmp_path, capsys, table, column):
+    import shutil
+    out, _ = smoke
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    df = pd.read_csv(copy / f"{table}.csv")
+    df.drop(columns=[column]).to_csv(copy / f"{table}.csv", index=False)
+    assert main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"overopt report: error: {copy / (table + '.csv')} lacks column '{column}'"
+
+
 def test_fit_command_json_has_the_fields_of_fits_csv(smoke, capsys):
     out, _ = smoke
     assert main(["fit", str(out / "bon.csv"), "--kl-col", "kl_bound", "--reward-col", "gold",

@@ -22,6 +22,13 @@ class ReportError(ValueError):
     pass
 
 
+def _need(df: pd.DataFrame | None, out: Path, name: str, cols: tuple) -> None:
+    """A table the report plots must have the columns it plots: else one line naming file and column."""
+    missing = [c for c in cols if df is not None and c not in df.columns]
+    if missing:
+        raise ReportError(f"{out / (name + '.csv')} lacks column '{missing[0]}'")
+
+
 def _read(out: Path, name: str, required: bool = True) -> pd.DataFrame | None:
     p = out / f"{name}.csv"
     if not p.exists():
@@ -256,9 +263,7 @@ def write_report(out: str | Path) -> Path:
     rm, bon, fits = _read(out, "rm"), _read(out, "bon"), _read(out, "fits")
     scaling, extrap, samples = _read(out, "scaling", False), _read(out, "extrapolation", False), \
         _read(out, "samples", False)
-    missing = [c for c in ("rm", "kl_bound", "gold", "proxy", "n", "rm_params") if c not in bon.columns]
-    if missing:
-        raise ReportError(f"{out / 'bon.csv'} lacks column '{missing[0]}'")
+    _need(bon, out, "bon", ("rm", "kl_bound", "gold", "proxy", "n", "rm_params"))
     manifest = {}
     if (out / "manifest.json").exists():
         try:
@@ -275,6 +280,7 @@ def write_report(out: str | Path) -> Path:
             "gold_dims": _png(plot_dims(bon, [family[0], family[-1]] if len(family) > 1 else family),
                               plots / "gold_dims.png")}
     rl = _read(out, "rl", False)
+    _need(rl, out, "rl", ("curve", "rm", "kl", "proxy", "gold", "gold_lo", "gold_hi", "kl_coef"))
     if rl is not None and len(rl):
         imgs["rl"] = _png(plot_rl(rl, fits, bon, family), plots / "rl.png")
         if rl["curve"].str.contains("/kl").any():
@@ -301,6 +307,8 @@ def write_report(out: str | Path) -> Path:
                 lambda c, g: f"pi0 {c.split('/pi0-')[1]}" if "/" in c else "pi0 (default size)"),
                 plots / "policy_size.png")
     daa = _read(out, "daa", False)
+    _need(daa, out, "daa", ("curve", "loss", "beta", "policy", "policy_params", "kl", "gold", "gold_lo", "gold_hi",
+                            "winrate", "length", "epoch_frac", "implicit_len_r2", "implicit_acc"))
     if daa is not None and len(daa):
         imgs["daa_gold"] = _png(plot_daa(daa, fits, "gold"), plots / "daa_gold.png")
         imgs["daa_winrate"] = _png(plot_daa(daa, fits, "winrate"), plots / "daa_winrate.png")
@@ -393,6 +401,7 @@ def write_report(out: str | Path) -> Path:
                   "beta log(pi/pi_ref) against response length on held-out pairs.</p>",
                   _table(summary_table(daa))]
     claims = _read(out, "claims", False)
+    _need(claims, out, "claims", ("holds",))
     if claims is not None and len(claims):
         held = int(claims["holds"].astype(bool).sum())
         parts += ["<h2>Claims of Gao et al., checked on this run</h2>",
