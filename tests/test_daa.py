@@ -139,3 +139,25 @@ def test_relabel_by_a_proxy_puts_its_preferred_response_first():
     sa, sb = score(rm, p, torch.tensor(a), 0), score(rm, p, torch.tensor(b), 0)
     assert 0 < (sb > sa).sum() < 12  # the proxy disagrees with the given order on some pairs, and they swap
     assert np.array_equal(ch[sb > sa], b[sb > sa]) and np.array_equal(ch[sb <= sa], a[sb <= sa])
+
+
+def test_non_finite_loss_stops_the_run_with_one_line_and_keeps_finished_runs(tmp_path, monkeypatch, capsys):
+    from overopt import daa as daa_mod
+    from overopt.cli import main
+
+    real = daa_mod.preference_loss
+    seen = {"calls": 0}
+
+    def nan_in_the_third_run(*a, **k):  # smoke: 8 steps per run: call 17 is run 3's first
+        seen["calls"] += 1
+        out = real(*a, **k)
+        return out * float("nan") if seen["calls"] == 17 else out
+
+    monkeypatch.setattr(daa_mod, "preference_loss", nan_in_the_third_run)
+    code = main(["run", "--preset", "smoke", "--quiet", "--out", str(tmp_path / "o"), "--set", "rl.enabled=false",
+                 "--set", f"run.cache_dir={tmp_path / 'c'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1
+    assert err[0] == "overopt run: error: direct alignment run ipo/b0.1/pi0-32x1: step 0: loss is not finite"
+    kept = pd.read_csv(tmp_path / "o" / "daa.csv")  # the two runs that finished, every checkpoint of each
+    assert set(kept["curve"]) == {"dpo/b0.1/pi0-32x1", "dpo/b1/pi0-32x1"} and len(kept) == 6
