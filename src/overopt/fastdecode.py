@@ -51,19 +51,22 @@ class NeoXDecoder:
         self.head = model.get_output_embeddings().weight
         positions = torch.arange(max_len, device=p.device)[None]
         cos, sin = base.rotary_emb(self.embed[:1][None], positions)  # [1, max_len, rotary dims]
-        self.cos, self.sin = cos[0].to(p.dtype), sin[0].to(p.dtype)
+        self.cos, sin = cos[0].to(p.dtype), sin[0].to(p.dtype)
         self.rot = self.cos.shape[-1]
+        self.sin = torch.cat((-sin[:, : self.rot // 2], sin[:, self.rot // 2:]), -1)  # signs of rotate_half
         shape = (batch, self.H, max_len, self.D)
         self.k = [torch.empty(shape, dtype=p.dtype, device=p.device) for _ in self.layers]
         self.v = [torch.empty(shape, dtype=p.dtype, device=p.device) for _ in self.layers]
         self.pos = 0
 
     def _rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Rotary embedding of the first `rot` dims: x cos + rotate_half(x) sin, with rotate_half(x) =
+        (-x2, x1) written as roll(x) times a sine whose first half is negated (one op fewer per call)."""
         r = self.rot
-        x_rot, x_pass = x[..., :r], x[..., r:]
-        half = r // 2
-        rotated = torch.cat((-x_rot[..., half:], x_rot[..., :half]), -1)
-        return torch.cat((x_rot * cos + rotated * sin, x_pass), -1)
+        if r == x.shape[-1]:
+            return torch.addcmul(x * cos, x.roll(r // 2, -1), sin)
+        x_rot = x[..., :r]
+        return torch.cat((torch.addcmul(x_rot * cos, x_rot.roll(r // 2, -1), sin), x[..., r:]), -1)
 
     @torch.no_grad()
     def _forward(self, ids: torch.Tensor, last_only: bool = True) -> torch.Tensor:
