@@ -1,6 +1,6 @@
 """overopt's RLOO step against TRL's RLOOTrainer: same tiny policy, Python reward and batch shape.
 
-    python bench/rl_step.py [--prompts 16] [--k 4] [--new-tokens 40] [--steps 8] [--repeats 3]
+    python bench/rl_step.py [--prompts 16] [--k 4] [--new-tokens 40] [--steps 8] [--repeats 3] [--lr 1e-4]
 
 The policy is the default preset's pi0 (cached as `overopt run` builds it), saved as a Hugging Face
 checkpoint with the world's tokenizer so TRL loads it like any model. The reward is one Python
@@ -38,6 +38,8 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=40)
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=1e-4,
+                    help="both trainers' learning rate; 0 keeps both sampling pi0's lengths for every step")
     a = ap.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
@@ -67,7 +69,7 @@ def main():
         from transformers import AutoModelForCausalLM
         model = AutoModelForCausalLM.from_pretrained(tmp)
         args = RLOOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=a.prompts * a.k,
-                          num_generations=a.k, max_completion_length=a.new_tokens, beta=0.05, learning_rate=1e-4,
+                          num_generations=a.k, max_completion_length=a.new_tokens, beta=0.05, learning_rate=a.lr,
                           max_steps=a.steps, logging_steps=10 ** 6, save_strategy="no", report_to=[], use_cpu=True,
                           seed=seed, temperature=1.0, top_k=0, disable_tqdm=True, bf16=False)
         ds = Dataset.from_dict({"prompt": prompt_text[: a.prompts * a.steps]})
@@ -79,7 +81,7 @@ def main():
     def ours_run(seed):
         policy = build_pi0(run, world).cpu()
         ref = build_pi0(run, world).cpu()
-        tr = RLTrainer(policy, ref, ours_reward, RLSettings(algo="rloo", k=a.k, lr=1e-4, kl_coef=0.05,
+        tr = RLTrainer(policy, ref, ours_reward, RLSettings(algo="rloo", k=a.k, lr=a.lr or 1e-30, kl_coef=0.05,
                                                             max_new_tokens=a.new_tokens), PAD, EOS, seed=seed)
         prompts = torch.tensor(world.prompt_ids[pidx])
         t = time.perf_counter()
@@ -94,7 +96,8 @@ def main():
         r_ours.append(ours_run(i + 1))
     o, b = statistics.median(r_ours), statistics.median(r_trl)
     print(f"policy: pi0 GPT-NeoX {sum(p.numel() for p in pi0.parameters()):,} params; batch {a.prompts} prompts x "
-          f"{a.k} samples x <= {a.new_tokens} new tokens; {a.steps} steps per repeat; threads {torch.get_num_threads()}")
+          f"{a.k} samples x <= {a.new_tokens} new tokens; {a.steps} steps per repeat; lr {a.lr:g}; "
+          f"threads {torch.get_num_threads()}")
     print(f"TRL RLOOTrainer: median {b:.3f} steps/s  ({', '.join(f'{x:.3f}' for x in r_trl)})")
     print(f"overopt RLOO:    median {o:.3f} steps/s  ({', '.join(f'{x:.3f}' for x in r_ours)})")
     print(f"ratio: {o / b:.2f}")
