@@ -8,6 +8,7 @@ unfinished run.
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ import torch
 
 from . import bon
 from .daa import DAAError, DAASettings, DAATrainer, PreferenceData, policy_logps, reference_logps
+from .policy import as_ids
 from .reward import score
 from .rlrun import EVAL_VERSION, Evaluator
 from .world.toy import EOS, GOLD_DIMS, PAD
@@ -37,7 +39,7 @@ def r2_linear(x: np.ndarray, y: np.ndarray) -> float:
 
 def _relabel(pairs, prompt_ids, proxy, device):
     """Order each pair by the proxy's score instead of gold (the higher score is chosen)."""
-    t = lambda a: torch.tensor(np.asarray(a, dtype=np.int64), device=device)  # noqa: E731
+    t = partial(as_ids, device=device)
     p = t(prompt_ids[pairs.prompt_idx])
     sc, sr = score(proxy["model"], p, t(pairs.chosen), PAD), score(proxy["model"], p, t(pairs.rejected), PAD)
     swap = sr > sc
@@ -71,7 +73,7 @@ def daa_runs(run, world, pi0, pool: dict, pairs_data: dict, gold_norm, proxies: 
     if d.labels != "gold":
         proxy = next(p for p in proxies if p["rm"] == d.labels)
         chosen, rejected = _relabel(train, world.prompt_ids, proxy, run.device)
-    t = lambda a: torch.tensor(np.asarray(a, dtype=np.int64), device=run.device)  # noqa: E731
+    t = partial(as_ids, device=run.device)
     data_t = {"prompts": t(world.prompt_ids[train.prompt_idx]), "chosen": t(chosen), "rejected": t(rejected)}
     val_t = {"prompts": t(world.prompt_ids[val.prompt_idx]), "chosen": t(val.chosen), "rejected": t(val.rejected)}
     val_t["lengths"] = np.concatenate([(val.chosen != PAD).sum(1), (val.rejected != PAD).sum(1)])

@@ -13,6 +13,7 @@ import platform
 import time
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 from . import __version__, bon, laws
 from .config import Config, parse_size
 from .labels import label_pairs
-from .policy import build_lm, n_params, sample_in_batches, train_lm
+from .policy import as_ids, build_lm, n_params, sample_in_batches, train_lm
 from .reward import bradley_terry_loss, build_rm, score, train_rm
 from .claims import claim_table
 from .daa import DAAError
@@ -212,7 +213,7 @@ def labelled_pairs(run: Run, world: ToyWorld, pairs_data: dict):
     # Validation accuracy is against gold: undo any label noise on the validation pairs.
     val_true = label_pairs(val.prompt_idx, val.chosen, val.rejected, val.gold_chosen, val.gold_rejected,
                            0.0, np.random.default_rng(0))
-    t = lambda a: torch.tensor(np.asarray(a, dtype=np.int64), device=run.device)  # noqa: E731
+    t = partial(as_ids, device=run.device)
     val_prompts = t(world.prompt_ids[val_true.prompt_idx])
     center = (torch.cat([val_prompts, val_prompts]),
               t(np.concatenate([pairs_data["a"][n_train:], pairs_data["b"][n_train:]])))
@@ -223,7 +224,7 @@ def build_proxies(run: Run, world: ToyWorld, pairs_data: dict) -> list[dict]:
     """Train (or load) every proxy; centre each so that pi0's mean score is 0."""
     c = run.cfg
     train_all, val_true, (pi0_prompts, pi0_resp) = labelled_pairs(run, world, pairs_data)
-    t = lambda a: torch.tensor(np.asarray(a, dtype=np.int64), device=run.device)  # noqa: E731
+    t = partial(as_ids, device=run.device)
     val_prompts = pi0_prompts[: len(val_true)]  # the centring set is the validation pairs' two sides
     rm_cfg = {k: v for k, v in c.to_dict()["rm"].items() if k not in ("sizes", "data_sizes", "data_sweep_rm")}
     proxies = []
@@ -487,6 +488,16 @@ def write_table(df: pd.DataFrame, out: Path, name: str) -> None:
         pass
 
 
+def write_or_drop(df: pd.DataFrame | None, out: Path, name: str) -> None:
+    """Write a stage's table, or remove one an earlier run with that stage on left behind (it would
+    otherwise be reported as this run's)."""
+    if df is not None:
+        write_table(df, out, name)
+        return
+    for stale in (out / f"{name}.csv", out / f"{name}.parquet"):
+        stale.unlink(missing_ok=True)
+
+
 def write_manifest(run: Run, status: str, started: float) -> None:
     m = {"overopt": __version__, "python": platform.python_version(), "torch": torch.__version__,
          "numpy": np.__version__, "platform": platform.platform(), "device": str(run.device),
@@ -527,22 +538,14 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
         bon_df, boots = bon_table(run, world, pool, proxies, scores, pool_gold)
         write_table(bon_df, out, "bon")
     rl_df, rl_boots = rl_curves(run, world, pi0, pool, proxies, scores, gold_norm, pairs)
-    if rl_df is not None:
-        write_table(rl_df, out, "rl")
-    else:  # a table from an earlier run with RL on would otherwise be reported as this run's
-        for stale in (out / "rl.csv", out / "rl.parquet"):
-            stale.unlink(missing_ok=True)
+    write_or_drop(rl_df, out, "rl")
     try:
         daa_df, _, daa_sum = daa_runs(run, world, pi0, pool, pairs, gold_norm, proxies)
     except DAAError as e:  # every run finished so far stays written
         write_table(pd.DataFrame(getattr(e, "rows", [])).reindex(columns=DAA_COLUMNS), out, "daa")
         raise
-    for name, df in (("daa", daa_df), ("daa_summary", daa_sum)):
-        if df is not None:
-            write_table(df, out, name)
-        else:
-            for stale in (out / f"{name}.csv", out / f"{name}.parquet"):
-                stale.unlink(missing_ok=True)
+    write_or_drop(daa_df, out, "daa")
+    write_or_drop(daa_sum, out, "daa_summary")
     with run.stage("tables"):
         fits_df, scal_df, extrap_df = fit_tables(run, bon_df, boots, rl_df, rl_boots, daa_df)
         write_table(fits_df, out, "fits")

@@ -7,11 +7,13 @@ k rounds of equal KL, Gao et al.'s form predicts R = d (alpha - beta ln d + beta
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
 from .labels import Pairs, label_pairs
-from .policy import sample_in_batches
+from .policy import as_ids, sample_in_batches
 from .reward import build_rm, score, train_rm
 from .world.toy import EOS, PAD
 
@@ -62,7 +64,7 @@ class IteratedProxy:
         T = max(p.chosen.shape[1] for p in [self.train, *self.extra])
         pad = lambda a: np.pad(a, ((0, 0), (0, T - a.shape[1])), constant_values=PAD)  # noqa: E731
         parts = [self.train, *self.extra]
-        t = lambda a: torch.tensor(np.asarray(a, dtype=np.int64), device=run.device)  # noqa: E731
+        t = partial(as_ids, device=run.device)
         prompts = t(self.world.prompt_ids[np.concatenate([p.prompt_idx for p in parts])])
         chosen = t(np.concatenate([pad(p.chosen) for p in parts]))
         rejected = t(np.concatenate([pad(p.rejected) for p in parts]))

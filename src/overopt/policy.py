@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -32,6 +33,11 @@ def build_lm(vocab_size: int, hidden: int, layers: int, heads: int, max_len: int
     torch.manual_seed(seed)
     model = GPTNeoXForCausalLM(gpt_neox_config(vocab_size, hidden, layers, heads, max_len))
     return model.eval()
+
+
+def as_ids(a, device) -> torch.Tensor:
+    """Token ids (any integer array) as a long tensor on ``device``."""
+    return torch.tensor(np.asarray(a, dtype=np.int64), device=device)
 
 
 def n_params(model: torch.nn.Module) -> int:
