@@ -90,3 +90,52 @@ def test_kl_estimate_pool_weights_each_sample_by_its_chance_of_being_chosen():
 def test_default_ns():
     assert bon.default_ns(512) == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
     assert bon.default_ns(600)[-2:] == [512, 600]
+
+
+def test_tilt_on_a_pool_matches_the_exact_kl_regularised_optimum():
+    # pi0 over 5 outcomes; pi* = pi0 exp(r / beta) / Z in closed form; a pool of pi0 samples estimates it.
+    p = np.array([0.4, 0.25, 0.2, 0.1, 0.05])
+    r = np.array([0.0, 1.0, -0.5, 2.0, 3.0])
+    v = np.array([1.0, -2.0, 0.5, 4.0, -3.0])
+    rng = np.random.default_rng(0)
+    draws = rng.choice(5, size=(4, 50_000), p=p)
+    betas = np.array([4.0, 1.0, 0.5])
+    kl, val = bon.tilt_per_prompt(r[draws], v[draws], betas)
+    for j, b in enumerate(betas):
+        star = p * np.exp(r / b)
+        star /= star.sum()
+        exact_kl = float((star * np.log(star / p)).sum())
+        # the pool holds repeats of 5 values: sum_i w_i ln(N w_i) of the draws is the KL of the empirical tilt
+        assert kl[:, j].mean() == pytest.approx(exact_kl, abs=0.01)
+        assert val[:, j].mean() == pytest.approx(float(star @ v), abs=0.03)
+
+
+def test_tilt_limits_are_pi0_and_the_best_of_the_pool():
+    rng = np.random.default_rng(1)
+    proxy = rng.normal(size=(3, 64))
+    values = rng.normal(size=(3, 64))
+    kl, val = bon.tilt_per_prompt(proxy, values, [1e6, 1e-6])
+    np.testing.assert_allclose(kl[:, 0], 0.0, atol=1e-9)
+    np.testing.assert_allclose(val[:, 0], values.mean(1), atol=1e-5)
+    np.testing.assert_allclose(kl[:, 1], np.log(64), rtol=1e-9)  # all weight on one sample of 64
+    np.testing.assert_allclose(val[:, 1], values[np.arange(3), proxy.argmax(1)])
+    with pytest.raises(ValueError, match="beta"):
+        bon.tilt_per_prompt(proxy, values, [0.0])
+    betas = bon.tilt_betas(proxy)
+    assert (np.diff(betas) < 0).all()
+    kls = bon.tilt_per_prompt(proxy, values, betas)[0].mean(0)
+    assert (np.diff(kls) > 0).all() and kls[0] < 0.02 and kls[-1] > 0.8 * np.log(64)
+
+
+def test_tilt_gets_at_least_best_of_n_proxy_at_equal_kl():
+    # pi0 exp(r / beta) / Z maximises E[r] - beta KL, so no distribution over the pool has more proxy at the
+    # same KL: best-of-n drawn from the pool included, whose KL to the uniform pool is sum W ln(N W).
+    rng = np.random.default_rng(2)
+    proxy = rng.gumbel(size=(50, 256))
+    kl, val = bon.tilt_per_prompt(proxy, proxy, np.geomspace(20, 0.01, 400))
+    kl, val = kl.mean(0), val.mean(0)
+    ns = bon.default_ns(256)
+    W = bon.bon_weights(256, ns)
+    pool_kl = (W * np.log(np.where(W > 0, 256 * W, 1.0))).sum(1)
+    for k, v in zip(pool_kl[1:], bon.best_of_n(proxy, proxy, ns)[1:]):
+        assert np.interp(k, kl, val) >= v - 1e-3

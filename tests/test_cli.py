@@ -3,11 +3,12 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from overopt.cli import main
-from overopt.experiment import BON_COLUMNS, FIT_COLUMNS, RM_COLUMNS
+from overopt.experiment import BON_COLUMNS, FIT_COLUMNS, RM_COLUMNS, TILT_COLUMNS
 from overopt.claims import CLAIM_COLUMNS
 from overopt.daarun import DAA_COLUMNS, SUMMARY_COLUMNS
 from overopt.rlrun import RL_COLUMNS
@@ -28,6 +29,11 @@ def test_smoke_run_writes_every_file_with_the_contract_columns(smoke):
     assert list(pd.read_csv(out / "rm.csv").columns) == RM_COLUMNS
     assert list(pd.read_csv(out / "bon.csv").columns) == BON_COLUMNS
     assert list(pd.read_csv(out / "fits.csv").columns) == FIT_COLUMNS
+    tilt = pd.read_csv(out / "tilt.csv")
+    assert list(tilt.columns) == TILT_COLUMNS and set(tilt["rm"]) == {"8x1", "16x1", "32x1"}
+    for _, t in tilt.groupby("rm"):  # beta falls, KL rises from ~0 to at most ln N
+        assert (t["beta"].diff().dropna() < 0).all() and (t["kl"].diff().dropna() > 0).all()
+        assert t["kl"].iloc[0] < 0.05 and t["kl"].iloc[-1] <= np.log(32) + 1e-9
     rl = pd.read_csv(out / "rl.csv")
     assert list(rl.columns) == RL_COLUMNS and set(rl["rm"]) == {"8x1", "16x1", "32x1"}
     assert (rl.groupby("curve")["step"].max() == 12).all() and (rl.groupby("curve")["kl"].last() > 0).all()

@@ -97,3 +97,31 @@ def bootstrap_rows(per_prompt: np.ndarray, n_boot: int, seed: int) -> np.ndarray
     rng = np.random.default_rng(seed)
     idx = rng.integers(len(per_prompt), size=(n_boot, len(per_prompt)))
     return per_prompt[idx].mean(1)
+
+
+def tilt_per_prompt(proxy, values, betas) -> tuple[np.ndarray, np.ndarray]:
+    """The KL-regularised optimum pi* = pi0 exp(r / beta) / Z (the policy a KL-penalised RL run with
+    coefficient beta converges to), estimated on each prompt's pool of N pi0 samples.
+
+    Each sample gets weight w_i = softmax(r / beta)_i; KL(pi* || pi0) ~ sum_i w_i ln(N w_i) and
+    E_pi*[value] ~ sum_i w_i value_i (self-normalised importance sampling, so KL <= ln N: trust it
+    while it stays well below that). Returns (kl, value), each [prompts, len(betas)]."""
+    proxy, values = _numpy(proxy), _numpy(values)
+    if proxy.ndim != 2 or proxy.shape != values.shape:
+        raise ValueError(f"proxy and values must both be [prompts, N]; got {proxy.shape} and {values.shape}")
+    betas = np.asarray(betas, dtype=np.float64)
+    if betas.ndim != 1 or len(betas) == 0 or not (betas > 0).all():
+        raise ValueError("every beta must be > 0")
+    z = proxy[:, None, :] / betas[None, :, None]          # [P, B, N]
+    z -= z.max(2, keepdims=True)
+    logw = z - np.log(np.exp(z).sum(2, keepdims=True))
+    w = np.exp(logw)
+    kl = (w * (logw + np.log(proxy.shape[1]))).sum(2)
+    return np.maximum(kl, 0.0), (w * values[:, None, :]).sum(2)
+
+
+def tilt_betas(proxy, n: int = 16) -> np.ndarray:
+    """A grid of betas, largest first, from about KL 0.01 to the pool's limit: multiples of the
+    proxy's within-prompt standard deviation, 8 down to 1/32."""
+    sd = float(np.mean(_numpy(proxy).std(1)))
+    return sd * np.geomspace(8.0, 1 / 32, n)

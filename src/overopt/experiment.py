@@ -38,6 +38,7 @@ from .world.toy import EOS, GOLD_DIMS, PAD, ToyWorld
 RM_COLUMNS = ["rm", "params", "n_train", "seed", "val_loss", "val_acc", "train_s"]
 BON_COLUMNS = ["rm", "rm_params", "n_train", "n", "kl_bound", "kl_est", "proxy", "proxy_lo", "proxy_hi",
                "gold", "gold_lo", "gold_hi"] + [f"gold_{d}" for d in GOLD_DIMS] + ["length"]
+TILT_COLUMNS = ["rm", "rm_params", "beta", "kl", "proxy", "gold", "gold_lo", "gold_hi", "length"]
 FIT_COLUMNS = ["curve", "form", "alpha", "beta", "alpha_lo", "alpha_hi", "beta_lo", "beta_hi", "r2",
                "kl_peak", "gain_peak", "kl_peak_lo", "kl_peak_hi", "gain_peak_lo", "gain_peak_hi", "n_points"]
 
@@ -332,6 +333,32 @@ def bon_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], scores
     return pd.DataFrame(rows, columns=BON_COLUMNS), boots
 
 
+def tilt_table(run: Run, world: ToyWorld, proxies: list[dict], scores: dict, pool_gold) -> pd.DataFrame:
+    """tilt.csv: per proxy, the KL-regularised optimum pi0 exp(r / beta) / Z estimated on the best-of-n pool
+    (`bon.tilt_per_prompt`): the gold a KL-penalised optimizer converges to at each beta, and the most any
+    optimizer gets at that KL within pi0's support. RL curves are read against it."""
+    c = run.cfg
+    P, N = len(world.eval_prompt_idx), c.bon.pool_size
+    gold = pool_gold[0].reshape(P, N)
+    length = pool_gold[1]["n_words"].reshape(P, N).astype(float)
+    q = [(1 - c.fit.ci) / 2 * 100, (1 + c.fit.ci) / 2 * 100]
+    rows = []
+    for p in proxies:
+        proxy = scores[p["rm"]].reshape(P, N)
+        betas = bon.tilt_betas(proxy)
+        kl, g = bon.tilt_per_prompt(proxy, gold, betas)
+        _, pr = bon.tilt_per_prompt(proxy, proxy, betas)
+        _, ln = bon.tilt_per_prompt(proxy, length, betas)
+        gain = g - gold.mean(1, keepdims=True)
+        bg = bon.bootstrap_rows(gain, c.bon.n_boot, run.seed(41))
+        for j, b in enumerate(betas):
+            rows.append({"rm": p["rm"], "rm_params": p["params"], "beta": b, "kl": kl[:, j].mean(),
+                         "proxy": (pr[:, j] - proxy.mean(1)).mean(), "gold": gain[:, j].mean(),
+                         "gold_lo": np.percentile(bg[:, j], q[0]), "gold_hi": np.percentile(bg[:, j], q[1]),
+                         "length": ln[:, j].mean()})
+    return pd.DataFrame(rows, columns=TILT_COLUMNS)
+
+
 def fit_tables(run: Run, bon_df: pd.DataFrame, boots: dict, rl_df: pd.DataFrame | None = None,
                rl_boots: dict | None = None, daa_df: pd.DataFrame | None = None
                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -537,6 +564,7 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
     with run.stage("bon table"):  # written before RL, so an interrupted RL stage loses nothing of best-of-n
         bon_df, boots = bon_table(run, world, pool, proxies, scores, pool_gold)
         write_table(bon_df, out, "bon")
+        write_table(tilt_table(run, world, proxies, scores, pool_gold), out, "tilt")
     rl_df, rl_boots = rl_curves(run, world, pi0, pool, proxies, scores, gold_norm, pairs)
     write_or_drop(rl_df, out, "rl")
     try:

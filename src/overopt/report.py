@@ -102,9 +102,11 @@ def plot_coefs(fits: pd.DataFrame, rm: pd.DataFrame, scaling: pd.DataFrame | Non
     return fig
 
 
-def plot_rl(rl: pd.DataFrame, fits: pd.DataFrame, bon: pd.DataFrame, family: list[str]):
-    """Gao Fig. 1 (RL) beside Fig. 8: gold against proxy for RL and best-of-n."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+def plot_rl(rl: pd.DataFrame, fits: pd.DataFrame, bon: pd.DataFrame, family: list[str],
+            tilt: pd.DataFrame | None = None):
+    """Gao Fig. 1 (RL) beside Fig. 8: gold against proxy for RL and best-of-n; with ``tilt``, a third
+    panel sets each RL curve against the KL-regularised optimum of its proxy (tilt.csv)."""
+    fig, axes = plt.subplots(1, 3 if tilt is not None else 2, figsize=(18 if tilt is not None else 12, 4.6))
     for rm, col in zip(family, _colors(len(family))):
         g = rl[rl["curve"] == rm]
         if not len(g):
@@ -120,12 +122,20 @@ def plot_rl(rl: pd.DataFrame, fits: pd.DataFrame, bon: pd.DataFrame, family: lis
         axes[1].plot(g["proxy"], g["gold"], "-o", color=col, ms=3, label=f"RL {rm}")
         b = bon[bon["rm"] == rm]
         axes[1].plot(b["proxy"], b["gold"], "--s", color=col, ms=3, alpha=0.7, label=f"BoN {rm}")
+        if tilt is not None:
+            t = tilt[tilt["rm"] == rm]
+            axes[2].plot(d, g["gold"], "-o", color=col, ms=3, label=f"RL {rm}")
+            axes[2].plot(np.sqrt(t["kl"]), t["gold"], "-.", color=col, alpha=0.8)
     axes[0].set_title("RL: gold (solid, 90% CI), proxy (dashed), fit d(alpha - beta ln d) (dotted)")
     axes[0].set_xlabel("d = sqrt(KL(pi || pi0)), full-vocabulary estimate")
     axes[0].set_ylabel("gain over pi0")
     axes[1].set_title("gold against proxy: RL (solid) and best-of-n (dashed)")
     axes[1].set_xlabel("proxy gain")
     axes[1].set_ylabel("gold gain")
+    if tilt is not None:
+        axes[2].set_title("RL (solid) against the KL-regularised optimum (dash-dot)")
+        axes[2].set_xlabel("d = sqrt(KL(pi || pi0))")
+        axes[2].set_ylabel("gold gain")
     for ax in axes:
         ax.axhline(0, color="grey", lw=0.5)
         ax.grid(alpha=0.3)
@@ -281,13 +291,23 @@ def write_report(out: str | Path) -> Path:
                               plots / "gold_dims.png")}
     rl = _read(out, "rl", False)
     _need(rl, out, "rl", ("curve", "rm", "kl", "proxy", "gold", "gold_lo", "gold_hi", "kl_coef"))
+    tilt = _read(out, "tilt", False)
+    _need(tilt, out, "tilt", ("rm", "beta", "kl", "gold"))
     if rl is not None and len(rl):
-        imgs["rl"] = _png(plot_rl(rl, fits, bon, family), plots / "rl.png")
+        imgs["rl"] = _png(plot_rl(rl, fits, bon, family, tilt), plots / "rl.png")
         if rl["curve"].str.contains("/kl").any():
+            def optimum(ax, rm):  # where each penalised run would converge: pi0 exp(r / kl_coef) / Z
+                t = tilt[tilt["rm"] == rm].sort_values("kl")
+                ax.plot(np.sqrt(t["kl"]), t["gold"], "-.", color="black", label="KL-regularised optimum")
+                for coef in sorted(rl.loc[rl["curve"].str.contains("/kl"), "kl_coef"].unique()):
+                    lb = np.log(t["beta"].to_numpy()[::-1])
+                    if lb[0] <= np.log(coef) <= lb[-1]:
+                        kl = np.interp(np.log(coef), lb, t["kl"].to_numpy()[::-1])
+                        ax.plot(np.sqrt(kl), np.interp(kl, t["kl"], t["gold"]), "k*", ms=9)
             imgs["kl_sweep"] = _png(plot_variants(
                 rl, bon, "kl", "KL penalty sweep, proxy {rm}: gold against KL",
-                lambda c, g: f"kl_coef {g['kl_coef'].iloc[0]:g}" + ("" if "/" in c else " (family run)")),
-                plots / "kl_sweep.png")
+                lambda c, g: f"kl_coef {g['kl_coef'].iloc[0]:g}" + ("" if "/" in c else " (family run)"),
+                optimum if tilt is not None else None), plots / "kl_sweep.png")
         if rl["curve"].str.contains("/iter").any():
             def predicted(ax, rm):
                 f = fits[(fits["curve"] == f"rl/gold/{rm}") & (fits["form"] == "rl")]
@@ -359,7 +379,11 @@ def write_report(out: str | Path) -> Path:
         rl_fits = fits[fits["curve"].str.startswith("rl/gold/")]
         parts += ["<h2>RL against each proxy (Gao et al. Fig. 1 and Fig. 8)</h2>",
                   "<p class='note'>KL is the full-vocabulary per-token KL summed along sampled responses; the same "
-                  "pi0 baseline as best-of-n. Fit: R = d(alpha - beta ln d).</p>", img("rl"),
+                  "pi0 baseline as best-of-n. Fit: R = d(alpha - beta ln d). Right: the KL-regularised optimum "
+                  "pi0 exp(r/beta)/Z of each proxy, estimated on the best-of-n pool (tilt.csv): the most gold an "
+                  "optimizer of that proxy reaches at a given KL within pi0's support, and where a KL-penalised run "
+                  "with coefficient beta converges. An RL curve below it spends KL on what the proxy rewards "
+                  "off that path.</p>", img("rl"),
                   _table(rl_fits[rl_fits["form"] == "rl"].drop(columns=["form"]))]
         comp = rl_fits[rl_fits["form"] != "rl_shared_alpha"].pivot(index="curve", columns="form", values="r2")
         parts += ["<h3>RL form against the alternatives (R^2)</h3>",
@@ -370,7 +394,8 @@ def write_report(out: str | Path) -> Path:
                       _table(shared[["curve", "alpha", "beta", "r2", "kl_peak", "gain_peak"]])]
     if "kl_sweep" in imgs:
         parts += ["<h2>KL penalty (Gao et al. Fig. 9)</h2>", "<p class='note'>A penalty in the reward stops the "
-                  "policy earlier; Gao et al. found it leaves the gold-against-KL frontier unchanged.</p>",
+                  "policy earlier; Gao et al. found it leaves the gold-against-KL frontier unchanged. Dash-dot: the "
+                  "KL-regularised optimum of the proxy; a star marks where a run with that coefficient converges.</p>",
                   img("kl_sweep")]
     if "policy_size" in imgs:
         parts += ["<h2>Policy size</h2>", "<p class='note'>The same proxy optimized from pi0s of other sizes "
