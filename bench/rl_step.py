@@ -1,6 +1,6 @@
 """overopt's RLOO step against TRL's RLOOTrainer: same tiny policy, Python reward and batch shape.
 
-    python bench/rl_step.py [--prompts 16] [--k 4] [--new-tokens 40] [--steps 8] [--repeats 3] [--lr 1e-4]
+    python bench/rl_step.py [--prompts 16] [--k 4] [--new-tokens 40] [--steps 8] [--repeats 7] [--lr 1e-4]
 
 The policy is the default preset's pi0 (cached as `overopt run` builds it), saved as a Hugging Face
 checkpoint with the world's tokenizer so TRL loads it like any model. The reward is one Python
@@ -37,7 +37,7 @@ def main():
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--new-tokens", type=int, default=40)
     ap.add_argument("--steps", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--lr", type=float, default=1e-4,
                     help="both trainers' learning rate; 0 keeps both sampling pi0's lengths for every step")
     a = ap.parse_args()

@@ -24,6 +24,7 @@ def test_sampled_logprob_equals_recomputed_logprob(lm):
     torch.testing.assert_close(per_token, s.token_logprob, atol=1e-5, rtol=1e-5)
     ended = (s.tokens == EOS).any(1)
     assert torch.equal(s.lengths[ended], (s.tokens[ended] != PAD).sum(1))
+    assert (s.lengths[~ended] == 10).all() and (~ended).any()  # cut at max_new_tokens without an end token
 
 
 def test_left_padding_leaves_logprobs_unchanged(lm):
@@ -90,15 +91,15 @@ def test_reward_model_learns_a_token_preference_and_scores_the_last_real_token()
     np.testing.assert_allclose(score(rm, prompts, extra, PAD), score(rm, prompts, good, PAD), atol=1e-5)
 
 
-@pytest.mark.parametrize("parallel", [True, False])
-def test_lean_decoder_matches_the_model_forward(parallel):
+@pytest.mark.parametrize("parallel,rotary_pct", [(True, 0.25), (False, 0.5), (True, 1.0)])
+def test_lean_decoder_matches_the_model_forward(parallel, rotary_pct):
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
     from overopt.fastdecode import NeoXDecoder
     torch.manual_seed(0)
     cfg = GPTNeoXConfig(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=64, max_position_embeddings=32, use_parallel_residual=parallel,
-                        rotary_pct=0.5, attn_implementation="sdpa")
+                        rotary_pct=rotary_pct, attn_implementation="sdpa")
     model = GPTNeoXForCausalLM(cfg).eval()
     seq = torch.randint(3, V, (6, 12))
     full = model(input_ids=seq).logits  # [6, 12, V]

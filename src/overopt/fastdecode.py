@@ -59,29 +59,30 @@ class NeoXDecoder:
         self.v = [torch.empty(shape, dtype=p.dtype, device=p.device) for _ in self.layers]
         self.pos = 0
 
-    def _rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """Rotary embedding of the first `rot` dims: x cos + rotate_half(x) sin, with rotate_half(x) =
-        (-x2, x1) written as roll(x) times a sine whose first half is negated (one op fewer per call)."""
+    def _qkv(self, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        """q, k, v as [B, H, T, D] from the fused projection [B, T, H * 3D], with the rotary embedding
+        applied in place to the first `rot` dims of q and k together: x cos + rotate_half(x) sin, where
+        rotate_half(x) = (-x2, x1) is roll(x) times a sine whose first half is negated."""
+        B, T = qkv.shape[:2]
+        x = qkv.view(B, T, self.H, 3, self.D)
         r = self.rot
-        if r == x.shape[-1]:
-            return torch.addcmul(x * cos, x.roll(r // 2, -1), sin)
-        x_rot = x[..., :r]
-        return torch.cat((torch.addcmul(x_rot * cos, x_rot.roll(r // 2, -1), sin), x[..., r:]), -1)
+        qk = x[:, :, :, :2, :r]
+        qk.copy_(torch.addcmul(qk * cos, qk.roll(r // 2, -1), sin))
+        q, k, v = x.transpose(1, 2).unbind(3)
+        return q, k, v
 
     @torch.no_grad()
     def _forward(self, ids: torch.Tensor, last_only: bool = True) -> torch.Tensor:
         B, T = ids.shape
         s, e = self.pos, self.pos + T
-        cos, sin = self.cos[s:e], self.sin[s:e]
+        cos, sin = self.cos[s:e, None, None], self.sin[s:e, None, None]  # [T, 1, 1, rot] against [B, T, H, 2, rot]
         x = F.embedding(ids, self.embed)
         C = (self.C,)
         for i, (w1, b1, wqkv, bqkv, wd, bd, w2, b2, wu, bu, wo, bo) in enumerate(self.layers):
-            qkv = F.linear(F.layer_norm(x, C, w1, b1, self.eps), wqkv, bqkv).view(B, T, self.H, 3 * self.D)
-            q, k, v = qkv.transpose(1, 2).chunk(3, dim=-1)
-            self.k[i][:B, :, s:e] = self._rope(k, cos, sin)
+            q, k, v = self._qkv(F.linear(F.layer_norm(x, C, w1, b1, self.eps), wqkv, bqkv), cos, sin)
+            self.k[i][:B, :, s:e] = k
             self.v[i][:B, :, s:e] = v
-            a = F.scaled_dot_product_attention(self._rope(q, cos, sin), self.k[i][:B, :, :e], self.v[i][:B, :, :e],
-                                               is_causal=T > 1)
+            a = F.scaled_dot_product_attention(q, self.k[i][:B, :, :e], self.v[i][:B, :, :e], is_causal=T > 1)
             a = F.linear(a.transpose(1, 2).reshape(B, T, self.C), wd, bd)
             if self.parallel:
                 x = x + a + F.linear(self.act(F.linear(F.layer_norm(x, C, w2, b2, self.eps), wu, bu)), wo, bo)
