@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from overopt.policy import _filter_top_p, build_lm, response_logprobs, sample, train_lm
 from overopt.reward import bradley_terry_loss, build_rm, score, train_rm
@@ -113,4 +114,17 @@ def test_lean_decoder_matches_the_model_forward(parallel, rotary_pct):
     for t in range(8, 12):
         torch.testing.assert_close(dec.step(seq[keep, t]), full[keep, t], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(NeoXDecoder.maybe(model, 6, 12).logits(seq), full, atol=1e-5, rtol=1e-5)
-    assert NeoXDecoder.maybe(model.train(), 6, 12) is None  # dropout active: the model's own forward
+    # Training mode without dropout: the same logits and the same gradients, through the lean forward.
+    model.train()
+    dec = NeoXDecoder.maybe(model, 6, 12)
+    assert dec is not None
+    target = torch.randint(3, V, (6, 12))
+    grads = []
+    for logits_fn in (lambda: model(input_ids=seq).logits, lambda: dec.logits(seq)):
+        model.zero_grad()
+        F.cross_entropy(logits_fn().reshape(-1, V), target.reshape(-1)).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    cfg.attention_dropout = 0.1  # dropout active: the model's own forward
+    assert NeoXDecoder.maybe(GPTNeoXForCausalLM(cfg).train(), 6, 12) is None

@@ -203,8 +203,9 @@ def response_logits(model, prompt_ids: torch.Tensor, responses: torch.Tensor, pa
     P = prompt_ids.shape[1]
     if prompt_mask is None or bool(prompt_mask.all()):
         # Only right padding: a causal model's logits at real positions cannot see it, so no mask is
-        # needed (and none is built, a large share of a small model's forward time).
-        dec = None if torch.is_grad_enabled() else NeoXDecoder.maybe(model, seq.shape[0], seq.shape[1])
+        # needed (and none is built, a large share of a small model's forward time); a GPT-NeoX runs
+        # through the lean forward of `NeoXDecoder`, with or without autograd.
+        dec = NeoXDecoder.maybe(model, seq.shape[0], seq.shape[1])
         logits = (dec.logits(seq) if dec is not None else model(input_ids=seq).logits)[:, P - 1:-1].float()
     else:
         mask = torch.cat([prompt_mask, (responses != pad_id).long()], 1)
