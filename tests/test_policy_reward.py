@@ -128,3 +128,11 @@ def test_lean_decoder_matches_the_model_forward(parallel, rotary_pct):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
     cfg.attention_dropout = 0.1  # dropout active: the model's own forward
     assert NeoXDecoder.maybe(GPTNeoXForCausalLM(cfg).train(), 6, 12) is None
+
+
+def test_draw_never_picks_a_zero_probability_token(monkeypatch):
+    from overopt import policy
+    probs = torch.tensor([[0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 1.0, 0.0]])
+    for u, want in ((0.0, [1, 2]), (1 - 2 ** -24, [2, 2]), (0.5, [2, 2]), (0.25, [1, 2])):
+        monkeypatch.setattr(policy.torch, "rand", lambda *a, u=u, **k: torch.full((2, 1), u))
+        assert policy._draw(probs, None).tolist() == want, u

@@ -101,10 +101,17 @@ def _filter_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """One token per row by inverse-CDF sampling (several times faster than torch.multinomial on CPU)."""
+    """One token per row by inverse-CDF sampling (several times faster than torch.multinomial on CPU).
+
+    The token is the first whose cumulative probability exceeds u (right side), so a token of
+    probability 0 is never drawn: u = 0 (which torch.rand returns about once in 2^24 draws) would
+    otherwise pick a leading zero-probability token such as padding, whose log-prob is -inf. u is
+    kept below the total so that rounding cannot step past the last token of positive probability."""
     cdf = probs.cumsum(-1)
-    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device) * cdf[:, -1:]
-    return torch.searchsorted(cdf, u).squeeze(1).clamp_(max=probs.shape[-1] - 1)
+    total = cdf[:, -1:]
+    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device) * total
+    u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, u, right=True).squeeze(1)
 
 
 def sample(model, prompt_ids: torch.Tensor, max_new_tokens: int, eos_id: int, pad_id: int,
