@@ -64,3 +64,23 @@ def test_daa_claims_from_a_summary():
     assert low["value"] == 6.0 and low["reference"] == 0.5 and low["holds"]
     rd = t.loc[("R-DPO reduces length growth", "pi0-64x2")]
     assert rd["value"] == 0.75 and rd["reference"] == 3.25 and rd["holds"]
+
+
+def test_size_order_claims_count_inversions():
+    n = np.array([1, 4, 16])
+    kl = np.log(n) - (n - 1) / n
+    rows = []
+    for rm, params, g_end, beta in (("a", 10, 0.5, 0.6), ("b", 30, 0.4, 0.5), ("c", 90, 0.9, 0.55), ("d", 270, 1.0, 0.3)):
+        g = np.array([0.0, 0.3, g_end])
+        rows.append(pd.DataFrame({"rm": rm, "rm_params": params, "n_train": 100, "n": n, "kl_bound": kl,
+                                  "gold": g, "gold_lo": g - 0.01}))
+    bon = pd.concat(rows)
+    fits = pd.DataFrame({"curve": [f"bon/gold/{rm}" for rm in "abcd"], "form": "bon", "r2": 0.99,
+                         "beta": [0.6, 0.5, 0.55, 0.3]})
+    t = claim_table(bon, None, fits).set_index("claim")
+    gold = t.loc["gold at n = N grows with proxy size"]
+    assert gold["value"] == 1 and gold["holds"] and np.isclose(gold["reference"], 0.8)  # 0.5 > 0.4 only
+    beta = t.loc["beta_bon falls with proxy size"]
+    assert beta["value"] == 1 and beta["holds"] and np.isclose(beta["reference"], -0.8)  # 0.5 < 0.55 only
+    fits.loc[0, "beta"] = 0.4  # now 0.4 < 0.5 and 0.5 < 0.55: two inversions
+    assert not claim_table(bon, None, fits).set_index("claim").loc["beta_bon falls with proxy size", "holds"]

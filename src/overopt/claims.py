@@ -90,6 +90,32 @@ def daa_claims(summary: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def _order_row(claim: str, values: np.ndarray, params: np.ndarray, rising: bool, what: str) -> dict:
+    """Adjacent inversions of ``values`` ordered by parameter count (value; at most one holds) and
+    their Spearman rank correlation with it (reference)."""
+    steps = np.diff(values)
+    inversions = int((steps < 0).sum() if rising else (steps > 0).sum())
+    rho = float(pd.Series(values).corr(pd.Series(params), method="spearman"))
+    return {"claim": claim, "curve": "proxy family", "value": inversions, "reference": rho,
+            "holds": inversions <= 1, "detail": f"value: adjacent inversions of {what} by proxy size; "
+                                                f"reference: Spearman correlation with parameter count"}
+
+
+def _size_order_claims(family: pd.DataFrame, fits: pd.DataFrame) -> list[dict]:
+    """Gao's claim 3 on best-of-n: larger proxies reach more gold and overoptimize less (beta falls)."""
+    if "rm_params" not in family or family["rm"].nunique() < 3:
+        return []
+    params = family.groupby("rm", sort=False)["rm_params"].first().sort_values()
+    at_n = family[family["n"] == family["n"].max()].set_index("rm")["gold"].reindex(params.index)
+    rows = [_order_row("gold at n = N grows with proxy size", at_n.to_numpy(), params.to_numpy(), True,
+                       "gold at n = N")]
+    keys = [(f"bon/gold/{rm}", "bon") for rm in params.index]
+    if "beta" in fits and all(k in fits.index for k in keys):
+        beta = np.array([float(fits.loc[k, "beta"]) for k in keys])
+        rows.append(_order_row("beta_bon falls with proxy size", beta, params.to_numpy(), False, "beta_bon"))
+    return rows
+
+
 def claim_table(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.DataFrame,
                 daa_summary: pd.DataFrame | None = None) -> pd.DataFrame:
     rows = _gao_claims(bon_df, rl_df, fits_df)
@@ -120,6 +146,7 @@ def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
 
     for rm, p in bon_peaks.items():
         peak_and_fit("bon", rm, p, "d(alpha - beta d)")
+    rows += _size_order_claims(family, fits)
     if rl_df is None or not len(rl_df):
         return rows
 
