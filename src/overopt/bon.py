@@ -99,16 +99,16 @@ def bootstrap_rows(per_prompt: np.ndarray, n_boot: int, seed: int) -> np.ndarray
     return per_prompt[idx].mean(1)
 
 
-def tilt_per_prompt(proxy, values, betas) -> tuple[np.ndarray, np.ndarray]:
+def tilt_weights(proxy, betas) -> tuple[np.ndarray, np.ndarray]:
     """The KL-regularised optimum pi* = pi0 exp(r / beta) / Z (the policy a KL-penalised RL run with
     coefficient beta converges to), estimated on each prompt's pool of N pi0 samples.
 
-    Each sample gets weight w_i = softmax(r / beta)_i; KL(pi* || pi0) ~ sum_i w_i ln(N w_i) and
-    E_pi*[value] ~ sum_i w_i value_i (self-normalised importance sampling, so KL <= ln N: trust it
-    while it stays well below that). Returns (kl, value), each [prompts, len(betas)]."""
-    proxy, values = _numpy(proxy), _numpy(values)
-    if proxy.ndim != 2 or proxy.shape != values.shape:
-        raise ValueError(f"proxy and values must both be [prompts, N]; got {proxy.shape} and {values.shape}")
+    Each sample gets weight w_i = softmax(r / beta)_i and KL(pi* || pi0) ~ sum_i w_i ln(N w_i)
+    (self-normalised importance sampling, so KL <= ln N: trust it while it stays well below that).
+    Returns (kl [prompts, len(betas)], w [prompts, len(betas), N]); E_pi*[value] = (w * value).sum(-1)."""
+    proxy = _numpy(proxy)
+    if proxy.ndim != 2:
+        raise ValueError(f"proxy must be [prompts, N]; got {proxy.shape}")
     betas = np.asarray(betas, dtype=np.float64)
     if betas.ndim != 1 or len(betas) == 0 or not (betas > 0).all():
         raise ValueError("every beta must be > 0")
@@ -116,8 +116,16 @@ def tilt_per_prompt(proxy, values, betas) -> tuple[np.ndarray, np.ndarray]:
     z -= z.max(2, keepdims=True)
     logw = z - np.log(np.exp(z).sum(2, keepdims=True))
     w = np.exp(logw)
-    kl = (w * (logw + np.log(proxy.shape[1]))).sum(2)
-    return np.maximum(kl, 0.0), (w * values[:, None, :]).sum(2)
+    return np.maximum((w * (logw + np.log(proxy.shape[1]))).sum(2), 0.0), w
+
+
+def tilt_per_prompt(proxy, values, betas) -> tuple[np.ndarray, np.ndarray]:
+    """(kl, E_pi*[values]) of `tilt_weights`, each [prompts, len(betas)]."""
+    proxy, values = _numpy(proxy), _numpy(values)
+    if proxy.shape != values.shape:
+        raise ValueError(f"proxy and values must both be [prompts, N]; got {proxy.shape} and {values.shape}")
+    kl, w = tilt_weights(proxy, betas)
+    return kl, np.einsum("pbn,pn->pb", w, values)
 
 
 def tilt_betas(proxy, n: int = 16) -> np.ndarray:

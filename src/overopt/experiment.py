@@ -346,9 +346,8 @@ def tilt_table(run: Run, world: ToyWorld, proxies: list[dict], scores: dict, poo
     for p in proxies:
         proxy = scores[p["rm"]].reshape(P, N)
         betas = bon.tilt_betas(proxy)
-        kl, g = bon.tilt_per_prompt(proxy, gold, betas)
-        _, pr = bon.tilt_per_prompt(proxy, proxy, betas)
-        _, ln = bon.tilt_per_prompt(proxy, length, betas)
+        kl, w = bon.tilt_weights(proxy, betas)  # one set of weights for gold, proxy and length
+        g, pr, ln = (np.einsum("pbn,pn->pb", w, v) for v in (gold, proxy, length))
         gain = g - gold.mean(1, keepdims=True)
         bg = bon.bootstrap_rows(gain, c.bon.n_boot, run.seed(41))
         for j, b in enumerate(betas):

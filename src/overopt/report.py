@@ -297,13 +297,13 @@ def write_report(out: str | Path) -> Path:
         imgs["rl"] = _png(plot_rl(rl, fits, bon, family, tilt), plots / "rl.png")
         if rl["curve"].str.contains("/kl").any():
             def optimum(ax, rm):  # where each penalised run would converge: pi0 exp(r / kl_coef) / Z
-                t = tilt[tilt["rm"] == rm].sort_values("kl")
+                t = tilt[tilt["rm"] == rm].sort_values("beta")  # beta rising, KL falling
                 ax.plot(np.sqrt(t["kl"]), t["gold"], "-.", color="black", label="KL-regularised optimum")
+                lb = np.log(t["beta"].to_numpy())
                 for coef in sorted(rl.loc[rl["curve"].str.contains("/kl"), "kl_coef"].unique()):
-                    lb = np.log(t["beta"].to_numpy()[::-1])
                     if lb[0] <= np.log(coef) <= lb[-1]:
-                        kl = np.interp(np.log(coef), lb, t["kl"].to_numpy()[::-1])
-                        ax.plot(np.sqrt(kl), np.interp(kl, t["kl"], t["gold"]), "k*", ms=9)
+                        ax.plot(np.sqrt(np.interp(np.log(coef), lb, t["kl"])), np.interp(np.log(coef), lb, t["gold"]),
+                                "k*", ms=9)
             imgs["kl_sweep"] = _png(plot_variants(
                 rl, bon, "kl", "KL penalty sweep, proxy {rm}: gold against KL",
                 lambda c, g: f"kl_coef {g['kl_coef'].iloc[0]:g}" + ("" if "/" in c else " (family run)"),
