@@ -9,6 +9,9 @@ def test_presets_load_and_overrides_apply():
     assert cfg.rm.n_train == 300 and cfg.rm.sizes == ("8x1", "16x2") and cfg.bon.pool_size == 16
     # YAML 1.1 reads an exponent without a dot as a string; a float key still takes it
     assert load_config("smoke", overrides=["rl.lr=3e-5"]).rl.lr == 3e-5
+    # a comma list from the command line keeps its numbers numbers and its names names
+    cfg = load_config("smoke", overrides=["rl.kl_sweep=0.01,0.05,0.2", "rm.sizes=8x1,16x2"])
+    assert cfg.rl.kl_sweep == (0.01, 0.05, 0.2) and cfg.rm.sizes == ("8x1", "16x2")
 
 
 def test_yaml_file_over_preset(tmp_path):

@@ -181,7 +181,8 @@ def _coerce(key: str, value: Any, typ) -> Any:
     origin = get_origin(typ) or typ
     if typ is tuple or origin is tuple:
         if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
+            # "0.01,0.05" from --set: each entry read as YAML, so numbers stay numbers
+            value = [yaml.safe_load(v.strip()) for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
         return tuple(value)
