@@ -11,6 +11,7 @@ from overopt.cli import main
 from overopt.experiment import BON_COLUMNS, FIT_COLUMNS, RM_COLUMNS, TILT_COLUMNS
 from overopt.claims import CLAIM_COLUMNS
 from overopt.daarun import DAA_COLUMNS, SUMMARY_COLUMNS
+from overopt.ensemblerun import CALIBRATION_COLUMNS, ENSEMBLE_COLUMNS, ENSEMBLE_RL_COLUMNS, RELIABILITY_COLUMNS
 from overopt.rlrun import RL_COLUMNS
 
 
@@ -77,12 +78,43 @@ def test_smoke_tables_hold_consistent_numbers(smoke):
         assert (g["gold_lo"] <= g["gold"] + 1e-9).all() and (g["gold"] <= g["gold_hi"] + 1e-9).all()
 
 
+def test_smoke_ensembles_and_calibration(smoke):
+    out, _ = smoke
+    ens, bon = pd.read_csv(out / "ensembles.csv"), pd.read_csv(out / "bon.csv")
+    assert list(ens.columns) == ENSEMBLE_COLUMNS
+    assert set(ens["ensemble"]) == {"8x1/noise0", "8x1/noise0.25"}
+    assert (ens.groupby("ensemble")["objective"].unique().map(set) == {"single", "mean", "wco", "uwo"}).all()
+    assert (ens["disagreement"] >= 0).all()
+    # member 0 at the run's own noise is the family's 8x1: one member alone picks what bon.csv's 8x1 picks
+    single = ens[(ens["ensemble"] == "8x1/noise0") & (ens["objective"] == "single")]
+    np.testing.assert_allclose(single["gold"].to_numpy(), bon[bon["rm"] == "8x1"]["gold"].to_numpy(), atol=1e-9)
+    for _, g in ens.groupby(["ensemble", "objective"]):
+        assert g["proxy"].is_monotonic_increasing and g["n"].tolist() == [1, 2, 4, 8, 16, 32]
+    cal, rel = pd.read_csv(out / "calibration.csv"), pd.read_csv(out / "reliability.csv")
+    assert list(cal.columns) == CALIBRATION_COLUMNS and list(rel.columns) == RELIABILITY_COLUMNS
+    # the family, then the members that are not family proxies (8x1/noise0#0 is 8x1 itself)
+    assert cal["rm"].tolist() == ["8x1", "16x1", "32x1", "8x1/noise0#1", "8x1/noise0.25#0", "8x1/noise0.25#1"]
+    assert (cal["tau"] > 0).all() and cal[["ece", "ece_calibrated"]].stack().between(0, 0.5).all()
+    for _, g in rel.groupby(["rm", "calibrated"]):  # every held-out pair of the second half is in one bin
+        assert g["count"].sum() == 100 and g["confidence"].between(0.5, 1).all()
+    erl = pd.read_csv(out / "ensemble_rl.csv")
+    assert list(erl.columns) == ENSEMBLE_RL_COLUMNS and erl["curve"].nunique() == 8
+    assert erl["disagreement"].notna().all() and (erl["disagreement"] >= 0).all()
+    claims = pd.read_csv(out / "claims.csv")
+    assert claims["claim"].str.startswith("ensemble wco reaches a higher best-of-n gold peak").sum() == 2
+    html = (out / "report.html").read_text()
+    assert "Reward-model ensembles" in html and "Calibration" in html
+    for name in ("ensembles_bon", "ensembles_rl", "reliability"):
+        assert (out / "plots" / f"{name}.png").exists(), name
+
+
 def test_rerun_reuses_the_cache_and_report_rebuilds_from_tables(smoke, tmp_path):
     out, cache = smoke
     out2 = tmp_path / "again"
     assert main(["run", "--preset", "smoke", "--out", str(out2), "--quiet", "--set", f"run.cache_dir={cache}"]) == 0
     stages = json.loads((out2 / "manifest.json").read_text())["stages"]
-    built = [k for k, v in stages.items() if k not in ("bon table", "tables", "report") and not v["cached"]]
+    built = [k for k, v in stages.items()
+             if k not in ("bon table", "calibration", "ensemble bon", "tables", "report") and not v["cached"]]
     assert built == []
     pd.testing.assert_frame_equal(pd.read_csv(out / "bon.csv"), pd.read_csv(out2 / "bon.csv"))
     (out2 / "report.html").unlink()
@@ -179,8 +211,10 @@ def test_interrupted_run_resumes_from_the_cache(tmp_path, monkeypatch, capsys):
     assert (out / "rm.csv").exists() and not (out / "bon.csv").exists()
     assert main(args) == 0
     stages = json.loads((out / "manifest.json").read_text())["stages"]
-    assert all(stages[k]["cached"] for k in stages if k in ("world", "pi0", "pairs") or k.startswith("rm "))
-    assert not stages["pool"]["cached"]
+    before = [k for k in stages if k in ("world", "pi0", "pairs") or (k.startswith("rm ") and "/noise" not in k)]
+    assert len(before) == 6 and all(stages[k]["cached"] for k in before)
+    # the pool and the ensemble members past the family's (trained after the pool) are built on the rerun
+    assert not stages["pool"]["cached"] and not stages["rm 8x1/noise0.25#1"]["cached"]
 
 
 def test_data_size_sweep_adds_proxies_and_a_report_section(smoke, tmp_path):

@@ -138,6 +138,18 @@ class DAAConfig:
 
 
 @dataclass(frozen=True)
+class EnsembleConfig:
+    enabled: bool = _f(False, "reward-model ensembles (Coste et al. 2023): ensembles.csv, ensemble_rl.csv, report section")
+    k: int = _f(4, "members per ensemble; they differ only by seed (initialisation and data order)")
+    sizes: tuple = _f(("16x1",), "proxy sizes (HIDDENxLAYERS) that get an ensemble")
+    noise: tuple = _f((0.0, 0.25), "label-flip rates: one ensemble per size and rate")
+    kinds: tuple = _f(("mean", "wco", "uwo"), "objectives compared with a single member: mean, wco (min), uwo")
+    lam: float = _f(0.5, "UWO's lambda: mean - lam * variance over members")
+    calibrate: bool = _f(True, "divide each member by its fitted temperature before combining (one scale)")
+    rl: bool = _f(True, "also run RL against the single member and each objective")
+
+
+@dataclass(frozen=True)
 class FitConfig:
     extrap_frac: float = _f(0.125, "extrapolation check: fit on n <= extrap_frac * N, predict at N")
     ci: float = _f(0.9, "width of the bootstrap intervals")
@@ -153,6 +165,7 @@ class Config:
     bon: BonConfig = field(default_factory=BonConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     daa: DAAConfig = field(default_factory=DAAConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     fit: FitConfig = field(default_factory=FitConfig)
 
     def to_dict(self) -> dict:
@@ -320,6 +333,16 @@ def validate(cfg: Config) -> Config:
         need(getattr(d, k) >= 1, f"daa.{k}", "must be >= 1")
     need(d.lr > 0, "daa.lr", "must be > 0")
     need(d.optimizer in ("rmsprop", "adam"), "daa.optimizer", "must be rmsprop or adam")
+    e = cfg.ensemble
+    need(e.k >= 2, "ensemble.k", "must be >= 2")
+    need(len(e.sizes) > 0, "ensemble.sizes", "must name at least one size")
+    for spec in e.sizes:
+        parse_size(spec, "ensemble.sizes")
+    need(len(e.noise) > 0 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < 0.5
+                                  for x in e.noise), "ensemble.noise", "must be numbers in [0, 0.5)")
+    need(len(e.kinds) > 0 and all(x in ("mean", "wco", "uwo") for x in e.kinds), "ensemble.kinds",
+         "must be a list of mean, wco, uwo")
+    need(e.lam >= 0, "ensemble.lam", "must be >= 0")
     need(cfg.rl.eval_prompts <= cfg.world.eval_prompts, "rl.eval_prompts", "must be <= world.eval_prompts")
     need(0 < cfg.fit.extrap_frac < 1, "fit.extrap_frac", "must be in (0, 1)")
     need(0.5 <= cfg.fit.ci < 1, "fit.ci", "must be in [0.5, 1)")

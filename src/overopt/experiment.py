@@ -30,6 +30,7 @@ from .reward import bradley_terry_loss, build_rm, score, train_rm
 from .claims import claim_table
 from .daa import DAAError
 from .daarun import DAA_COLUMNS, daa_runs
+from .ensemblerun import build_ensembles, calibrate, ensemble_bon, ensemble_rl, member_pool_scores
 from .iterated import IteratedProxy
 from .rl import RLError
 from .rlrun import EVAL_VERSION, RL_COLUMNS, Evaluator, rl_settings, run_curve
@@ -201,15 +202,17 @@ def rm_name(size: str, n_train: int, cfg: Config) -> str:
     return size if n_train == cfg.rm.n_train else f"{size}@{n_train}"
 
 
-def labelled_pairs(run: Run, world: ToyWorld, pairs_data: dict):
-    """(training pairs, validation pairs with true gold labels, (prompts, responses) of pi0 to centre on)."""
+def labelled_pairs(run: Run, world: ToyWorld, pairs_data: dict, noise: float | None = None):
+    """(training pairs, validation pairs with true gold labels, (prompts, responses) of pi0 to centre on).
+
+    ``noise``: the label-flip rate of the training pairs (default rm.label_noise)."""
     c = run.cfg
     m, s = pairs_data["gold_mean"], pairs_data["gold_std"]
     n_all = len(pairs_data["prompt_idx"])
     n_train = c.rm.n_train
     labelled = label_pairs(pairs_data["prompt_idx"], pairs_data["a"], pairs_data["b"],
                            (pairs_data["gold_raw_a"] - m) / s, (pairs_data["gold_raw_b"] - m) / s,
-                           c.rm.label_noise, np.random.default_rng([c.run.seed, 5]))
+                           c.rm.label_noise if noise is None else noise, np.random.default_rng([c.run.seed, 5]))
     train_all, val = labelled.head(n_train), labelled.subset(slice(n_train, n_all))
     # Validation accuracy is against gold: undo any label noise on the validation pairs.
     val_true = label_pairs(val.prompt_idx, val.chosen, val.rejected, val.gold_chosen, val.gold_rejected,
@@ -224,44 +227,59 @@ def labelled_pairs(run: Run, world: ToyWorld, pairs_data: dict):
 def build_proxies(run: Run, world: ToyWorld, pairs_data: dict) -> list[dict]:
     """Train (or load) every proxy; centre each so that pi0's mean score is 0."""
     c = run.cfg
-    train_all, val_true, (pi0_prompts, pi0_resp) = labelled_pairs(run, world, pairs_data)
+    train_all, val_true, center = labelled_pairs(run, world, pairs_data)
+    return [train_proxy(run, world, size, n, train_all, val_true, center, rm_name(size, n, c))
+            for size, n in rm_specs(c)]
+
+
+def proxy_key(cfg: Config, size: str, n: int, noise: float | None = None, member: int = 0) -> str:
+    """Cache key of a proxy: its size, data, label noise and (for ensemble members past the first) seed index."""
+    rm_cfg = {k: v for k, v in cfg.to_dict()["rm"].items() if k not in ("sizes", "data_sizes", "data_sweep_rm")}
+    if noise is not None:
+        rm_cfg["label_noise"] = noise
+    return cfg.section_hash("world", "gold", "policy", extra=[rm_cfg, size, n] + ([member] if member else []))
+
+
+def train_proxy(run: Run, world: ToyWorld, size: str, n: int, train_all, val_true, center, name: str,
+                noise: float | None = None, member: int = 0) -> dict:
+    """One proxy of ``size`` on the first ``n`` training pairs, trained (or loaded) and centred on pi0.
+
+    Member m > 0 of an ensemble differs from member 0 only in its seeds (initialisation and data order,
+    as Coste et al. 2023); member 0 is the family's proxy itself."""
+    c = run.cfg
+    pi0_prompts, pi0_resp = center
     t = partial(as_ids, device=run.device)
     val_prompts = pi0_prompts[: len(val_true)]  # the centring set is the validation pairs' two sides
-    rm_cfg = {k: v for k, v in c.to_dict()["rm"].items() if k not in ("sizes", "data_sizes", "data_sweep_rm")}
-    proxies = []
-    for size, n in rm_specs(c):
-        name = rm_name(size, n, c)
-        key = c.section_hash("world", "gold", "policy", extra=[rm_cfg, size, n])
-        hidden, layers = parse_size(size)
-        rm = build_rm(len(world.vocab), hidden, layers, world.prompt_len + c.world.max_new_tokens + 1,
-                      run.seed(20, hidden, layers))
-        with run.stage(f"rm {name}") as st:
-            state = run.cache.get("rm", key)
-            st["cached"] = state is not None
-            rm = rm.to(run.device)
-            if state is None:
-                tr = train_all.head(n)
-                t0 = time.time()
-                steps = c.rm.epochs * max(1, n // c.rm.batch_size)
-                with run.bar(steps, f"rm {name}") as b:
-                    train_rm(rm, t(world.prompt_ids[tr.prompt_idx]), t(tr.chosen), t(tr.rejected), c.rm.epochs,
-                             min(c.rm.batch_size, n), c.rm.lr, c.rm.weight_decay, run.seed(21, hidden, layers, n),
-                             PAD, b)
-                train_s = time.time() - t0
-                rm.offset.fill_(float(score(rm, pi0_prompts, pi0_resp, PAD).mean()))
-                rc = torch.tensor(score(rm, val_prompts, t(val_true.chosen), PAD))
-                rr = torch.tensor(score(rm, val_prompts, t(val_true.rejected), PAD))
-                state = {"state_dict": {k: v.cpu() for k, v in rm.state_dict().items()},
-                         "val_loss": float(bradley_terry_loss(rc, rr).mean()),
-                         "val_acc": float(((rc > rr).float() + 0.5 * (rc == rr).float()).mean()),
-                         "train_s": round(train_s, 2)}
-                run.cache.put("rm", key, state)
-            rm.load_state_dict(state["state_dict"])
-            st.update(val_acc=round(state["val_acc"], 4))
-        proxies.append({"rm": name, "size": size, "key": key, "params": n_params(rm), "n_train": n,
-                        "seed": run.cfg.run.seed, "val_loss": state["val_loss"], "val_acc": state["val_acc"],
-                        "train_s": state["train_s"], "model": rm.eval()})
-    return proxies
+    key = proxy_key(c, size, n, noise, member)
+    hidden, layers = parse_size(size)
+    init_seed = run.seed(20, hidden, layers) if member == 0 else run.seed(20, hidden, layers, 1000 + member)
+    rm = build_rm(len(world.vocab), hidden, layers, world.prompt_len + c.world.max_new_tokens + 1, init_seed)
+    with run.stage(f"rm {name}") as st:
+        state = run.cache.get("rm", key)
+        st["cached"] = state is not None
+        rm = rm.to(run.device)
+        if state is None:
+            tr = train_all.head(n)
+            t0 = time.time()
+            steps = c.rm.epochs * max(1, n // c.rm.batch_size)
+            order_seed = run.seed(21, hidden, layers, n) if member == 0 else run.seed(21, hidden, layers, n, 1000 + member)
+            with run.bar(steps, f"rm {name}") as b:
+                train_rm(rm, t(world.prompt_ids[tr.prompt_idx]), t(tr.chosen), t(tr.rejected), c.rm.epochs,
+                         min(c.rm.batch_size, n), c.rm.lr, c.rm.weight_decay, order_seed, PAD, b)
+            train_s = time.time() - t0
+            rm.offset.fill_(float(score(rm, pi0_prompts, pi0_resp, PAD).mean()))
+            rc = torch.tensor(score(rm, val_prompts, t(val_true.chosen), PAD))
+            rr = torch.tensor(score(rm, val_prompts, t(val_true.rejected), PAD))
+            state = {"state_dict": {k: v.cpu() for k, v in rm.state_dict().items()},
+                     "val_loss": float(bradley_terry_loss(rc, rr).mean()),
+                     "val_acc": float(((rc > rr).float() + 0.5 * (rc == rr).float()).mean()),
+                     "train_s": round(train_s, 2)}
+            run.cache.put("rm", key, state)
+        rm.load_state_dict(state["state_dict"])
+        st.update(val_acc=round(state["val_acc"], 4))
+    return {"rm": name, "size": size, "key": key, "params": n_params(rm), "n_train": n,
+            "seed": run.cfg.run.seed, "val_loss": state["val_loss"], "val_acc": state["val_acc"],
+            "train_s": state["train_s"], "model": rm.eval()}
 
 
 def build_pool(run: Run, world: ToyWorld, pi0) -> dict:
@@ -501,6 +519,34 @@ def _other_policy(run: Run, world: ToyWorld, spec: str, proxy: dict | None, gold
     return policy, Evaluator(run, world, policy, pidx, tok, base, gold_norm, n_prompts, n_samples)
 
 
+def ensemble_stage(run: Run, world: ToyWorld, pi0, pool: dict, pairs: dict, proxies: list[dict], pool_gold,
+                   gold_norm) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """calibration.csv and reliability.csv for every proxy; with ensemble.enabled, ensembles.csv and
+    ensemble_rl.csv (`ensemblerun`). Each table is written as soon as it is complete."""
+    c = run.cfg
+    ensembles = build_ensembles(run, world, pairs) if c.ensemble.enabled else []
+    _, val_true, _ = labelled_pairs(run, world, pairs)
+    with run.stage("calibration"):
+        members = [p for e in ensembles for p in e["members"] if p["key"] not in {q["key"] for q in proxies}]
+        cal, rel = calibrate(run, world, proxies + members, val_true)
+        for e in ensembles:  # member 0 at the run's noise is a family proxy: share its temperature
+            for m in e["members"]:
+                m.setdefault("tau", next((p["tau"] for p in proxies if p["key"] == m["key"]), 1.0))
+        write_table(cal, run.out, "calibration")
+        write_table(rel, run.out, "reliability")
+    if not ensembles:
+        for name in ("ensembles", "ensemble_rl"):
+            write_or_drop(None, run.out, name)
+        return None, None
+    with run.stage("ensemble bon"):
+        scores = {e["name"]: member_pool_scores(run, world, pool, e) for e in ensembles}
+        ens_bon = ensemble_bon(run, world, ensembles, scores, pool_gold)
+        write_table(ens_bon, run.out, "ensembles")
+    ens_rl = ensemble_rl(run, world, pi0, pool, ensembles, scores, gold_norm)
+    write_or_drop(ens_rl, run.out, "ensemble_rl")
+    return ens_bon, ens_rl
+
+
 # ---------------------------------------------------------------- driver
 
 def write_table(df: pd.DataFrame, out: Path, name: str) -> None:
@@ -566,6 +612,7 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
         write_table(tilt_table(run, world, proxies, scores, pool_gold), out, "tilt")
     rl_df, rl_boots = rl_curves(run, world, pi0, pool, proxies, scores, gold_norm, pairs)
     write_or_drop(rl_df, out, "rl")
+    ens_bon, ens_rl = ensemble_stage(run, world, pi0, pool, pairs, proxies, pool_gold, gold_norm)
     try:
         daa_df, _, daa_sum = daa_runs(run, world, pi0, pool, pairs, gold_norm, proxies)
     except DAAError as e:  # every run finished so far stays written
@@ -578,7 +625,7 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
         write_table(fits_df, out, "fits")
         write_table(scal_df, out, "scaling")
         write_table(extrap_df, out, "extrapolation")
-        write_table(claim_table(bon_df, rl_df, fits_df, daa_sum), out, "claims")
+        write_table(claim_table(bon_df, rl_df, fits_df, daa_sum, ens_bon, ens_rl), out, "claims")
         write_table(sample_table(run, world, pool, proxies, scores, pool_gold), out, "samples")
     write_manifest(run, "complete", started)  # every table is written; the report only reads them
     with run.stage("report"):

@@ -240,6 +240,52 @@ def plot_data_sweep(bon: pd.DataFrame, rm: pd.DataFrame):
     return fig
 
 
+def plot_reliability(rel: pd.DataFrame, cal: pd.DataFrame):
+    """Reliability diagrams (Guo et al. 2017): accuracy against confidence per bin, before and after the
+    temperature, one line per proxy of the family (members of ensembles are in calibration.csv)."""
+    rms = [r for r in cal.loc[cal["member"] == 0, "rm"] if "/" not in str(r)] or list(cal["rm"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    for ax, calibrated in zip(axes, (False, True)):
+        for rm, col in zip(rms, _colors(len(rms))):
+            g = rel[(rel["rm"] == rm) & (rel["calibrated"].astype(str).str.lower() == str(calibrated).lower())]
+            ece = cal.set_index("rm").loc[rm, "ece_calibrated" if calibrated else "ece"]
+            ax.plot(g["confidence"], g["accuracy"], "-o", ms=3, color=col, label=f"{rm} (ECE {ece:.3f})")
+        ax.plot([0.5, 1], [0.5, 1], ":", color="grey")
+        ax.set_title("after temperature scaling" if calibrated else "raw scores, P = sigmoid(r1 - r2)")
+        ax.set_xlabel("confidence")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("accuracy against gold")
+    fig.tight_layout()
+    return fig
+
+
+def plot_ensembles(ens: pd.DataFrame, kl: str, title: str):
+    """Per ensemble (columns): gold (top) and member disagreement (bottom) against sqrt(KL), one line per
+    objective, the single member dashed."""
+    names = list(dict.fromkeys(ens["ensemble"]))
+    fig, axes = plt.subplots(2, len(names), figsize=(5.2 * len(names), 7), squeeze=False)
+    for j, name in enumerate(names):
+        g = ens[ens["ensemble"] == name]
+        objs = list(dict.fromkeys(g["objective"]))
+        for obj, col in zip(objs, plt.cm.tab10(np.arange(len(objs)))):
+            c = g[g["objective"] == obj].sort_values(kl if kl == "kl_bound" else "step")
+            d = np.sqrt(c[kl].to_numpy())
+            style = "--o" if obj == "single" else "-o"
+            axes[0, j].plot(d, c["gold"], style, ms=3, color=col, label=obj)
+            axes[0, j].fill_between(d, c["gold_lo"], c["gold_hi"], color=col, alpha=0.12)
+            axes[1, j].plot(d, c["disagreement"], style, ms=3, color=col, label=obj)
+        axes[0, j].set_title(f"{title}: {name}")
+        axes[0, j].set_ylabel("gold gain over pi0")
+        axes[1, j].set_ylabel("member standard deviation")
+        axes[1, j].set_xlabel("d = sqrt(KL)")
+        for ax in axes[:, j]:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def _png(fig, path: Path) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -333,6 +379,19 @@ def write_report(out: str | Path) -> Path:
         imgs["daa_gold"] = _png(plot_daa(daa, fits, "gold"), plots / "daa_gold.png")
         imgs["daa_winrate"] = _png(plot_daa(daa, fits, "winrate"), plots / "daa_winrate.png")
         imgs["daa_length"] = _png(plot_daa(daa, fits, "length"), plots / "daa_length.png")
+    cal, rel = _read(out, "calibration", False), _read(out, "reliability", False)
+    _need(cal, out, "calibration", ("rm", "member", "tau", "ece", "ece_calibrated"))
+    _need(rel, out, "reliability", ("rm", "calibrated", "confidence", "accuracy"))
+    if cal is not None and rel is not None and len(cal) and len(rel):
+        imgs["reliability"] = _png(plot_reliability(rel, cal), plots / "reliability.png")
+    ens_bon, ens_rl = _read(out, "ensembles", False), _read(out, "ensemble_rl", False)
+    _need(ens_bon, out, "ensembles", ("ensemble", "objective", "kl_bound", "gold", "gold_lo", "gold_hi", "disagreement"))
+    _need(ens_rl, out, "ensemble_rl", ("ensemble", "objective", "step", "kl", "gold", "gold_lo", "gold_hi",
+                                       "disagreement"))
+    if ens_bon is not None and len(ens_bon):
+        imgs["ens_bon"] = _png(plot_ensembles(ens_bon, "kl_bound", "best-of-n"), plots / "ensembles_bon.png")
+    if ens_rl is not None and len(ens_rl):
+        imgs["ens_rl"] = _png(plot_ensembles(ens_rl, "kl", "RL"), plots / "ensembles_rl.png")
     if (rm.groupby(rm["rm"].str.split("@").str[0])["n_train"].nunique() > 1).any():
         imgs["data_sweep"] = _png(plot_data_sweep(bon, rm), plots / "data_sweep.png")
     img = lambda k: f'<img src="data:image/png;base64,{imgs[k]}">'  # noqa: E731
@@ -425,6 +484,22 @@ def write_report(out: str | Path) -> Path:
                   "gold then fell below the peak's interval, length growth, and the R^2 of the implicit reward "
                   "beta log(pi/pi_ref) against response length on held-out pairs.</p>",
                   _table(summary_table(daa))]
+    if "reliability" in imgs:
+        parts += ["<h2>Calibration</h2>", "<p class='note'>Each proxy read as a preference model, P(first "
+                  "preferred) = sigmoid((r1 - r2) / tau), against gold labels on held-out pairs: tau fitted by "
+                  "maximum likelihood on one half, expected calibration error (ECE, 10 bins of confidence) on the "
+                  "other, before (tau = 1) and after.</p>", img("reliability"), _table(cal)]
+    if "ens_bon" in imgs:
+        peaks = ens_bon.loc[ens_bon.groupby(["ensemble", "objective"], sort=False)["gold"].idxmax(),
+                            ["ensemble", "objective", "n", "kl_bound", "gold", "gold_lo", "gold_hi", "disagreement"]]
+        parts += ["<h2>Reward-model ensembles (Coste et al. 2023)</h2>",
+                  "<p class='note'>k proxies of one size that differ only by seed, each divided by its temperature, "
+                  "combined by mean, WCO (the minimum) or UWO (mean - lambda variance); single: one member alone. "
+                  "Bottom: the members' standard deviation on what each optimizer picks. Best-of-n gold peak per "
+                  "objective:</p>", img("ens_bon"), _table(peaks.reset_index(drop=True))]
+    if "ens_rl" in imgs:
+        parts += ["<p class='note'>RL against one member and against each objective, KL as for every RL curve.</p>",
+                  img("ens_rl")]
     claims = _read(out, "claims", False)
     _need(claims, out, "claims", ("holds",))
     if claims is not None and len(claims):

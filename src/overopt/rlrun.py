@@ -13,7 +13,7 @@ import torch
 from . import bon
 from .kl import sequence_kl
 from .policy import sample
-from .reward import score
+from .reward import member_scores, score
 from .rl import RLError, RLSettings, RLTrainer
 from .world.toy import EOS, GOLD_DIMS, PAD
 
@@ -75,6 +75,8 @@ class Evaluator:
                "proxy": float(px), "gold": float(per_prompt.mean()), "winrate": self.winrate(gold_all),
                **{f"gold_{d}": float(dims[d].mean() - self.base_dims[d]) for d in GOLD_DIMS},
                "length": float(dims["n_words"].mean())}
+        if proxy is not None and proxy.get("watch") is not None:  # an ensemble watched along the curve
+            row["disagreement"] = float(member_scores(proxy["watch"], self.prompts, s.tokens, PAD).std(0).mean())
         return row, per_prompt
 
 

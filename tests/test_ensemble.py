@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import torch
+
+from overopt.reward import ensemble_objective, fit_temperature, reliability
+
+
+def test_ensemble_objectives_by_hand():
+    # three members, two samples
+    s = np.array([[1.0, 2.0], [3.0, 2.0], [2.0, 5.0]])
+    assert np.allclose(ensemble_objective(s, "mean"), [2.0, 3.0])
+    assert np.allclose(ensemble_objective(s, "wco"), [1.0, 2.0])
+    # population variances: (1 + 1 + 0) / 3 and (1 + 1 + 4) / 3
+    assert np.allclose(ensemble_objective(s, "uwo", lam=0.5), [2.0 - 0.5 * 2 / 3, 3.0 - 0.5 * 2.0])
+    assert np.allclose(ensemble_objective(s, "uwo", lam=0.0), ensemble_objective(s, "mean"))
+    t = torch.tensor(s)
+    for kind in ("mean", "wco", "uwo"):
+        assert np.allclose(ensemble_objective(t, kind, 0.7).numpy(), ensemble_objective(s, kind, 0.7))
+    with pytest.raises(ValueError, match="ensemble objective"):
+        ensemble_objective(s, "max")
+
+
+@pytest.mark.parametrize("tau", [0.3, 1.0, 4.0])
+def test_temperature_recovered(tau):
+    rng = np.random.default_rng(0)
+    d = rng.normal(0, 2.0, 40000)
+    y = rng.random(len(d)) < 1 / (1 + np.exp(-d / tau))
+    assert fit_temperature(d, y) == pytest.approx(tau, rel=0.05)
+    # no signal at all: the best non-negative slope is 0, so tau is infinite
+    assert fit_temperature(d, ~(d > 0)) == float("inf")
+
+
+def test_reliability_by_hand_and_on_calibrated_pairs():
+    # diffs with sigmoid(|d|) = 0.75 (bin [0.7, 0.8)) and 0.95 (bin [0.9, 1.0])
+    d = np.array([np.log(3), np.log(3), -np.log(3), np.log(19)])
+    y = np.array([True, False, True, True])  # right, wrong, wrong, right
+    ece, rows = reliability(d, y, tau=1.0, bins=5)
+    assert [r["count"] for r in rows] == [3, 1]
+    assert rows[0]["accuracy"] == pytest.approx(1 / 3) and rows[0]["confidence"] == pytest.approx(0.75)
+    assert ece == pytest.approx(0.75 * abs(1 / 3 - 0.75) + 0.25 * abs(1.0 - 0.95))
+    rng = np.random.default_rng(1)
+    d = rng.normal(0, 3.0, 40000)
+    y = rng.random(len(d)) < 1 / (1 + np.exp(-d / 2.0))
+    assert reliability(d, y, tau=2.0)[0] < 0.01          # calibrated
+    assert reliability(d, y, tau=0.5)[0] > 0.1           # overconfident
+    assert reliability(d, y, tau=fit_temperature(d, y))[0] < 0.01
+
+
+def test_ensemble_rm_combines_scaled_members():
+    from overopt.reward import EnsembleRM, build_rm, member_scores, score
+
+    members = [build_rm(20, 8, 1, 16, seed=s) for s in range(3)]
+    for m, off in zip(members, (0.1, -0.2, 0.3)):
+        m.offset.fill_(off)
+    taus = [0.5, 1.0, 2.0]
+    g = torch.Generator().manual_seed(0)
+    prompts = torch.randint(4, 20, (6, 4), generator=g)
+    resp = torch.randint(4, 20, (6, 5), generator=g)
+    resp[:2, 3:] = 0  # right padding
+    each = np.stack([score(m, prompts, resp, 0) for m in members]) / np.array(taus)[:, None]
+    for kind in ("mean", "wco", "uwo"):
+        ens = EnsembleRM(members, kind, lam=0.7, taus=taus)
+        np.testing.assert_allclose(score(ens, prompts, resp, 0), ensemble_objective(each, kind, 0.7), atol=1e-5)
+    np.testing.assert_allclose(member_scores(EnsembleRM(members, "mean", taus=taus), prompts, resp, 0), each,
+                               atol=1e-5)
