@@ -83,11 +83,13 @@ def test_smoke_ensembles_and_calibration(smoke):
     ens, bon = pd.read_csv(out / "ensembles.csv"), pd.read_csv(out / "bon.csv")
     assert list(ens.columns) == ENSEMBLE_COLUMNS
     assert set(ens["ensemble"]) == {"8x1/noise0", "8x1/noise0.25"}
-    assert (ens.groupby("ensemble")["objective"].unique().map(set) == {"single", "mean", "wco", "uwo"}).all()
+    assert (ens.groupby("ensemble")["objective"].unique().map(set) ==
+            {"single", "mean", "wco", "uwo", "member0", "member1"}).all()
     assert (ens["disagreement"] >= 0).all()
-    # member 0 at the run's own noise is the family's 8x1: one member alone picks what bon.csv's 8x1 picks
-    single = ens[(ens["ensemble"] == "8x1/noise0") & (ens["objective"] == "single")]
-    np.testing.assert_allclose(single["gold"].to_numpy(), bon[bon["rm"] == "8x1"]["gold"].to_numpy(), atol=1e-9)
+    # member 0 at the run's own noise is the family's 8x1: alone it picks what bon.csv's 8x1 picks
+    e0 = ens[ens["ensemble"] == "8x1/noise0"].set_index(["objective", "n"])["gold"]
+    np.testing.assert_allclose(e0["member0"].to_numpy(), bon[bon["rm"] == "8x1"]["gold"].to_numpy(), atol=1e-9)
+    np.testing.assert_allclose(e0["single"].to_numpy(), (e0["member0"] + e0["member1"]).to_numpy() / 2, atol=1e-9)
     for _, g in ens.groupby(["ensemble", "objective"]):
         assert g["proxy"].is_monotonic_increasing and g["n"].tolist() == [1, 2, 4, 8, 16, 32]
     cal, rel = pd.read_csv(out / "calibration.csv"), pd.read_csv(out / "reliability.csv")
@@ -228,3 +230,16 @@ def test_data_size_sweep_adds_proxies_and_a_report_section(smoke, tmp_path):
     assert sweep["val_acc"].iloc[0] < sweep["val_acc"].iloc[-1]   # too little data learns less
     assert set(rm["rm"]) == set(pd.read_csv(out / "bon.csv")["rm"])
     assert "Preference data size" in (out / "report.html").read_text()
+
+
+def test_direct_alignment_labelled_by_an_ensemble(smoke, tmp_path):
+    _, cache = smoke
+    out = tmp_path / "ens_labels"
+    args = ["run", "--preset", "smoke", "--out", str(out), "--quiet", "--set", f"run.cache_dir={cache}",
+            "--set", "daa.losses=[dpo]", "--set", "daa.betas=[0.1]", "--set", "daa.policy_sizes=[]"]
+    assert main(args + ["--set", "daa.labels=8x1/noise0.25/wco"]) == 0
+    by_ens = pd.read_csv(out / "daa.csv")
+    assert main(args + ["--set", "daa.labels=gold", "--out", str(tmp_path / "gold")]) == 0
+    by_gold = pd.read_csv(tmp_path / "gold" / "daa.csv")
+    # the same run from the same start, on other labels: it moves differently after step 0
+    assert by_ens["gold"].iloc[0] == by_gold["gold"].iloc[0] and by_ens["kl"].iloc[-1] != by_gold["kl"].iloc[-1]

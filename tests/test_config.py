@@ -12,6 +12,11 @@ def test_presets_load_and_overrides_apply():
     # a comma list from the command line keeps its numbers numbers and its names names
     cfg = load_config("smoke", overrides=["rl.kl_sweep=0.01,0.05,0.2", "rm.sizes=8x1,16x2"])
     assert cfg.rl.kl_sweep == (0.01, 0.05, 0.2) and cfg.rm.sizes == ("8x1", "16x2")
+    # direct alignment can be labelled by an ensemble objective of the run, and only by one it has
+    assert load_config("smoke", overrides=["daa.labels=8x1/noise0.25/wco"]).daa.labels == "8x1/noise0.25/wco"
+    for bad in ("8x1/noise0.1/wco", "8x1/noise0/max"):
+        with pytest.raises(ConfigError, match="config key 'daa.labels'"):
+            load_config("smoke", overrides=[f"daa.labels={bad}"])
 
 
 def test_yaml_file_over_preset(tmp_path):

@@ -125,7 +125,8 @@ class DAAConfig:
     rdpo_alpha: float = _f(0.05, "R-DPO's length coefficient alpha (per response token)")
     ipo_length_norm: bool = _f(False, "IPO on per-token mean log-ratios instead of sums")
     policy_sizes: tuple = _f((), "pi0 sizes (HIDDENxLAYERS) besides the default pi0, each the reference of its runs")
-    labels: str = _f("gold", "who labels the pairs: gold, or the name of a proxy in rm.sizes")
+    labels: str = _f("gold", "who labels the pairs: gold, a proxy in rm.sizes, or an ensemble objective "
+                             "SIZE/noiseRATE/KIND (e.g. 16x1/noise0.25/wco, with ensemble.enabled)")
     n_pairs: int = _f(4000, "training pairs: a prefix of the proxies' labelled pairs (at most rm.n_train)")
     n_val_pairs: int = _f(500, "held-out pairs for implicit-reward accuracy (at most rm.n_val)")
     epochs: int = _f(2, "passes over the pairs")
@@ -146,6 +147,7 @@ class EnsembleConfig:
     kinds: tuple = _f(("mean", "wco", "uwo"), "objectives compared with a single member: mean, wco (min), uwo")
     lam: float = _f(0.5, "UWO's lambda: mean - lam * variance over members")
     calibrate: bool = _f(True, "divide each member by its fitted temperature before combining (one scale)")
+    bootstrap: bool = _f(False, "members past the first train on a resample of the pairs with replacement (bagging)")
     rl: bool = _f(True, "also run RL against the single member and each objective")
 
 
@@ -328,7 +330,10 @@ def validate(cfg: Config) -> Config:
     for spec in d.policy_sizes:
         need(parse_size(spec, "daa.policy_sizes") != (cfg.policy.hidden, cfg.policy.layers), "daa.policy_sizes",
              "must differ from the default pi0 (policy.hidden x policy.layers)")
-    need(d.labels == "gold" or d.labels in cfg.rm.sizes, "daa.labels", "must be gold or one of rm.sizes")
+    ens_labels = {f"{sz}/noise{r:g}/{k}" for sz in cfg.ensemble.sizes for r in cfg.ensemble.noise
+                  for k in cfg.ensemble.kinds} if cfg.ensemble.enabled else set()
+    need(d.labels == "gold" or d.labels in cfg.rm.sizes or d.labels in ens_labels, "daa.labels",
+         "must be gold, one of rm.sizes, or SIZE/noiseRATE/KIND of an enabled ensemble")
     for k in ("n_pairs", "n_val_pairs", "epochs", "batch_size", "checkpoints_per_epoch", "eval_prompts", "eval_samples"):
         need(getattr(d, k) >= 1, f"daa.{k}", "must be >= 1")
     need(d.lr > 0, "daa.lr", "must be > 0")

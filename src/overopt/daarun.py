@@ -59,8 +59,11 @@ def _val_metrics(policy, val: dict, beta: float) -> dict:
             "implicit_len_r2": r2_linear(val["lengths"], reward)}
 
 
-def daa_runs(run, world, pi0, pool: dict, pairs_data: dict, gold_norm, proxies: list[dict]):
-    """Every (policy, loss, beta) run: (daa DataFrame, {curve: bootstrap replicates}, summary DataFrame)."""
+def daa_runs(run, world, pi0, pool: dict, pairs_data: dict, gold_norm, proxies: list[dict],
+             labellers: dict | None = None):
+    """Every (policy, loss, beta) run: (daa DataFrame, {curve: bootstrap replicates}, summary DataFrame).
+
+    ``labellers``: ensemble objectives by name (SIZE/noiseRATE/KIND), for daa.labels."""
     from .experiment import _other_policy, labelled_pairs  # the driver's helpers
 
     c = run.cfg
@@ -71,7 +74,7 @@ def daa_runs(run, world, pi0, pool: dict, pairs_data: dict, gold_norm, proxies: 
     train, val = train.head(min(d.n_pairs, len(train))), val.head(min(d.n_val_pairs, len(val)))
     chosen, rejected = train.chosen, train.rejected
     if d.labels != "gold":
-        proxy = next(p for p in proxies if p["rm"] == d.labels)
+        proxy = (labellers or {}).get(d.labels) or next(p for p in proxies if p["rm"] == d.labels)
         chosen, rejected = _relabel(train, world.prompt_ids, proxy, run.device)
     t = partial(as_ids, device=run.device)
     data_t = {"prompts": t(world.prompt_ids[train.prompt_idx]), "chosen": t(chosen), "rejected": t(rejected)}

@@ -42,7 +42,7 @@ def build_ensembles(run, world, pairs_data) -> list[dict]:
             train_all, val_true, center = labelled_pairs(run, world, pairs_data, noise)
             name = ensemble_name(size, noise)
             members = [train_proxy(run, world, size, c.rm.n_train, train_all, val_true, center, f"{name}#{m}",
-                                   noise=float(noise), member=m) for m in range(e.k)]
+                                   noise=float(noise), member=m, bootstrap=e.bootstrap) for m in range(e.k)]
             for m, p in enumerate(members):
                 p.update(noise=float(noise), member=m, ensemble=name)
             out.append({"name": name, "size": size, "noise": float(noise), "members": members, "val": val_true,
@@ -112,16 +112,25 @@ def ensemble_bon(run, world, ensembles: list[dict], pool_scores: dict, pool_gold
     for ens in ensembles:
         S = pool_scores[ens["name"]]
         spread = S.std(0).reshape(P, N)
-        for obj, r in _objectives(run, S).items():
+
+        def curve(r):  # per-prompt gold gain, and the mean objective gain, disagreement and length
             r = r.reshape(P, N)
             g = bon.best_of_n_per_prompt(r, gold, ns)
-            g = g - g[:, :1]
-            bg = bon.bootstrap_rows(g, c.bon.n_boot, run.seed(71))
             px = bon.best_of_n(r, r, ns)
-            dis, ln = bon.best_of_n(r, spread, ns), bon.best_of_n(r, length, ns)
+            return g - g[:, :1], px - px[0], bon.best_of_n(r, spread, ns), bon.best_of_n(r, length, ns)
+
+        objectives = _objectives(run, S)
+        members = [curve(S[m]) for m in range(len(S))]
+        # "single" is one member alone, averaged over the k members (the expected single proxy);
+        # each member's own curve is kept as member<m>
+        curves = {"single": tuple(np.mean([mc[i] for mc in members], 0) for i in range(4)),
+                  **{k: curve(v) for k, v in objectives.items() if k != "single"},
+                  **{f"member{m}": mc for m, mc in enumerate(members)}}
+        for obj, (g, px, dis, ln) in curves.items():
+            bg = bon.bootstrap_rows(g, c.bon.n_boot, run.seed(71))
             for j, n in enumerate(ns):
                 rows.append({"ensemble": ens["name"], "size": ens["size"], "noise": ens["noise"], "objective": obj,
-                             "n": n, "kl_bound": float(bon.kl_bound(n)), "proxy": px[j] - px[0],
+                             "n": n, "kl_bound": float(bon.kl_bound(n)), "proxy": px[j],
                              "gold": g[:, j].mean(), "gold_lo": np.percentile(bg[:, j], q[0]),
                              "gold_hi": np.percentile(bg[:, j], q[1]), "disagreement": dis[j], "length": ln[j]})
     return pd.DataFrame(rows, columns=ENSEMBLE_COLUMNS)
@@ -159,3 +168,11 @@ def ensemble_rl(run, world, pi0, pool, ensembles: list[dict], pool_scores: dict,
                 res = run_curve(run, world, pi0, proxy, evaluator, key, f"rl {curve}", rl_settings(c), curve)
             rows += [{"ensemble": ens["name"], "noise": ens["noise"], "objective": obj, **r} for r in res["rows"]]
     return pd.DataFrame(rows).reindex(columns=ENSEMBLE_RL_COLUMNS)
+
+
+def ensemble_labellers(run, ensembles: list[dict]) -> dict[str, dict]:
+    """Each ensemble objective as a reward model, by name SIZE/noiseRATE/KIND (daa.labels)."""
+    e = run.cfg.ensemble
+    return {f"{ens['name']}/{kind}": {"rm": f"{ens['name']}/{kind}", "model": EnsembleRM(
+        [p["model"] for p in ens["members"]], kind, e.lam, _taus(run, ens)).to(run.device)}
+        for ens in ensembles for kind in e.kinds}

@@ -30,7 +30,8 @@ from .reward import bradley_terry_loss, build_rm, score, train_rm
 from .claims import claim_table
 from .daa import DAAError
 from .daarun import DAA_COLUMNS, daa_runs
-from .ensemblerun import build_ensembles, calibrate, ensemble_bon, ensemble_rl, member_pool_scores
+from .ensemblerun import (build_ensembles, calibrate, ensemble_bon, ensemble_labellers, ensemble_rl,
+                          member_pool_scores)
 from .iterated import IteratedProxy
 from .rl import RLError
 from .rlrun import EVAL_VERSION, RL_COLUMNS, Evaluator, rl_settings, run_curve
@@ -241,16 +242,19 @@ def proxy_key(cfg: Config, size: str, n: int, noise: float | None = None, member
 
 
 def train_proxy(run: Run, world: ToyWorld, size: str, n: int, train_all, val_true, center, name: str,
-                noise: float | None = None, member: int = 0) -> dict:
+                noise: float | None = None, member: int = 0, bootstrap: bool = False) -> dict:
     """One proxy of ``size`` on the first ``n`` training pairs, trained (or loaded) and centred on pi0.
 
-    Member m > 0 of an ensemble differs from member 0 only in its seeds (initialisation and data order,
-    as Coste et al. 2023); member 0 is the family's proxy itself."""
+    Member m > 0 of an ensemble differs from member 0 in its seeds (initialisation and data order, as
+    Coste et al. 2023) and, with ``bootstrap``, trains on a resample of the n pairs drawn with replacement
+    (bagging); member 0 is the family's proxy itself."""
     c = run.cfg
     pi0_prompts, pi0_resp = center
     t = partial(as_ids, device=run.device)
     val_prompts = pi0_prompts[: len(val_true)]  # the centring set is the validation pairs' two sides
-    key = proxy_key(c, size, n, noise, member)
+    bootstrap = bootstrap and member > 0
+    key = proxy_key(c, size, n, noise, member) if not bootstrap else \
+        proxy_key(c, size, n, noise, member) + "-bag"
     hidden, layers = parse_size(size)
     init_seed = run.seed(20, hidden, layers) if member == 0 else run.seed(20, hidden, layers, 1000 + member)
     rm = build_rm(len(world.vocab), hidden, layers, world.prompt_len + c.world.max_new_tokens + 1, init_seed)
@@ -260,6 +264,8 @@ def train_proxy(run: Run, world: ToyWorld, size: str, n: int, train_all, val_tru
         rm = rm.to(run.device)
         if state is None:
             tr = train_all.head(n)
+            if bootstrap:
+                tr = tr.subset(np.random.default_rng([c.run.seed, 22, member]).integers(n, size=n))
             t0 = time.time()
             steps = c.rm.epochs * max(1, n // c.rm.batch_size)
             order_seed = run.seed(21, hidden, layers, n) if member == 0 else run.seed(21, hidden, layers, n, 1000 + member)
@@ -520,9 +526,10 @@ def _other_policy(run: Run, world: ToyWorld, spec: str, proxy: dict | None, gold
 
 
 def ensemble_stage(run: Run, world: ToyWorld, pi0, pool: dict, pairs: dict, proxies: list[dict], pool_gold,
-                   gold_norm) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+                   gold_norm) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict]:
     """calibration.csv and reliability.csv for every proxy; with ensemble.enabled, ensembles.csv and
-    ensemble_rl.csv (`ensemblerun`). Each table is written as soon as it is complete."""
+    ensemble_rl.csv (`ensemblerun`), and each ensemble objective as a labeller for direct alignment.
+    Each table is written as soon as it is complete."""
     c = run.cfg
     ensembles = build_ensembles(run, world, pairs) if c.ensemble.enabled else []
     _, val_true, _ = labelled_pairs(run, world, pairs)
@@ -537,14 +544,14 @@ def ensemble_stage(run: Run, world: ToyWorld, pi0, pool: dict, pairs: dict, prox
     if not ensembles:
         for name in ("ensembles", "ensemble_rl"):
             write_or_drop(None, run.out, name)
-        return None, None
+        return None, None, {}
     with run.stage("ensemble bon"):
         scores = {e["name"]: member_pool_scores(run, world, pool, e) for e in ensembles}
         ens_bon = ensemble_bon(run, world, ensembles, scores, pool_gold)
         write_table(ens_bon, run.out, "ensembles")
     ens_rl = ensemble_rl(run, world, pi0, pool, ensembles, scores, gold_norm)
     write_or_drop(ens_rl, run.out, "ensemble_rl")
-    return ens_bon, ens_rl
+    return ens_bon, ens_rl, ensemble_labellers(run, ensembles)
 
 
 # ---------------------------------------------------------------- driver
@@ -612,9 +619,9 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
         write_table(tilt_table(run, world, proxies, scores, pool_gold), out, "tilt")
     rl_df, rl_boots = rl_curves(run, world, pi0, pool, proxies, scores, gold_norm, pairs)
     write_or_drop(rl_df, out, "rl")
-    ens_bon, ens_rl = ensemble_stage(run, world, pi0, pool, pairs, proxies, pool_gold, gold_norm)
+    ens_bon, ens_rl, labellers = ensemble_stage(run, world, pi0, pool, pairs, proxies, pool_gold, gold_norm)
     try:
-        daa_df, _, daa_sum = daa_runs(run, world, pi0, pool, pairs, gold_norm, proxies)
+        daa_df, _, daa_sum = daa_runs(run, world, pi0, pool, pairs, gold_norm, proxies, labellers)
     except DAAError as e:  # every run finished so far stays written
         write_table(pd.DataFrame(getattr(e, "rows", [])).reindex(columns=DAA_COLUMNS), out, "daa")
         raise

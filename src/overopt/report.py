@@ -266,7 +266,7 @@ def plot_ensembles(ens: pd.DataFrame, kl: str, title: str):
     names = list(dict.fromkeys(ens["ensemble"]))
     fig, axes = plt.subplots(2, len(names), figsize=(5.2 * len(names), 7), squeeze=False)
     for j, name in enumerate(names):
-        g = ens[ens["ensemble"] == name]
+        g = ens[(ens["ensemble"] == name) & ~ens["objective"].str.startswith("member")]
         objs = list(dict.fromkeys(g["objective"]))
         for obj, col in zip(objs, plt.cm.tab10(np.arange(len(objs)))):
             c = g[g["objective"] == obj].sort_values(kl if kl == "kl_bound" else "step")
@@ -490,11 +490,13 @@ def write_report(out: str | Path) -> Path:
                   "maximum likelihood on one half, expected calibration error (ECE, 10 bins of confidence) on the "
                   "other, before (tau = 1) and after.</p>", img("reliability"), _table(cal)]
     if "ens_bon" in imgs:
-        peaks = ens_bon.loc[ens_bon.groupby(["ensemble", "objective"], sort=False)["gold"].idxmax(),
+        shown = ens_bon[~ens_bon["objective"].str.startswith("member")]
+        peaks = shown.loc[shown.groupby(["ensemble", "objective"], sort=False)["gold"].idxmax(),
                             ["ensemble", "objective", "n", "kl_bound", "gold", "gold_lo", "gold_hi", "disagreement"]]
         parts += ["<h2>Reward-model ensembles (Coste et al. 2023)</h2>",
                   "<p class='note'>k proxies of one size that differ only by seed, each divided by its temperature, "
-                  "combined by mean, WCO (the minimum) or UWO (mean - lambda variance); single: one member alone. "
+                  "combined by mean, WCO (the minimum) or UWO (mean - lambda variance); single: one member alone, "
+                  "averaged over the members (each member's own curve is in ensembles.csv as member0, member1, ...). "
                   "Bottom: the members' standard deviation on what each optimizer picks. Best-of-n gold peak per "
                   "objective:</p>", img("ens_bon"), _table(peaks.reset_index(drop=True))]
     if "ens_rl" in imgs:
