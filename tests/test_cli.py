@@ -12,6 +12,7 @@ from overopt.experiment import BON_COLUMNS, FIT_COLUMNS, RM_COLUMNS, TILT_COLUMN
 from overopt.claims import CLAIM_COLUMNS
 from overopt.daarun import DAA_COLUMNS, SUMMARY_COLUMNS
 from overopt.ensemblerun import CALIBRATION_COLUMNS, ENSEMBLE_COLUMNS, ENSEMBLE_RL_COLUMNS, RELIABILITY_COLUMNS
+from overopt.lengthstudy import LENGTH_BON_COLUMNS, LENGTH_COLUMNS
 from overopt.rlrun import RL_COLUMNS
 
 
@@ -110,13 +111,26 @@ def test_smoke_ensembles_and_calibration(smoke):
         assert (out / "plots" / f"{name}.png").exists(), name
 
 
+def test_smoke_length_tables(smoke):
+    out, _ = smoke
+    length, lbon = pd.read_csv(out / "length.csv"), pd.read_csv(out / "length_bon.csv")
+    assert list(length.columns) == LENGTH_COLUMNS and list(lbon.columns) == LENGTH_BON_COLUMNS
+    # smoke responses stop at 24 tokens: no 6-sentence text fits, so only pi0's lengths are shown
+    assert set(length["source"]) == {"pi0"} and (length["count"] >= 20).all()
+    bon = pd.read_csv(out / "bon.csv")
+    as_trained = lbon[(lbon["variant"] == "as trained") & (lbon["rm"] == "8x1")]
+    np.testing.assert_allclose(as_trained["gold"].to_numpy(), bon[bon["rm"] == "8x1"]["gold"].to_numpy(), atol=1e-9)
+    assert (lbon[lbon["variant"] == "length-normalised"]["length_coef"] != 0).all()
+    assert "<h2>Length</h2>" in (out / "report.html").read_text()
+
+
 def test_rerun_reuses_the_cache_and_report_rebuilds_from_tables(smoke, tmp_path):
     out, cache = smoke
     out2 = tmp_path / "again"
     assert main(["run", "--preset", "smoke", "--out", str(out2), "--quiet", "--set", f"run.cache_dir={cache}"]) == 0
     stages = json.loads((out2 / "manifest.json").read_text())["stages"]
     built = [k for k, v in stages.items()
-             if k not in ("bon table", "calibration", "ensemble bon", "tables", "report") and not v["cached"]]
+             if k not in ("bon table", "length", "calibration", "ensemble bon", "tables", "report") and not v["cached"]]
     assert built == []
     pd.testing.assert_frame_equal(pd.read_csv(out / "bon.csv"), pd.read_csv(out2 / "bon.csv"))
     (out2 / "report.html").unlink()
@@ -243,3 +257,19 @@ def test_direct_alignment_labelled_by_an_ensemble(smoke, tmp_path):
     by_gold = pd.read_csv(tmp_path / "gold" / "daa.csv")
     # the same run from the same start, on other labels: it moves differently after step 0
     assert by_ens["gold"].iloc[0] == by_gold["gold"].iloc[0] and by_ens["kl"].iloc[-1] != by_gold["kl"].iloc[-1]
+
+
+def test_length_normalised_proxies_end_to_end(smoke, tmp_path):
+    out0, cache = smoke
+    out = tmp_path / "lnorm"
+    assert main(["run", "--preset", "smoke", "--out", str(out), "--quiet", "--set", f"run.cache_dir={cache}",
+                 "--set", "rm.length_norm=true", "--set", "rl.enabled=false", "--set", "daa.enabled=false",
+                 "--set", "ensemble.enabled=false"]) == 0
+    stages = json.loads((out / "manifest.json").read_text())["stages"]
+    assert stages["rm 8x1"]["cached"] and stages["rm 8x1"]["length_coef"] != 0   # same weights, new reading
+    lbon, lbon0 = pd.read_csv(out / "length_bon.csv"), pd.read_csv(out0 / "length_bon.csv")
+    # best-of-n against the normalised proxies is the length-normalised variant of the run without the option
+    # (up to the slope, fitted there on the pool and here on the pairs' pi0 samples)
+    mine = lbon[lbon["variant"] == "as trained"].set_index(["rm", "n"])["gold"]
+    theirs = lbon0[lbon0["variant"] == "length-normalised"].set_index(["rm", "n"])["gold"]
+    np.testing.assert_allclose(mine.to_numpy(), theirs.loc[mine.index].to_numpy(), atol=0.05)

@@ -63,3 +63,24 @@ def test_ensemble_rm_combines_scaled_members():
         np.testing.assert_allclose(score(ens, prompts, resp, 0), ensemble_objective(each, kind, 0.7), atol=1e-5)
     np.testing.assert_allclose(member_scores(EnsembleRM(members, "mean", taus=taus), prompts, resp, 0), each,
                                atol=1e-5)
+
+
+def test_length_slope_and_normalised_rm():
+    from overopt.reward import build_rm, length_normalize, length_slope, score
+
+    assert length_slope([1.0, 3.0, 5.0], [1, 2, 3]) == pytest.approx(2.0)
+    assert length_slope([2.0, 2.0, 2.0], [1, 5, 9]) == pytest.approx(0.0)
+    rm = build_rm(20, 8, 1, 24, seed=0)
+    g = torch.Generator().manual_seed(1)
+    prompts = torch.randint(4, 20, (64, 4), generator=g)
+    resp = torch.randint(4, 20, (64, 12), generator=g)
+    lengths = torch.randint(1, 13, (64,), generator=g)
+    resp[torch.arange(12)[None, :] >= lengths[:, None]] = 0
+    raw = score(rm, prompts, resp, 0)
+    b = length_normalize(rm, prompts, resp, 0)
+    s = score(rm, prompts, resp, 0)
+    assert b == pytest.approx(length_slope(raw, lengths.numpy()))
+    # the residual: no slope on length left, centred, and the weights' own scores otherwise unchanged
+    assert length_slope(s, lengths.numpy()) == pytest.approx(0.0, abs=1e-6) and abs(s.mean()) < 1e-6
+    np.testing.assert_allclose(s - s.mean(), raw - b * lengths.numpy() - (raw - b * lengths.numpy()).mean(), atol=1e-5)
+    assert "length_coef" not in rm.state_dict()  # a cached proxy loads into it unchanged

@@ -68,3 +68,18 @@ def test_labels_follow_gold_and_noise_flips_at_its_rate():
     assert noisy.flipped.mean() == pytest.approx(0.25, abs=0.01)
     assert np.all((noisy.gold_chosen < noisy.gold_rejected) == noisy.flipped)
     assert len(noisy.head(100)) == 100 and np.array_equal(noisy.head(10).chosen, noisy.chosen[:10])
+
+
+def test_long_texts_go_beyond_the_world_and_fit():
+    from overopt.lengthstudy import long_texts
+
+    w = ToyWorld(WorldConfig(n_names=2, n_bigram=200), seed=0)
+    ends = {w.tok2id["."], w.tok2id["!"]}
+    pidx, resp = long_texts(w, w.eval_prompt_idx[:20], 40, seed=1)
+    assert len(pidx) > 20 and resp.shape[1] == 40
+    for r in resp:
+        words = r[: list(r).index(EOS)]
+        assert sum(int(t) in ends for t in words) >= 6 and (r[len(words) + 1:] == PAD).all()
+    # what the world writes itself never has more than 5 sentences
+    rng = np.random.default_rng(2)
+    assert max(sum(x in (".", "!") for x in w.write(int(p), rng)) for p in w.eval_prompt_idx[:50]) <= 5

@@ -82,6 +82,8 @@ class RMConfig:
     lr: float = _f(2e-3, "AdamW learning rate (linear warm-up, cosine decay)")
     weight_decay: float = _f(0.01, "AdamW weight decay")
     label_noise: float = _f(0.0, "probability of flipping each gold label (Coste et al. 2023 use 0.25)")
+    length_norm: bool = _f(False, "length-normalised proxies: remove each proxy's slope on response length, fitted "
+                                  "on pi0's samples (best-of-n, RL and labels then use the residual)")
     data_sizes: tuple = _f((), "data-size sweep: n_train values for one proxy size (empty = no sweep)")
     data_sweep_rm: str = _f("", "proxy size used by the data-size sweep (empty = the middle size)")
 

@@ -26,13 +26,14 @@ from . import __version__, bon, laws
 from .config import Config, parse_size
 from .labels import label_pairs
 from .policy import as_ids, build_lm, n_params, sample_in_batches, train_lm
-from .reward import bradley_terry_loss, build_rm, score, train_rm
+from .reward import bradley_terry_loss, build_rm, length_normalize, score, train_rm
 from .claims import claim_table
 from .daa import DAAError
 from .daarun import DAA_COLUMNS, daa_runs
 from .ensemblerun import (build_ensembles, calibrate, ensemble_bon, ensemble_labellers, ensemble_rl,
                           member_pool_scores)
 from .iterated import IteratedProxy
+from .lengthstudy import length_tables
 from .rl import RLError
 from .rlrun import EVAL_VERSION, RL_COLUMNS, Evaluator, rl_settings, run_curve
 from .world.toy import EOS, GOLD_DIMS, PAD, ToyWorld
@@ -235,7 +236,8 @@ def build_proxies(run: Run, world: ToyWorld, pairs_data: dict) -> list[dict]:
 
 def proxy_key(cfg: Config, size: str, n: int, noise: float | None = None, member: int = 0) -> str:
     """Cache key of a proxy: its size, data, label noise and (for ensemble members past the first) seed index."""
-    rm_cfg = {k: v for k, v in cfg.to_dict()["rm"].items() if k not in ("sizes", "data_sizes", "data_sweep_rm")}
+    rm_cfg = {k: v for k, v in cfg.to_dict()["rm"].items()
+              if k not in ("sizes", "data_sizes", "data_sweep_rm", "length_norm")}  # length_norm: after training
     if noise is not None:
         rm_cfg["label_noise"] = noise
     return cfg.section_hash("world", "gold", "policy", extra=[rm_cfg, size, n] + ([member] if member else []))
@@ -283,6 +285,9 @@ def train_proxy(run: Run, world: ToyWorld, size: str, n: int, train_all, val_tru
             run.cache.put("rm", key, state)
         rm.load_state_dict(state["state_dict"])
         st.update(val_acc=round(state["val_acc"], 4))
+        if c.rm.length_norm:  # the same weights, read as a length-normalised reward: new scores downstream
+            st["length_coef"] = round(length_normalize(rm, pi0_prompts, pi0_resp, PAD), 5)
+            key = f"{key}-lnorm"
     return {"rm": name, "size": size, "key": key, "params": n_params(rm), "n_train": n,
             "seed": run.cfg.run.seed, "val_loss": state["val_loss"], "val_acc": state["val_acc"],
             "train_s": state["train_s"], "model": rm.eval()}
@@ -617,6 +622,10 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
         bon_df, boots = bon_table(run, world, pool, proxies, scores, pool_gold)
         write_table(bon_df, out, "bon")
         write_table(tilt_table(run, world, proxies, scores, pool_gold), out, "tilt")
+    with run.stage("length"):
+        length_df, length_bon = length_tables(run, world, proxies, pool, scores, pool_gold, gold_norm)
+        write_table(length_df, out, "length")
+        write_table(length_bon, out, "length_bon")
     rl_df, rl_boots = rl_curves(run, world, pi0, pool, proxies, scores, gold_norm, pairs)
     write_or_drop(rl_df, out, "rl")
     ens_bon, ens_rl, labellers = ensemble_stage(run, world, pi0, pool, pairs, proxies, pool_gold, gold_norm)

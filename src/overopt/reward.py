@@ -23,13 +23,16 @@ class RewardModel(nn.Module):
         nn.init.normal_(self.head.weight, std=1.0 / (hidden_size + 1) ** 0.5)
         nn.init.zeros_(self.head.bias)
         self.register_buffer("offset", torch.zeros(()))
+        # score per token removed by the length-normalised option (`length_slope`); not saved with the weights
+        self.register_buffer("length_coef", torch.zeros(()), persistent=False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
         h = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
                           position_ids=position_ids).last_hidden_state
         last = attention_mask.shape[1] - 1 - attention_mask.flip(1).argmax(1)  # last real token
-        return self.head(h[torch.arange(len(h)), last]).squeeze(-1) - self.offset
+        r = self.head(h[torch.arange(len(h)), last]).squeeze(-1) - self.offset
+        return r - self.length_coef * attention_mask.sum(1) if self.length_coef else r
 
 
 def build_rm(vocab_size: int, hidden: int, layers: int, max_len: int, seed: int) -> RewardModel:
@@ -40,6 +43,25 @@ def build_rm(vocab_size: int, hidden: int, layers: int, max_len: int, seed: int)
     heads = max(1, hidden // 16)
     backbone = GPTNeoXModel(gpt_neox_config(vocab_size, hidden, layers, heads, max_len))
     return RewardModel(backbone, hidden).eval()
+
+
+def length_slope(scores, lengths) -> float:
+    """Least-squares slope of score on length: what a length-normalised reward removes per token, so that
+    on pi0's samples its score no longer grows with length (the residual of a linear regression)."""
+    x, y = np.asarray(lengths, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+    x = x - x.mean()
+    return float((x * (y - y.mean())).sum() / max((x * x).sum(), 1e-12))
+
+
+def length_normalize(rm: RewardModel, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int) -> float:
+    """Make ``rm`` length-normalised on these pi0 samples: subtract its slope on response length, re-centre.
+    Returns the slope (score per token)."""
+    rm.length_coef.zero_()
+    s = score(rm, prompts, responses, pad_id)
+    b = length_slope(s, (responses != pad_id).sum(1).cpu().numpy())
+    rm.length_coef.fill_(b)
+    rm.offset += float(score(rm, prompts, responses, pad_id).mean())
+    return b
 
 
 def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:

@@ -173,13 +173,15 @@ class ToyWorld:
         oadjs = {1: POS_ADJ, -1: NEG_ADJ}[other]
         return ["but", "the", asp, "was", oadjs[rng.integers(len(oadjs))], "."]
 
-    def write(self, prompt_idx: int, rng) -> list[str]:
-        """One review for a prompt, drawn from the hidden grammar."""
+    def write(self, prompt_idx: int, rng, n_sentences: int | None = None) -> list[str]:
+        """One review for a prompt, drawn from the hidden grammar (``n_sentences`` forces its length:
+        beyond 5, longer than anything the world writes)."""
         _, topic, aspect = self.prompts[prompt_idx]
         stars = rng.choice(5, p=[0.12, 0.13, 0.2, 0.25, 0.3]) + 1
         p_pos = [0.1, 0.25, 0.45, 0.75, 0.9][stars - 1]
         p_neu = 0.3 if stars == 3 else 0.08
         k = rng.choice(5, p=[0.2, 0.35, 0.25, 0.13, 0.07]) + 1
+        k = n_sentences or k
         words: list[str] = []
         for j in range(k):
             u = rng.random()
