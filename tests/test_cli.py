@@ -124,13 +124,39 @@ def test_smoke_length_tables(smoke):
     assert "<h2>Length</h2>" in (out / "report.html").read_text()
 
 
+def test_smoke_multi_objective(smoke):
+    from overopt.multiobjective import COLLAPSE_COLUMNS, MULTI_COLUMNS, PARETO_COLUMNS, pareto_front
+    from overopt.world.toy import GOLD_DIMS
+
+    out, _ = smoke
+    multi, pareto, collapse = (pd.read_csv(out / f"{n}.csv") for n in ("multi", "pareto", "collapse"))
+    assert list(multi.columns) == MULTI_COLUMNS and list(pareto.columns) == PARETO_COLUMNS
+    assert list(collapse.columns) == COLLAPSE_COLUMNS
+    curves = multi.groupby(["method", "objective"], sort=False).size()
+    assert list(curves.index) == [("best-of-n", "aggregate"), ("best-of-n", "single proxy 8x1"), ("rl", "aggregate")]
+    # the single proxy's best-of-n here is bon.csv's 8x1, dimension by dimension
+    bon = pd.read_csv(out / "bon.csv")
+    single = multi[multi["objective"] == "single proxy 8x1"]
+    for col in ["gold"] + [f"gold_{d}" for d in GOLD_DIMS]:
+        np.testing.assert_allclose(single[col].to_numpy(), bon[bon["rm"] == "8x1"][col].to_numpy(), atol=1e-9)
+    assert len(collapse) == 3 * len(GOLD_DIMS)
+    # weights: each dimension alone first, then the simplex, all summing to the number of dimensions
+    w = pareto[[f"w_{d}" for d in GOLD_DIMS]].to_numpy()
+    np.testing.assert_allclose(w[:5], 5 * np.eye(5)) and np.testing.assert_allclose(w.sum(1), 5)
+    np.testing.assert_array_equal(pareto["on_front"], pareto_front(pareto[[f"gold_{d}" for d in GOLD_DIMS]]))
+    stages = json.loads((out / "manifest.json").read_text())["stages"]
+    assert {f"rm dim/{d}" for d in GOLD_DIMS} <= set(stages)
+    assert "Multi-objective rewards" in (out / "report.html").read_text()
+
+
 def test_rerun_reuses_the_cache_and_report_rebuilds_from_tables(smoke, tmp_path):
     out, cache = smoke
     out2 = tmp_path / "again"
     assert main(["run", "--preset", "smoke", "--out", str(out2), "--quiet", "--set", f"run.cache_dir={cache}"]) == 0
     stages = json.loads((out2 / "manifest.json").read_text())["stages"]
     built = [k for k, v in stages.items()
-             if k not in ("bon table", "length", "calibration", "ensemble bon", "tables", "report") and not v["cached"]]
+             if k not in ("bon table", "length", "calibration", "ensemble bon", "multi-objective", "tables", "report")
+             and not v["cached"]]
     assert built == []
     pd.testing.assert_frame_equal(pd.read_csv(out / "bon.csv"), pd.read_csv(out2 / "bon.csv"))
     (out2 / "report.html").unlink()
@@ -227,7 +253,7 @@ def test_interrupted_run_resumes_from_the_cache(tmp_path, monkeypatch, capsys):
     assert (out / "rm.csv").exists() and not (out / "bon.csv").exists()
     assert main(args) == 0
     stages = json.loads((out / "manifest.json").read_text())["stages"]
-    before = [k for k in stages if k in ("world", "pi0", "pairs") or (k.startswith("rm ") and "/noise" not in k)]
+    before = [k for k in stages if k in ("world", "pi0", "pairs") or (k.startswith("rm ") and "/" not in k)]
     assert len(before) == 6 and all(stages[k]["cached"] for k in before)
     # the pool and the ensemble members past the family's (trained after the pool) are built on the rerun
     assert not stages["pool"]["cached"] and not stages["rm 8x1/noise0.25#1"]["cached"]

@@ -84,3 +84,29 @@ def test_length_slope_and_normalised_rm():
     assert length_slope(s, lengths.numpy()) == pytest.approx(0.0, abs=1e-6) and abs(s.mean()) < 1e-6
     np.testing.assert_allclose(s - s.mean(), raw - b * lengths.numpy() - (raw - b * lengths.numpy()).mean(), atol=1e-5)
     assert "length_coef" not in rm.state_dict()  # a cached proxy loads into it unchanged
+
+
+def test_pareto_front_against_brute_force():
+    from overopt.multiobjective import pareto_front
+
+    def brute(p):
+        return np.array([not any(np.all(q >= x) and np.any(q > x) for q in p) for x in p])
+
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        p = rng.integers(0, 4, size=(rng.integers(1, 25), rng.integers(1, 4))).astype(float)  # many ties
+        np.testing.assert_array_equal(pareto_front(p), brute(p))
+    # by hand: (3,1) and (1,3) trade off, (2,2) too; (1,1) is dominated; a duplicate stays on the front
+    np.testing.assert_array_equal(pareto_front([[3, 1], [1, 3], [2, 2], [1, 1], [2, 2]]),
+                                  [True, True, True, False, True])
+
+
+def test_weighted_sum_rm():
+    from overopt.reward import WeightedSumRM, build_rm, score
+
+    members = [build_rm(20, 8, 1, 16, seed=s) for s in range(2)]
+    g = torch.Generator().manual_seed(3)
+    prompts, resp = torch.randint(4, 20, (5, 4), generator=g), torch.randint(4, 20, (5, 6), generator=g)
+    each = np.stack([score(m, prompts, resp, 0) for m in members])
+    np.testing.assert_allclose(score(WeightedSumRM(members, [0.5, -2.0]), prompts, resp, 0),
+                               0.5 * each[0] - 2.0 * each[1], atol=1e-5)

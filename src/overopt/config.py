@@ -154,6 +154,17 @@ class EnsembleConfig:
 
 
 @dataclass(frozen=True)
+class MultiConfig:
+    enabled: bool = _f(False, "multi-objective rewards: one proxy per gold dimension (multi.csv, pareto.csv, "
+                              "collapse.csv, report section)")
+    size: str = _f("16x1", "size (HIDDENxLAYERS) of each dimension's proxy")
+    weights: tuple = _f((), "one multiplier per gold dimension on the gold's own weighting (empty = 1 each)")
+    pareto_points: int = _f(48, "weight vectors for the Pareto front (each dimension alone, then uniform on the simplex)")
+    pareto_n: int = _f(64, "best-of-n's n for the Pareto front (at most bon.pool_size)")
+    rl: bool = _f(True, "also run RL against the aggregate")
+
+
+@dataclass(frozen=True)
 class FitConfig:
     extrap_frac: float = _f(0.125, "extrapolation check: fit on n <= extrap_frac * N, predict at N")
     ci: float = _f(0.9, "width of the bootstrap intervals")
@@ -170,6 +181,7 @@ class Config:
     rl: RLConfig = field(default_factory=RLConfig)
     daa: DAAConfig = field(default_factory=DAAConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    multi: MultiConfig = field(default_factory=MultiConfig)
     fit: FitConfig = field(default_factory=FitConfig)
 
     def to_dict(self) -> dict:
@@ -340,6 +352,13 @@ def validate(cfg: Config) -> Config:
         need(getattr(d, k) >= 1, f"daa.{k}", "must be >= 1")
     need(d.lr > 0, "daa.lr", "must be > 0")
     need(d.optimizer in ("rmsprop", "adam"), "daa.optimizer", "must be rmsprop or adam")
+    mo = cfg.multi
+    parse_size(mo.size, "multi.size")
+    need(len(mo.weights) in (0, 5) and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
+                                           for x in mo.weights), "multi.weights",
+         "must be empty or 5 numbers >= 0 (sentiment, fluency, relevance, length, diversity)")
+    need(mo.pareto_points >= 2, "multi.pareto_points", "must be >= 2")
+    need(1 <= mo.pareto_n <= cfg.bon.pool_size, "multi.pareto_n", "must be between 1 and bon.pool_size")
     e = cfg.ensemble
     need(e.k >= 2, "ensemble.k", "must be >= 2")
     need(len(e.sizes) > 0, "ensemble.sizes", "must name at least one size")

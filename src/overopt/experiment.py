@@ -34,6 +34,7 @@ from .ensemblerun import (build_ensembles, calibrate, ensemble_bon, ensemble_lab
                           member_pool_scores)
 from .iterated import IteratedProxy
 from .lengthstudy import length_tables
+from .multiobjective import build_dimension_proxies, multi_tables
 from .rl import RLError
 from .rlrun import EVAL_VERSION, RL_COLUMNS, Evaluator, rl_settings, run_curve
 from .world.toy import EOS, GOLD_DIMS, PAD, ToyWorld
@@ -234,17 +235,19 @@ def build_proxies(run: Run, world: ToyWorld, pairs_data: dict) -> list[dict]:
             for size, n in rm_specs(c)]
 
 
-def proxy_key(cfg: Config, size: str, n: int, noise: float | None = None, member: int = 0) -> str:
-    """Cache key of a proxy: its size, data, label noise and (for ensemble members past the first) seed index."""
+def proxy_key(cfg: Config, size: str, n: int, noise: float | None = None, member: int = 0, tag: str = "") -> str:
+    """Cache key of a proxy: its size, data, label noise, (for ensemble members past the first) seed index and
+    ``tag`` (what else labels its pairs, e.g. one gold dimension)."""
     rm_cfg = {k: v for k, v in cfg.to_dict()["rm"].items()
               if k not in ("sizes", "data_sizes", "data_sweep_rm", "length_norm")}  # length_norm: after training
     if noise is not None:
         rm_cfg["label_noise"] = noise
-    return cfg.section_hash("world", "gold", "policy", extra=[rm_cfg, size, n] + ([member] if member else []))
+    return cfg.section_hash("world", "gold", "policy",
+                            extra=[rm_cfg, size, n] + ([member] if member else []) + ([tag] if tag else []))
 
 
 def train_proxy(run: Run, world: ToyWorld, size: str, n: int, train_all, val_true, center, name: str,
-                noise: float | None = None, member: int = 0, bootstrap: bool = False) -> dict:
+                noise: float | None = None, member: int = 0, bootstrap: bool = False, tag: str = "") -> dict:
     """One proxy of ``size`` on the first ``n`` training pairs, trained (or loaded) and centred on pi0.
 
     Member m > 0 of an ensemble differs from member 0 in its seeds (initialisation and data order, as
@@ -255,8 +258,7 @@ def train_proxy(run: Run, world: ToyWorld, size: str, n: int, train_all, val_tru
     t = partial(as_ids, device=run.device)
     val_prompts = pi0_prompts[: len(val_true)]  # the centring set is the validation pairs' two sides
     bootstrap = bootstrap and member > 0
-    key = proxy_key(c, size, n, noise, member) if not bootstrap else \
-        proxy_key(c, size, n, noise, member) + "-bag"
+    key = proxy_key(c, size, n, noise, member, tag) + ("-bag" if bootstrap else "")
     hidden, layers = parse_size(size)
     init_seed = run.seed(20, hidden, layers) if member == 0 else run.seed(20, hidden, layers, 1000 + member)
     rm = build_rm(len(world.vocab), hidden, layers, world.prompt_len + c.world.max_new_tokens + 1, init_seed)
@@ -629,6 +631,15 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
     rl_df, rl_boots = rl_curves(run, world, pi0, pool, proxies, scores, gold_norm, pairs)
     write_or_drop(rl_df, out, "rl")
     ens_bon, ens_rl, labellers = ensemble_stage(run, world, pi0, pool, pairs, proxies, pool_gold, gold_norm)
+    if cfg.multi.enabled:
+        dim_proxies = build_dimension_proxies(run, world, pairs)
+        with run.stage("multi-objective"):
+            for df, name in zip(multi_tables(run, world, pi0, pool, proxies, scores, pool_gold, gold_norm,
+                                             dim_proxies), ("multi", "pareto", "collapse")):
+                write_table(df, out, name)
+    else:
+        for name in ("multi", "pareto", "collapse"):
+            write_or_drop(None, out, name)
     try:
         daa_df, _, daa_sum = daa_runs(run, world, pi0, pool, pairs, gold_norm, proxies, labellers)
     except DAAError as e:  # every run finished so far stays written

@@ -238,3 +238,16 @@ def member_scores(ens: EnsembleRM, prompts: torch.Tensor, responses: torch.Tenso
         seq, mask = _pack(prompts[idx], responses[idx], pad_id)
         out[:, idx.cpu()] = ens.member_scores(seq, mask).double().cpu()
     return out.numpy()
+
+
+class WeightedSumRM(nn.Module):
+    """sum_i c_i R_i: reward models combined with fixed coefficients (multi-objective aggregation)."""
+
+    def __init__(self, members: list[RewardModel], coefs):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.register_buffer("coefs", torch.as_tensor(list(coefs), dtype=torch.float32))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        s = torch.stack([m(input_ids, attention_mask) for m in self.members])
+        return (self.coefs.to(s.dtype)[:, None] * s).sum(0)
