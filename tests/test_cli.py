@@ -149,6 +149,23 @@ def test_smoke_multi_objective(smoke):
     assert "Multi-objective rewards" in (out / "report.html").read_text()
 
 
+def test_smoke_ai_labelled_preferences(smoke):
+    from overopt.aif import AIF_COLUMNS
+
+    out, _ = smoke
+    aif, bon = pd.read_csv(out / "aif.csv"), pd.read_csv(out / "bon.csv")
+    assert list(aif.columns) == AIF_COLUMNS
+    assert list(dict.fromkeys(aif["labeller"])) == ["gold", "rm:32x1", "length:0.05", "dim:sentiment:3"]
+    gold = aif[aif["labeller"] == "gold"]
+    np.testing.assert_allclose(gold["gold"].to_numpy(), bon[bon["rm"] == "8x1"]["gold"].to_numpy(), atol=1e-9)
+    agree = aif.groupby("labeller", sort=False)["agreement"].first()
+    assert agree["gold"] == 1.0 and (agree.drop("gold") < 1).all() and (agree > 0.5).all()
+    # a judge paid per word makes its proxy pick longer texts than gold's proxy does at n = N
+    at_n = aif[aif["n"] == 32].set_index("labeller")["length"]
+    assert at_n["length:0.05"] > at_n["gold"]
+    assert "AI-labelled preferences" in (out / "report.html").read_text()
+
+
 def test_rerun_reuses_the_cache_and_report_rebuilds_from_tables(smoke, tmp_path):
     out, cache = smoke
     out2 = tmp_path / "again"
@@ -253,7 +270,7 @@ def test_interrupted_run_resumes_from_the_cache(tmp_path, monkeypatch, capsys):
     assert (out / "rm.csv").exists() and not (out / "bon.csv").exists()
     assert main(args) == 0
     stages = json.loads((out / "manifest.json").read_text())["stages"]
-    before = [k for k in stages if k in ("world", "pi0", "pairs") or (k.startswith("rm ") and "/" not in k)]
+    before = [k for k in stages if k in ("world", "pi0", "pairs") or (k.startswith("rm ") and not set("/@") & set(k))]
     assert len(before) == 6 and all(stages[k]["cached"] for k in before)
     # the pool and the ensemble members past the family's (trained after the pool) are built on the rerun
     assert not stages["pool"]["cached"] and not stages["rm 8x1/noise0.25#1"]["cached"]

@@ -5,15 +5,22 @@ from overopt.config import ConfigError, load_config, list_presets, parse_overrid
 
 def test_presets_load_and_overrides_apply():
     assert {"smoke", "default"} <= set(list_presets())
-    cfg = load_config("smoke", overrides=["rm.n_train=300", "rm.sizes=[8x1, 16x2]", "bon.pool_size=16"])
+    cfg = load_config("smoke", overrides=["rm.n_train=300", "rm.sizes=[8x1, 16x2]", "bon.pool_size=16",
+                                         "aif.labellers=[rm:16x2]"])
     assert cfg.rm.n_train == 300 and cfg.rm.sizes == ("8x1", "16x2") and cfg.bon.pool_size == 16
     # YAML 1.1 reads an exponent without a dot as a string; a float key still takes it
     assert load_config("smoke", overrides=["rl.lr=3e-5"]).rl.lr == 3e-5
     # a comma list from the command line keeps its numbers numbers and its names names
-    cfg = load_config("smoke", overrides=["rl.kl_sweep=0.01,0.05,0.2", "rm.sizes=8x1,16x2"])
+    cfg = load_config("smoke", overrides=["rl.kl_sweep=0.01,0.05,0.2", "rm.sizes=8x1,16x2",
+                                                 "aif.enabled=false"])
     assert cfg.rl.kl_sweep == (0.01, 0.05, 0.2) and cfg.rm.sizes == ("8x1", "16x2")
     # direct alignment can be labelled by an ensemble objective of the run, and only by one it has
     assert load_config("smoke", overrides=["daa.labels=8x1/noise0.25/wco"]).daa.labels == "8x1/noise0.25/wco"
+    for bad, key in (("aif.labellers=[rm:7x1]", "aif.labellers"), ("aif.labellers=[dim:color:2]", "aif.labellers"),
+                     ("aif.labellers=[length:long]", "aif.labellers"), ("multi.weights=[1,2]", "multi.weights"),
+                     ("multi.pareto_n=64", "multi.pareto_n")):
+        with pytest.raises(ConfigError, match=f"config key '{key}'"):
+            load_config("smoke", overrides=[bad])
     for bad in ("8x1/noise0.1/wco", "8x1/noise0/max"):
         with pytest.raises(ConfigError, match="config key 'daa.labels'"):
             load_config("smoke", overrides=[f"daa.labels={bad}"])

@@ -11,6 +11,10 @@ from overopt.rl import (KLController, RLError, RLSettings, RLTrainer, clipped_pg
 
 V, EOS, PAD = 12, 2, 0
 
+# the smoke preset without the reward-model studies, which these tests do not need
+ONLY_RL = ["--set", "ensemble.enabled=false", "--set", "multi.enabled=false", "--set", "aif.enabled=false",
+           "--set", "daa.enabled=false"]
+
 
 def test_rloo_advantages_leave_one_out():
     adv = rloo_advantages(torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 4.0]]))
@@ -88,7 +92,7 @@ def test_rl_curve_interrupted_mid_way_resumes_to_the_same_rows(tmp_path, monkeyp
     from overopt import rl as rl_mod
     from overopt.cli import main
 
-    base = ["run", "--preset", "smoke", "--quiet", "--set", "rm.sizes=[8x1]"]
+    base = ["run", "--preset", "smoke", "--quiet", "--set", "rm.sizes=[8x1]", *ONLY_RL]
     assert main([*base, "--out", str(tmp_path / "a"), "--set", f"run.cache_dir={tmp_path / 'ca'}"]) == 0
     calls = {"n": 0}
     real_step = rl_mod.RLTrainer.step
@@ -131,7 +135,7 @@ def test_non_finite_rl_stops_the_run_with_one_line_and_keeps_the_points(tmp_path
 
     monkeypatch.setattr(rl_mod.RLTrainer, "step", nan_after_five)
     out = tmp_path / "out"
-    assert main(["run", "--preset", "smoke", "--quiet", "--out", str(out), "--set", "rm.sizes=[8x1]",
+    assert main(["run", "--preset", "smoke", "--quiet", "--out", str(out), "--set", "rm.sizes=[8x1]", *ONLY_RL,
                  "--set", f"run.cache_dir={tmp_path / 'c'}"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "overopt run: error: RL curve 8x1: step 5: reward is not finite"

@@ -165,6 +165,15 @@ class MultiConfig:
 
 
 @dataclass(frozen=True)
+class AifConfig:
+    enabled: bool = _f(False, "AI-labelled preferences (RLAIF): proxies trained on an AI labeller's labels (aif.csv)")
+    labellers: tuple = _f(("rm:16x1", "length:0.05", "dim:sentiment:3"),
+                          "rm:SIZE (a family proxy judges), length:B (gold + B per word, gold-std units) or "
+                          "dim:NAME:F (gold with dimension NAME's weight times F)")
+    sizes: tuple = _f(("16x1", "64x2"), "proxy sizes trained on each labeller's labels (same pairs, same count)")
+
+
+@dataclass(frozen=True)
 class FitConfig:
     extrap_frac: float = _f(0.125, "extrapolation check: fit on n <= extrap_frac * N, predict at N")
     ci: float = _f(0.9, "width of the bootstrap intervals")
@@ -182,6 +191,7 @@ class Config:
     daa: DAAConfig = field(default_factory=DAAConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     multi: MultiConfig = field(default_factory=MultiConfig)
+    aif: AifConfig = field(default_factory=AifConfig)
     fit: FitConfig = field(default_factory=FitConfig)
 
     def to_dict(self) -> dict:
@@ -352,6 +362,17 @@ def validate(cfg: Config) -> Config:
         need(getattr(d, k) >= 1, f"daa.{k}", "must be >= 1")
     need(d.lr > 0, "daa.lr", "must be > 0")
     need(d.optimizer in ("rmsprop", "adam"), "daa.optimizer", "must be rmsprop or adam")
+    if cfg.aif.enabled:
+        from .aif import parse_labeller
+        need(len(cfg.aif.labellers) > 0, "aif.labellers", "must name at least one labeller")
+        for spec in cfg.aif.labellers:
+            try:
+                parse_labeller(spec, cfg.rm.sizes)
+            except ValueError as e:
+                raise ConfigError(str(e))
+        need(len(cfg.aif.sizes) > 0, "aif.sizes", "must name at least one size")
+        for spec in cfg.aif.sizes:
+            parse_size(spec, "aif.sizes")
     mo = cfg.multi
     parse_size(mo.size, "multi.size")
     need(len(mo.weights) in (0, 5) and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0

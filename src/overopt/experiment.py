@@ -33,6 +33,7 @@ from .daarun import DAA_COLUMNS, daa_runs
 from .ensemblerun import (build_ensembles, calibrate, ensemble_bon, ensemble_labellers, ensemble_rl,
                           member_pool_scores)
 from .iterated import IteratedProxy
+from .aif import aif_table
 from .lengthstudy import length_tables
 from .multiobjective import build_dimension_proxies, multi_tables
 from .rl import RLError
@@ -640,6 +641,10 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
     else:
         for name in ("multi", "pareto", "collapse"):
             write_or_drop(None, out, name)
+    aif_df = None
+    if cfg.aif.enabled:
+        aif_df = aif_table(run, world, pairs, proxies, pool, scores, pool_gold, gold_norm)
+    write_or_drop(aif_df, out, "aif")
     try:
         daa_df, _, daa_sum = daa_runs(run, world, pi0, pool, pairs, gold_norm, proxies, labellers)
     except DAAError as e:  # every run finished so far stays written

@@ -353,6 +353,28 @@ def plot_multi(multi: pd.DataFrame, pareto: pd.DataFrame):
     return fig
 
 
+def plot_aif(aif: pd.DataFrame):
+    """Best-of-n gold against sqrt(KL) per proxy size (panels), one line per labeller (gold's solid black)."""
+    sizes = list(dict.fromkeys(aif["rm"]))
+    fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4.4), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        g = aif[aif["rm"] == size]
+        labellers = list(dict.fromkeys(g["labeller"]))
+        for lab, col in zip(labellers, plt.cm.tab10(np.arange(len(labellers)))):
+            c = g[g["labeller"] == lab]
+            d = np.sqrt(c["kl_bound"].to_numpy())
+            col = "black" if lab == "gold" else col
+            ax.plot(d, c["gold"], "-o", ms=3, color=col, label=f"{lab} (agrees with gold {c['agreement'].iloc[0]:.2f})")
+            ax.fill_between(d, c["gold_lo"], c["gold_hi"], color=col, alpha=0.12)
+        ax.set_title(f"proxy {size} trained on each labeller's labels")
+        ax.set_xlabel("d = sqrt(KL)")
+        ax.set_ylabel("gold gain over pi0")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def _png(fig, path: Path) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -457,6 +479,11 @@ def write_report(out: str | Path) -> Path:
     _need(collapse, out, "collapse", ("method", "objective", "dimension", "kl_peak", "falls"))
     if multi is not None and pareto is not None and len(multi) and len(pareto):
         imgs["multi"] = _png(plot_multi(multi, pareto), plots / "multi.png")
+    aif = _read(out, "aif", False)
+    _need(aif, out, "aif", ("labeller", "rm", "agreement", "val_acc", "n", "kl_bound", "gold", "gold_lo", "gold_hi",
+                            "length"))
+    if aif is not None and len(aif):
+        imgs["aif"] = _png(plot_aif(aif), plots / "aif.png")
     cal, rel = _read(out, "calibration", False), _read(out, "reliability", False)
     _need(cal, out, "calibration", ("rm", "member", "tau", "ece", "ece_calibrated"))
     _need(rel, out, "reliability", ("rm", "calibrated", "confidence", "accuracy"))
@@ -587,6 +614,16 @@ def write_report(out: str | Path) -> Path:
                   "<p class='note'>The Pareto front over weights (best-of-n, weights multiply the gold's own):</p>",
                   _table(pareto[pareto["on_front"].astype(str).str.lower() == "true"].sort_values(
                       "gold", ascending=False).head(12).reset_index(drop=True))]
+    if "aif" in imgs:
+        peak = aif.loc[aif.groupby(["rm", "labeller"], sort=False)["gold"].idxmax(),
+                       ["rm", "labeller", "agreement", "val_acc", "n", "kl_bound", "gold", "gold_lo", "gold_hi"]]
+        at_n = aif[aif["n"] == aif["n"].max()].set_index(["rm", "labeller"])[["gold", "length"]]
+        parts += ["<h2>AI-labelled preferences (RLAIF)</h2>", "<p class='note'>Proxies trained on the same pi0 pairs "
+                  "and as many of them, labelled by an AI labeller instead of gold: a reward model of the family "
+                  "(rm:SIZE), gold biased toward length (length:B, B per word) or toward one dimension (dim:NAME:F). "
+                  "agreement: the labeller's agreement with gold on the training pairs; val_acc: the proxy's "
+                  "accuracy against gold. Best-of-n peak, and gold and length at n = N:</p>", img("aif"),
+                  _table(peak.join(at_n, on=["rm", "labeller"], rsuffix="_at_N").reset_index(drop=True))]
     if "reliability" in imgs:
         parts += ["<h2>Calibration</h2>", "<p class='note'>Each proxy read as a preference model, P(first "
                   "preferred) = sigmoid((r1 - r2) / tau), against gold labels on held-out pairs: tau fitted by "
