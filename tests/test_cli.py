@@ -166,6 +166,20 @@ def test_smoke_ai_labelled_preferences(smoke):
     assert "AI-labelled preferences" in (out / "report.html").read_text()
 
 
+def test_smoke_active_learning(smoke):
+    from overopt.active import ACTIVE_COLUMNS
+
+    out, _ = smoke
+    act = pd.read_csv(out / "active.csv")
+    assert list(act.columns) == ACTIVE_COLUMNS
+    for _, g in act.groupby("strategy"):
+        assert g["labels"].tolist() == [100, 200, 300] and g["val_acc"].between(0, 1).all()
+    r0 = act[act["round"] == 0].set_index("strategy")
+    assert r0.loc["random", "val_acc"] == r0.loc["disagreement", "val_acc"]  # one shared random start
+    assert act[act["strategy"] == "disagreement"]["disagreement"].iloc[:2].notna().all()
+    assert "Active learning" in (out / "report.html").read_text()
+
+
 def test_rerun_reuses_the_cache_and_report_rebuilds_from_tables(smoke, tmp_path):
     out, cache = smoke
     out2 = tmp_path / "again"

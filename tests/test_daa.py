@@ -156,6 +156,7 @@ def test_non_finite_loss_stops_the_run_with_one_line_and_keeps_finished_runs(tmp
     monkeypatch.setattr(daa_mod, "preference_loss", nan_in_the_third_run)
     code = main(["run", "--preset", "smoke", "--quiet", "--out", str(tmp_path / "o"), "--set", "rl.enabled=false",
                  "--set", "ensemble.enabled=false", "--set", "multi.enabled=false", "--set", "aif.enabled=false",
+                 "--set", "active.enabled=false",
                  "--set", f"run.cache_dir={tmp_path / 'c'}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1

@@ -110,3 +110,17 @@ def test_weighted_sum_rm():
     each = np.stack([score(m, prompts, resp, 0) for m in members])
     np.testing.assert_allclose(score(WeightedSumRM(members, [0.5, -2.0]), prompts, resp, 0),
                                0.5 * each[0] - 2.0 * each[1], atol=1e-5)
+
+
+def test_active_selection_picks_the_most_disputed_unlabelled_pairs():
+    from overopt.active import select_by_disagreement
+
+    # three members, five pairs: pair 1 split (+3 / -3), pair 3 split less, pair 0 agreed; pair 4 labelled
+    margins = np.array([[2.0, 3.0, 0.0, 1.0, 5.0],
+                        [2.0, -3.0, 0.0, -1.0, -5.0],
+                        [2.0, 0.0, 0.0, 0.0, 0.0]])
+    labelled = np.array([False, False, False, False, True])
+    assert select_by_disagreement(margins, labelled, 2).tolist() == [1, 3]
+    assert select_by_disagreement(margins, labelled, 10).tolist() == [1, 3, 0, 2]  # never a labelled pair
+    p = 1 / (1 + np.exp(-margins[:, 1]))
+    assert p.std() > (1 / (1 + np.exp(-margins[:, 3]))).std() > 0

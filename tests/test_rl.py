@@ -13,7 +13,7 @@ V, EOS, PAD = 12, 2, 0
 
 # the smoke preset without the reward-model studies, which these tests do not need
 ONLY_RL = ["--set", "ensemble.enabled=false", "--set", "multi.enabled=false", "--set", "aif.enabled=false",
-           "--set", "daa.enabled=false"]
+           "--set", "daa.enabled=false", "--set", "active.enabled=false"]
 
 
 def test_rloo_advantages_leave_one_out():

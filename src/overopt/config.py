@@ -174,6 +174,16 @@ class AifConfig:
 
 
 @dataclass(frozen=True)
+class ActiveConfig:
+    enabled: bool = _f(False, "active learning: label pairs chosen by ensemble disagreement or at random (active.csv)")
+    size: str = _f("16x1", "proxy size (HIDDENxLAYERS)")
+    k: int = _f(3, "members whose disagreement chooses the pairs")
+    start: int = _f(1000, "random labelled pairs both strategies start from")
+    per_round: int = _f(1000, "labels added per round")
+    rounds: int = _f(3, "rounds of selection")
+
+
+@dataclass(frozen=True)
 class FitConfig:
     extrap_frac: float = _f(0.125, "extrapolation check: fit on n <= extrap_frac * N, predict at N")
     ci: float = _f(0.9, "width of the bootstrap intervals")
@@ -192,6 +202,7 @@ class Config:
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     multi: MultiConfig = field(default_factory=MultiConfig)
     aif: AifConfig = field(default_factory=AifConfig)
+    active: ActiveConfig = field(default_factory=ActiveConfig)
     fit: FitConfig = field(default_factory=FitConfig)
 
     def to_dict(self) -> dict:
@@ -373,6 +384,14 @@ def validate(cfg: Config) -> Config:
         need(len(cfg.aif.sizes) > 0, "aif.sizes", "must name at least one size")
         for spec in cfg.aif.sizes:
             parse_size(spec, "aif.sizes")
+    ac = cfg.active
+    parse_size(ac.size, "active.size")
+    need(ac.k >= 2, "active.k", "must be >= 2")
+    need(ac.start >= 2, "active.start", "must be >= 2")
+    need(ac.per_round >= 1, "active.per_round", "must be >= 1")
+    need(ac.rounds >= 1, "active.rounds", "must be >= 1")
+    need(ac.start + ac.rounds * ac.per_round <= cfg.rm.n_train, "active.per_round",
+         "times active.rounds plus active.start must be at most rm.n_train")
     mo = cfg.multi
     parse_size(mo.size, "multi.size")
     need(len(mo.weights) in (0, 5) and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0

@@ -33,6 +33,7 @@ from .daarun import DAA_COLUMNS, daa_runs
 from .ensemblerun import (build_ensembles, calibrate, ensemble_bon, ensemble_labellers, ensemble_rl,
                           member_pool_scores)
 from .iterated import IteratedProxy
+from .active import active_table
 from .aif import aif_table
 from .lengthstudy import length_tables
 from .multiobjective import build_dimension_proxies, multi_tables
@@ -645,6 +646,10 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
     if cfg.aif.enabled:
         aif_df = aif_table(run, world, pairs, proxies, pool, scores, pool_gold, gold_norm)
     write_or_drop(aif_df, out, "aif")
+    active_df = None
+    if cfg.active.enabled:
+        active_df = active_table(run, world, pairs, pool, pool_gold)
+    write_or_drop(active_df, out, "active")
     try:
         daa_df, _, daa_sum = daa_runs(run, world, pi0, pool, pairs, gold_norm, proxies, labellers)
     except DAAError as e:  # every run finished so far stays written

@@ -375,6 +375,23 @@ def plot_aif(aif: pd.DataFrame):
     return fig
 
 
+def plot_active(active: pd.DataFrame):
+    """Validation accuracy and best-of-n gold peak against the number of labels, per strategy."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for strategy, col in zip(list(dict.fromkeys(active["strategy"])), ("grey", "tab:red", "tab:blue")):
+        g = active[active["strategy"] == strategy]
+        axes[0].plot(g["labels"], g["val_acc"], "-o", color=col, label=strategy)
+        axes[1].plot(g["labels"], g["gold_peak"], "-o", color=col, label=strategy)
+        axes[1].fill_between(g["labels"], g["gold_peak_lo"], g["gold_peak_hi"], color=col, alpha=0.15)
+    for ax, yl in zip(axes, ("validation accuracy against gold", "best-of-n gold peak")):
+        ax.set_xlabel("labelled pairs")
+        ax.set_ylabel(yl)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _png(fig, path: Path) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -484,6 +501,10 @@ def write_report(out: str | Path) -> Path:
                             "length"))
     if aif is not None and len(aif):
         imgs["aif"] = _png(plot_aif(aif), plots / "aif.png")
+    active = _read(out, "active", False)
+    _need(active, out, "active", ("strategy", "labels", "val_acc", "gold_peak", "gold_peak_lo", "gold_peak_hi"))
+    if active is not None and len(active):
+        imgs["active"] = _png(plot_active(active), plots / "active.png")
     cal, rel = _read(out, "calibration", False), _read(out, "reliability", False)
     _need(cal, out, "calibration", ("rm", "member", "tau", "ece", "ece_calibrated"))
     _need(rel, out, "reliability", ("rm", "calibrated", "confidence", "accuracy"))
@@ -624,6 +645,12 @@ def write_report(out: str | Path) -> Path:
                   "agreement: the labeller's agreement with gold on the training pairs; val_acc: the proxy's "
                   "accuracy against gold. Best-of-n peak, and gold and length at n = N:</p>", img("aif"),
                   _table(peak.join(at_n, on=["rm", "labeller"], rsuffix="_at_N").reset_index(drop=True))]
+    if "active" in imgs:
+        parts += ["<h2>Active learning</h2>", "<p class='note'>From the same random start, labels added each round "
+                  "either at random or where k proxies trained on the labels so far disagree most (standard deviation "
+                  "of P(first preferred) over members); the proxy of each round read against gold and under "
+                  "best-of-n. disagreement: the members' mean disagreement on the pairs chosen.</p>",
+                  img("active"), _table(active)]
     if "reliability" in imgs:
         parts += ["<h2>Calibration</h2>", "<p class='note'>Each proxy read as a preference model, P(first "
                   "preferred) = sigmoid((r1 - r2) / tau), against gold labels on held-out pairs: tau fitted by "

@@ -1,0 +1,88 @@
+"""Active learning of a proxy: which pairs to send to the labeller.
+
+Both strategies start from the same random active.start pairs and add active.per_round labels per round, up to
+active.rounds rounds, from the family's unlabelled pi0 pairs:
+  random         pairs drawn uniformly;
+  disagreement   the pairs on which k proxies trained on the labels so far (differing by seed) disagree most:
+                 the largest standard deviation over members of P(first preferred) = sigmoid(r(a) - r(b)).
+After each round, member 0 of the round is read like any proxy: its accuracy against gold on the validation
+pairs and best-of-n on the pool. `active.csv`: strategy, round, labels, val_acc, and the best-of-n gold peak
+(its KL and gold at n = N).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import bon
+from .reward import score
+from .world.toy import PAD
+
+ACTIVE_COLUMNS = ["strategy", "round", "labels", "val_acc", "disagreement", "gold_peak", "gold_peak_lo",
+                  "gold_peak_hi", "kl_peak", "gold_at_N"]
+
+
+def select_by_disagreement(margins: np.ndarray, labelled: np.ndarray, m: int) -> np.ndarray:
+    """Indices of the ``m`` unlabelled pairs whose members disagree most.
+
+    ``margins`` [members, pairs]: each member's r(a) - r(b); disagreement is the standard deviation over members of
+    sigmoid(margin). Ties keep the lower index."""
+    p = 1.0 / (1.0 + np.exp(-np.asarray(margins, dtype=np.float64)))
+    d = np.where(labelled, -np.inf, p.std(0))
+    order = np.argsort(-d, kind="stable")
+    return order[: min(m, int((~labelled).sum()))]
+
+
+def active_table(run, world, pairs_data: dict, pool: dict, pool_gold) -> pd.DataFrame:
+    from .experiment import labelled_pairs, train_proxy
+
+    c, a = run.cfg, run.cfg.active
+    train_all, val_true, center = labelled_pairs(run, world, pairs_data)
+    n = len(train_all)
+    prompts = torch.tensor(world.prompt_ids[train_all.prompt_idx], device=run.device)
+    ta = torch.tensor(pairs_data["a"][:n].astype(np.int64), device=run.device)
+    tb = torch.tensor(pairs_data["b"][:n].astype(np.int64), device=run.device)
+    P, N = len(world.eval_prompt_idx), c.bon.pool_size
+    ns = bon.default_ns(N)
+    gold = pool_gold[0].reshape(P, N)
+    pool_prompts = torch.tensor(world.prompt_ids[pool["prompt_idx"]], device=run.device)
+    pool_resp = torch.tensor(pool["tokens"].astype(np.int64), device=run.device)
+    q = [(1 - c.fit.ci) / 2 * 100, (1 + c.fit.ci) / 2 * 100]
+    rng = np.random.default_rng([c.run.seed, 100])
+    start = rng.permutation(n)[: a.start]
+    rows = []
+    for strategy in ("random", "disagreement"):
+        labelled = np.zeros(n, dtype=bool)
+        labelled[start] = True
+        pick = np.random.default_rng([c.run.seed, 101])
+        for r in range(a.rounds + 1):
+            idx = np.flatnonzero(labelled)
+            # round 0 is the same random start for both strategies: trained once
+            tag = f"active/{strategy if r else 'start'}/r{r}/{a.start}/{a.per_round}/{a.k}"
+            members = [train_proxy(run, world, a.size, len(idx), train_all.subset(idx), val_true, center,
+                                   f"{a.size}@{strategy}/r{r}#{m}", member=m, tag=tag)
+                       for m in range(a.k if strategy == "disagreement" and r < a.rounds else 1)]
+            p0 = members[0]
+            s = score(p0["model"], pool_prompts, pool_resp, PAD).reshape(P, N)
+            g = bon.best_of_n_per_prompt(s, gold, ns)
+            g = g - g[:, :1]
+            bg = bon.bootstrap_rows(g, c.bon.n_boot, run.seed(102))
+            j = int(np.argmax(g.mean(0)))
+            dis = np.nan
+            if r < a.rounds:
+                if strategy == "disagreement":
+                    margins = np.stack([score(m["model"], prompts, ta, PAD) - score(m["model"], prompts, tb, PAD)
+                                        for m in members])
+                    new = select_by_disagreement(margins, labelled, a.per_round)
+                    dis = float((1 / (1 + np.exp(-margins[:, new]))).std(0).mean())
+                else:
+                    new = pick.choice(np.flatnonzero(~labelled), size=min(a.per_round, int((~labelled).sum())),
+                                      replace=False)
+                labelled[new] = True
+            rows.append({"strategy": strategy, "round": r, "labels": len(idx), "val_acc": p0["val_acc"],
+                         "disagreement": dis, "gold_peak": float(g[:, j].mean()),
+                         "gold_peak_lo": float(np.percentile(bg[:, j], q[0])),
+                         "gold_peak_hi": float(np.percentile(bg[:, j], q[1])), "kl_peak": float(bon.kl_bound(ns[j])),
+                         "gold_at_N": float(g[:, -1].mean())})
+    return pd.DataFrame(rows, columns=ACTIVE_COLUMNS)
