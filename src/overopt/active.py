@@ -48,7 +48,6 @@ def active_table(run, world, pairs_data: dict, pool: dict, pool_gold) -> pd.Data
     gold = pool_gold[0].reshape(P, N)
     pool_prompts = torch.tensor(world.prompt_ids[pool["prompt_idx"]], device=run.device)
     pool_resp = torch.tensor(pool["tokens"].astype(np.int64), device=run.device)
-    q = [(1 - c.fit.ci) / 2 * 100, (1 + c.fit.ci) / 2 * 100]
     rng = np.random.default_rng([c.run.seed, 100])
     start = rng.permutation(n)[: a.start]
     rows = []
@@ -65,10 +64,8 @@ def active_table(run, world, pairs_data: dict, pool: dict, pool_gold) -> pd.Data
                        for m in range(a.k if strategy == "disagreement" and r < a.rounds else 1)]
             p0 = members[0]
             s = score(p0["model"], pool_prompts, pool_resp, PAD).reshape(P, N)
-            g = bon.best_of_n_per_prompt(s, gold, ns)
-            g = g - g[:, :1]
-            bg = bon.bootstrap_rows(g, c.bon.n_boot, run.seed(102))
-            j = int(np.argmax(g.mean(0)))
+            g, lo, hi, _ = bon.gain_curve(s, gold, ns, c.bon.n_boot, run.seed(102), c.fit.ci)
+            j = int(np.argmax(g))
             dis = np.nan
             if r < a.rounds:
                 if strategy == "disagreement":
@@ -81,8 +78,7 @@ def active_table(run, world, pairs_data: dict, pool: dict, pool_gold) -> pd.Data
                                       replace=False)
                 labelled[new] = True
             rows.append({"strategy": strategy, "round": r, "labels": len(idx), "val_acc": p0["val_acc"],
-                         "disagreement": dis, "gold_peak": float(g[:, j].mean()),
-                         "gold_peak_lo": float(np.percentile(bg[:, j], q[0])),
-                         "gold_peak_hi": float(np.percentile(bg[:, j], q[1])), "kl_peak": float(bon.kl_bound(ns[j])),
-                         "gold_at_N": float(g[:, -1].mean())})
+                         "disagreement": dis, "gold_peak": float(g[j]), "gold_peak_lo": float(lo[j]),
+                         "gold_peak_hi": float(hi[j]), "kl_peak": float(bon.kl_bound(ns[j])),
+                         "gold_at_N": float(g[-1])})
     return pd.DataFrame(rows, columns=ACTIVE_COLUMNS)

@@ -74,7 +74,6 @@ def aif_table(run, world, pairs_data: dict, proxies: list[dict], pool: dict, sco
     ns = bon.default_ns(N)
     gold = pool_gold[0].reshape(P, N)
     words = pool_gold[1]["n_words"].reshape(P, N).astype(float)
-    q = [(1 - c.fit.ci) / 2 * 100, (1 + c.fit.ci) / 2 * 100]
     family_labels, _, _ = labelled_pairs(run, world, pairs_data)  # the family's, at rm.label_noise
     trained = []
     for size in a.sizes:
@@ -93,13 +92,11 @@ def aif_table(run, world, pairs_data: dict, proxies: list[dict], pool: dict, sco
     rows = []
     for labeller, agreement, p, sc in trained:
         r = sc.reshape(P, N)
-        g = bon.best_of_n_per_prompt(r, gold, ns)
-        g = g - g[:, :1]
-        bg = bon.bootstrap_rows(g, c.bon.n_boot, run.seed(95))
+        g, lo, hi, _ = bon.gain_curve(r, gold, ns, c.bon.n_boot, run.seed(95), c.fit.ci)
         px, ln = bon.best_of_n(r, r, ns), bon.best_of_n(r, words, ns)
         for j, nn in enumerate(ns):
             rows.append({"labeller": labeller, "rm": p["size"], "rm_params": p["params"], "agreement": agreement,
                          "val_acc": p["val_acc"], "n": nn, "kl_bound": float(bon.kl_bound(nn)),
-                         "proxy": px[j] - px[0], "gold": g[:, j].mean(), "gold_lo": np.percentile(bg[:, j], q[0]),
-                         "gold_hi": np.percentile(bg[:, j], q[1]), "length": ln[j]})
+                         "proxy": px[j] - px[0], "gold": g[j], "gold_lo": lo[j], "gold_hi": hi[j],
+                         "length": ln[j]})
     return pd.DataFrame(rows, columns=AIF_COLUMNS)

@@ -99,6 +99,16 @@ def bootstrap_rows(per_prompt: np.ndarray, n_boot: int, seed: int) -> np.ndarray
     return per_prompt[idx].mean(1)
 
 
+def gain_curve(proxy, values, ns, n_boot: int, seed: int, ci: float = 0.9):
+    """Best-of-n's gain in ``values`` over pi0 (ns[0] must be 1) against ``proxy`` [prompts, N]: the mean over
+    prompts for each n, its bootstrap interval over prompts (width ``ci``), and the per-prompt gains."""
+    g = best_of_n_per_prompt(proxy, values, ns)
+    g = g - g[:, :1]
+    b = bootstrap_rows(g, n_boot, seed)
+    q = [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100]
+    return g.mean(0), np.percentile(b, q[0], axis=0), np.percentile(b, q[1], axis=0), g
+
+
 def tilt_weights(proxy, betas) -> tuple[np.ndarray, np.ndarray]:
     """The KL-regularised optimum pi* = pi0 exp(r / beta) / Z (the policy a KL-penalised RL run with
     coefficient beta converges to), estimated on each prompt's pool of N pi0 samples.

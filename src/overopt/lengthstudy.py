@@ -61,7 +61,6 @@ def length_tables(run, world, proxies: list[dict], pool: dict, scores: dict, poo
     P, N = len(world.eval_prompt_idx), c.bon.pool_size
     ns = bon.default_ns(N)
     gold = pool_gold[0].reshape(P, N)
-    q = [(1 - c.fit.ci) / 2 * 100, (1 + c.fit.ci) / 2 * 100]
     rows, bon_rows = [], []
     for p in family:
         s = scores[p["rm"]]
@@ -72,13 +71,10 @@ def length_tables(run, world, proxies: list[dict], pool: dict, scores: dict, poo
         b = length_slope(s, words + 1)  # + 1: the end token, as the proxy counts tokens
         for variant, r, coef in (("as trained", s, 0.0), ("length-normalised", s - b * (words + 1), b)):
             r = r.reshape(P, N)
-            g = bon.best_of_n_per_prompt(r, gold, ns)
-            g = g - g[:, :1]
-            bg = bon.bootstrap_rows(g, c.bon.n_boot, run.seed(81))
+            g, lo, hi, _ = bon.gain_curve(r, gold, ns, c.bon.n_boot, run.seed(81), c.fit.ci)
             ln = bon.best_of_n(r, words.reshape(P, N).astype(float), ns)
             for j, n in enumerate(ns):
                 bon_rows.append({"rm": p["rm"], "rm_params": p["params"], "variant": variant, "length_coef": coef,
-                                 "n": n, "kl_bound": float(bon.kl_bound(n)), "gold": g[:, j].mean(),
-                                 "gold_lo": np.percentile(bg[:, j], q[0]), "gold_hi": np.percentile(bg[:, j], q[1]),
-                                 "length": ln[j]})
+                                 "n": n, "kl_bound": float(bon.kl_bound(n)), "gold": g[j], "gold_lo": lo[j],
+                                 "gold_hi": hi[j], "length": ln[j]})
     return pd.DataFrame(rows, columns=LENGTH_COLUMNS), pd.DataFrame(bon_rows, columns=LENGTH_BON_COLUMNS)

@@ -98,23 +98,20 @@ def multi_tables(run, world, pi0, pool: dict, proxies: list[dict], family_scores
     gold = pool_gold[0].reshape(P, N)
     dims = {d: pool_gold[1][d].reshape(P, N).astype(float) for d in GOLD_DIMS}
     words = pool_gold[1]["n_words"].reshape(P, N).astype(float)
-    q = [(1 - c.fit.ci) / 2 * 100, (1 + c.fit.ci) / 2 * 100]
     objectives = {"aggregate": agg}
     if m.size in family_scores:
         objectives[f"single proxy {m.size}"] = family_scores[m.size]
     rows = []
     for obj, r in objectives.items():
         r = r.reshape(P, N)
-        g = bon.best_of_n_per_prompt(r, gold, ns)
-        g = g - g[:, :1]
-        bg = bon.bootstrap_rows(g, c.bon.n_boot, run.seed(90))
+        g, lo, hi, _ = bon.gain_curve(r, gold, ns, c.bon.n_boot, run.seed(90), c.fit.ci)
         px = bon.best_of_n(r, r, ns)
         dg = {d: bon.best_of_n(r, dims[d], ns) - dims[d].mean() for d in GOLD_DIMS}
         ln = bon.best_of_n(r, words, ns)
         for j, n in enumerate(ns):
             rows.append({"method": "best-of-n", "objective": obj, "step": np.nan, "n": n, "kl": float(bon.kl_bound(n)),
-                         "proxy": px[j] - px[0], "gold": g[:, j].mean(), "gold_lo": np.percentile(bg[:, j], q[0]),
-                         "gold_hi": np.percentile(bg[:, j], q[1]), **{f"gold_{d}": dg[d][j] for d in GOLD_DIMS},
+                         "proxy": px[j] - px[0], "gold": g[j], "gold_lo": lo[j], "gold_hi": hi[j],
+                         **{f"gold_{d}": dg[d][j] for d in GOLD_DIMS},
                          "length": ln[j]})
     if m.rl and c.rl.enabled:
         rows += _rl_rows(run, world, pi0, pool, dim_proxies, a, v, agg, gold_norm)

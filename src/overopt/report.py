@@ -614,7 +614,7 @@ def write_report(out: str | Path) -> Path:
         peaks = lbon.loc[lbon.groupby(["rm", "variant"], sort=False)["gold"].idxmax(),
                          ["rm", "variant", "length_coef", "n", "kl_bound", "gold", "gold_lo", "gold_hi"]]
         at_n = lbon[lbon["n"] == lbon["n"].max()].set_index(["rm", "variant"])[["gold", "length"]]
-        peaks = peaks.join(at_n, on=["rm", "variant"], rsuffix="_at_N")
+        peaks = peaks.merge(at_n.reset_index(), on=["rm", "variant"], suffixes=("", "_at_N"))
         parts += ["<h2>Length</h2>", "<p class='note'>How each proxy scores length where pi0 writes and beyond "
                   "(grammar texts of 6-9 sentences; the world writes at most 5), against gold; and best-of-n "
                   "against each proxy as trained and length-normalised (its least-squares slope on length under pi0 "
@@ -644,7 +644,7 @@ def write_report(out: str | Path) -> Path:
                   "(rm:SIZE), gold biased toward length (length:B, B per word) or toward one dimension (dim:NAME:F). "
                   "agreement: the labeller's agreement with gold on the training pairs; val_acc: the proxy's "
                   "accuracy against gold. Best-of-n peak, and gold and length at n = N:</p>", img("aif"),
-                  _table(peak.join(at_n, on=["rm", "labeller"], rsuffix="_at_N").reset_index(drop=True))]
+                  _table(peak.merge(at_n.reset_index(), on=["rm", "labeller"], suffixes=("", "_at_N")))]
     if "active" in imgs:
         parts += ["<h2>Active learning</h2>", "<p class='note'>From the same random start, labels added each round "
                   "either at random or where k proxies trained on the labels so far disagree most (standard deviation "
@@ -673,7 +673,7 @@ def write_report(out: str | Path) -> Path:
     _need(claims, out, "claims", ("holds",))
     if claims is not None and len(claims):
         held = int(claims["holds"].astype(bool).sum())
-        parts += ["<h2>Claims of Gao et al., checked on this run</h2>",
+        parts += ["<h2>Claims of the papers, checked on this run</h2>",
                   f"<p class='note'>{held} of {len(claims)} hold. Each row names what was measured (value) and "
                   "what it is compared with (reference); a row that does not hold is where this world departs "
                   "from the paper.</p>", _table(claims)]
