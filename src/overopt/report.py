@@ -242,8 +242,10 @@ def plot_data_sweep(bon: pd.DataFrame, rm: pd.DataFrame):
 
 def plot_reliability(rel: pd.DataFrame, cal: pd.DataFrame):
     """Reliability diagrams (Guo et al. 2017): accuracy against confidence per bin, before and after the
-    temperature, one line per proxy of the family (members of ensembles are in calibration.csv)."""
-    rms = [r for r in cal.loc[cal["member"] == 0, "rm"] if "/" not in str(r)] or list(cal["rm"])
+    temperature, one line per proxy of the family and per noisy ensemble's first member (every member is in
+    calibration.csv)."""
+    first = cal[cal["member"] == 0]  # the family, and member 0 of each noisy ensemble
+    rms = [r for r, nz in zip(first["rm"], first["noise"]) if "/" not in str(r) or nz > 0] or list(cal["rm"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
     for ax, calibrated in zip(axes, (False, True)):
         for rm, col in zip(rms, _colors(len(rms))):
