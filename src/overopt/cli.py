@@ -40,88 +40,45 @@ def cmd_run(args) -> int:
     return 0
 
 
-def read_points(path: str):
-    """A CSV or JSONL file as a DataFrame; errors name the file and the problem."""
-    import pandas as pd
-
-    p = Path(path)
-    if not p.exists():
-        raise CLIError(f"file not found: {path}")
-    if p.is_dir():
-        raise CLIError(f"{path} is a directory, not a CSV or JSONL file")
-    text = p.read_text(errors="replace")
-    if not text.strip():
-        raise CLIError(f"{path} is empty")
-    if p.suffix in (".jsonl", ".json", ".ndjson") or text.lstrip().startswith("{"):
-        rows = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise CLIError(f"{path} line {i} is not valid JSON: {e.msg}")
-            if not isinstance(obj, dict):
-                raise CLIError(f"{path} line {i} is not a JSON object")
-            rows.append(obj)
-        return pd.DataFrame(rows)
-    try:
-        return pd.read_csv(p)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise CLIError(f"{path} is not a readable CSV file: {str(e).splitlines()[0]}")
-
-
-def _pick(df, given: str | None, candidates: tuple[str, ...], what: str, flag: str, path: str) -> str:
-    if given:
-        if given not in df.columns:
-            raise CLIError(f"{path} has no column '{given}' ({flag}); columns: {', '.join(map(str, df.columns))}")
-        return given
-    for c in candidates:
-        if c in df.columns:
-            return c
-    raise CLIError(f"{path}: no {what} column found; name it with {flag} (columns: {', '.join(map(str, df.columns))})")
-
-
 def fit_file(path: str, form: str, kl_col: str | None, reward_col: str | None, group_col: str | None,
-             n_boot: int = 200) -> list[dict]:
-    """Fit `form` to each group of a CSV/JSONL file; returns rows with the fields of fits.csv."""
-    import numpy as np
-    import pandas as pd
-
+             n_boot: int = 200, step_col: str | None = None, until_kl: float | None = None) -> list[dict]:
+    """Fit `form` to each group of a training log (`overopt.logs`: CSV, JSONL, trainer_state.json, W&B export);
+    returns rows with the fields of fits.csv, plus the log's last KL (``kl_now``). ``until_kl`` keeps only the
+    points up to that KL (a forecast from a partial curve)."""
     from .laws import FitError, fit
+    from .logs import read_log, recognise, tidy
 
-    df = read_points(path)
-    kl_col = _pick(df, kl_col, ("kl", "kl_bound", "objective/kl", "kl_est"), "KL", "--kl-col", path)
-    reward_col = _pick(df, reward_col, ("gold", "reward", "gain"), "reward", "--reward-col", path)
-    if group_col and group_col not in df.columns:
-        raise CLIError(f"{path} has no column '{group_col}' (--group-col)")
-    for col in (kl_col, reward_col):
-        vals = pd.to_numeric(df[col], errors="coerce")
-        bad = vals.isna() & df[col].notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise CLIError(f"{path}: column '{col}' has a non-numeric value {df[col].iloc[i]!r} (row {i + 1})")
-        df[col] = vals
-    df = df.dropna(subset=[kl_col, reward_col])
-    if (df[kl_col] < 0).any():
-        raise CLIError(f"{path}: column '{kl_col}' has a negative KL ({df[kl_col].min():.4g}); KL must be >= 0")
+    df = read_log(path)
+    curve = tidy(df, recognise(df, path, kl_col, reward_col, step_col, group_col), path)
     rows = []
-    groups = df.groupby(group_col, sort=False) if group_col else [(Path(path).stem, df)]
-    for name, g in groups:
-        g = g.groupby(kl_col, as_index=False)[reward_col].mean().sort_values(kl_col)
-        kl, r = g[kl_col].to_numpy(float), g[reward_col].to_numpy(float)
+    for name, g in curve.groupby("group", sort=False):
+        if until_kl is not None:
+            g = g[g["kl"] <= until_kl]
+        g = g.groupby("kl", as_index=False)["reward"].mean().sort_values("kl")
+        kl, r = g["kl"].to_numpy(float), g["reward"].to_numpy(float)
         if len(kl) and kl[0] == 0:  # a KL = 0 row is pi0 itself: fit gains over it
             r = r - r[0]
         try:
             res = fit(kl, r, form, n_boot=n_boot)
         except FitError as e:
             raise CLIError(f"{path}: group '{name}': {e}")
-        rows.append({"curve": str(name), **res.to_dict()})
+        rows.append({"curve": str(name), **res.to_dict(), "kl_now": float(kl.max()) if len(kl) else 0.0})
     return rows
 
 
 def cmd_fit(args) -> int:
-    rows = fit_file(args.file, args.form, args.kl_col, args.reward_col, args.group_col, args.n_boot)
+    rows = fit_file(args.file, args.form, args.kl_col, args.reward_col, args.group_col, args.n_boot, args.step_col,
+                    args.until_kl)
+    if args.forecast:
+        print(f"{'curve':<20} {'KL now':>8} {'peak KL forecast [interval]':>30} {'peak gain [interval]':>26}  status")
+        for r in rows:
+            past = r["kl_now"] > r["kl_peak_hi"]
+            near = r["kl_now"] >= r["kl_peak_lo"]
+            status = "past the peak: stop" if past else ("near the peak" if near else "before the peak")
+            print(f"{r['curve']:<20} {r['kl_now']:>8.3f} {r['kl_peak']:>9.3f} [{r['kl_peak_lo']:.3f}, "
+                  f"{r['kl_peak_hi']:.3f}]{'':>4} {r['gain_peak']:>8.3f} [{r['gain_peak_lo']:.3f}, "
+                  f"{r['gain_peak_hi']:.3f}]  {status}")
+        return 0
     if args.json:
         clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
                  for r in rows]
@@ -165,11 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "with bootstrap intervals. A KL = 0 row is taken as pi0 and subtracted; rows with an empty KL or "
                        "reward are skipped; repeated KL "
                        "values are averaged.")
-    f.add_argument("file", help="CSV or JSONL file")
+    f.add_argument("file", help="CSV, JSONL, JSON, transformers/TRL trainer_state.json or W&B CSV export")
     f.add_argument("--form", choices=["bon", "rl"], default="bon", help="functional form (default bon)")
-    f.add_argument("--kl-col", help="KL column in nats (default: kl, kl_bound or objective/kl)")
-    f.add_argument("--reward-col", help="reward column (default: gold, reward or gain)")
-    f.add_argument("--group-col", help="fit one curve per value of this column")
+    f.add_argument("--kl-col", help="KL column in nats (default: the first of kl, objective/kl, kl_bound, ...)")
+    f.add_argument("--reward-col", help="reward column (default: the first of gold, reward, objective/scores, "
+                                        "rewards/<name>/mean, ...)")
+    f.add_argument("--step-col", help="step column (default: step, global_step, ...; else the log's order); "
+                                      "repeated steps are averaged, unsorted ones sorted")
+    f.add_argument("--group-col", help="fit one curve per value of this column (a W&B export: one per run)")
+    f.add_argument("--forecast", action="store_true",
+                   help="forecast the peak KL and gain with intervals, and say whether the log is past it")
+    f.add_argument("--until-kl", type=float, help="use only the points up to this KL (a forecast from a partial log)")
     f.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples for the intervals")
     f.add_argument("--json", action="store_true", help="print a JSON list with the fields of fits.csv")
     f.set_defaults(func=cmd_fit)
@@ -183,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     from .config import ConfigError
     from .laws import FitError
+    from .logs import LogError
     from .report import ReportError
     from .daa import DAAError
     from .rl import RLError
@@ -192,7 +156,7 @@ def main(argv=None) -> int:
         args.preset = "default"
     try:
         return args.func(args)
-    except (CLIError, ConfigError, FitError, ReportError) as e:
+    except (CLIError, ConfigError, FitError, ReportError, LogError) as e:
         print(f"overopt {args.cmd}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except (RLError, DAAError) as e:  # a numerical failure, not bad input: the points so far are written

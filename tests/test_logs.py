@@ -1,0 +1,148 @@
+"""Reading other trainers' logs: formats, column recognition, documented handling, and bad input."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from overopt.cli import main
+from overopt.laws import peak, predict
+from overopt.logs import LogError, read_log, recognise, tidy
+
+
+def trainer_state(path, kl, reward):
+    """A trainer_state.json as transformers.Trainer writes it: training lines (TRL's RLOO/PPO names) mixed
+    with evaluation lines that have neither KL nor reward."""
+    hist = []
+    for i, (k, r) in enumerate(zip(kl, reward), 1):
+        hist.append({"epoch": i / len(kl), "step": i, "objective/kl": float(k), "objective/scores": float(r),
+                     "loss/policy_avg": 0.1, "learning_rate": 1e-5})
+        if i % 3 == 0:
+            hist.append({"epoch": i / len(kl), "step": i, "eval_loss": 0.5, "eval_runtime": 1.0})
+    path.write_text(json.dumps({"best_metric": None, "global_step": len(kl), "log_history": hist,
+                                "max_steps": len(kl), "trial_name": None}, indent=2))
+
+
+def test_trainer_state_json_is_read_and_fitted(tmp_path, capsys):
+    kl = np.linspace(0.2, 12, 15)
+    f = tmp_path / "trainer_state.json"
+    trainer_state(f, kl, predict("rl", 0.8, 0.35, kl))
+    df = read_log(str(f))
+    cols = recognise(df, str(f))
+    assert (cols["kl"], cols["reward"], cols["step"]) == ("objective/kl", "objective/scores", "step")
+    curve = tidy(df, cols, str(f))
+    assert len(curve) == 15 and curve["step"].tolist() == list(range(1, 16))   # evaluation lines dropped
+    assert main(["fit", str(f), "--form", "rl", "--json"]) == 0
+    (r,) = json.loads(capsys.readouterr().out)
+    assert r["alpha"] == pytest.approx(0.8, abs=1e-6) and r["beta"] == pytest.approx(0.35, abs=1e-6)
+
+
+def test_wandb_export_becomes_one_curve_per_run(tmp_path):
+    kl = np.linspace(0.1, 6, 10)
+    df = pd.DataFrame({"Step": np.arange(10)})
+    for run, a in (("ppo-small", 0.5), ("ppo-large", 0.9)):
+        df[f"{run} - objective/kl"] = kl
+        df[f"{run} - objective/kl__MIN"] = kl - 0.1
+        df[f"{run} - objective/kl__MAX"] = kl + 0.1
+        df[f"{run} - objective/scores"] = predict("rl", a, 0.3, kl)
+    f = tmp_path / "wandb_export.csv"
+    df.to_csv(f, index=False)
+    raw = read_log(str(f))
+    assert set(raw["run"]) == {"ppo-small", "ppo-large"} and "objective/kl__MIN" not in raw.columns
+    curve = tidy(raw, recognise(raw, str(f)), str(f))
+    assert curve.groupby("group").size().to_dict() == {"ppo-large": 10, "ppo-small": 10}
+    from overopt.cli import fit_file
+    fits = {r["curve"]: r for r in fit_file(str(f), "rl", None, None, None, n_boot=20)}
+    assert fits["ppo-small"]["alpha"] == pytest.approx(0.5, abs=1e-6)
+    assert fits["ppo-large"]["alpha"] == pytest.approx(0.9, abs=1e-6)
+
+
+def test_grpo_reward_function_column_and_documented_handling(tmp_path):
+    # GRPO: one column per reward function; steps unsorted and repeated
+    rows = [{"step": 3, "kl": 0.3, "rewards/my_rm/mean": 1.0}, {"step": 1, "kl": 0.1, "rewards/my_rm/mean": 0.2},
+            {"step": 3, "kl": 0.5, "rewards/my_rm/mean": 2.0}, {"step": 2, "kl": 0.2, "rewards/my_rm/mean": 0.5},
+            {"step": 2, "eval_loss": 1.0}]
+    f = tmp_path / "log.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows))
+    df = read_log(str(f))
+    cols = recognise(df, str(f))
+    assert cols["reward"] == "rewards/my_rm/mean"
+    curve = tidy(df, cols, str(f))
+    assert curve["step"].tolist() == [1, 2, 3]
+    assert curve["kl"].tolist() == pytest.approx([0.1, 0.2, 0.4]) and curve["reward"].tolist() == [0.2, 0.5, 1.5]
+
+
+@pytest.mark.parametrize("content,args,msg", [
+    ('{"step": 1, "loss": 0.3}\n{"step": 2, "loss": 0.2}\n', [], "no KL column found; name it with --kl-col"),
+    ('{"log_history": 3}', [], "'log_history' is not a list"),
+    ('[{"kl": 1, "reward": 2}, 5]', [], "entry 2 is not a JSON object"),
+    ('[{"kl": 1, "reward": 2}', [], "is not valid JSON"),
+    ("kl,reward\n0,0\n1,inf\n2,1\n", [], "column 'reward' has an infinite value (row 2)"),
+    ('{"kl": 1, "reward": 1}\n{"kl": 2}\n', ["--reward-col", "score"], "has no column 'score' (--reward-col)"),
+    ('{"kl": 1, "loss": 1}\n', ["--reward-col", "loss", "--step-col", "when"], "no column 'when' (--step-col)"),
+    ('{"kl": null, "reward": 1}\n{"kl": null, "reward": 2}\n', [], "no line has both a KL ('kl') and a reward"),
+])
+def test_bad_logs_are_one_line_and_exit_2(tmp_path, capsys, content, args, msg):
+    f = tmp_path / ("log.json" if content[:1] in "{[" else "log.csv")
+    f.write_text(content)
+    assert main(["fit", str(f), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and msg in err, err
+
+
+def test_forecast_from_a_partial_log(tmp_path, capsys):
+    kl = np.linspace(0.05, 30, 40)
+    alpha, beta = 0.8, 0.35
+    f = tmp_path / "log.csv"
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"step": np.arange(40), "kl": kl,
+                  "reward": predict("rl", alpha, beta, kl) + rng.normal(0, 0.01, 40)}).to_csv(f, index=False)
+    true_kl = peak("rl", alpha, beta)[0]
+    assert 6 < true_kl < 20  # exp(2 (alpha / beta - 1)) = 13.1
+    assert main(["fit", str(f), "--form", "rl", "--forecast", "--until-kl", "4"]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert "before the peak" in line
+    lo, hi = (float(x) for x in line.split("[")[1].split("]")[0].split(","))
+    assert lo <= true_kl <= hi and hi < 2 * true_kl
+    assert main(["fit", str(f), "--form", "rl", "--forecast"]) == 0
+    assert "past the peak: stop" in capsys.readouterr().out
+
+
+log_row = st.fixed_dictionaries({
+    "step": st.integers(0, 6),
+    "kl": st.one_of(st.none(), st.floats(0, 50, allow_nan=False)),
+    "reward": st.one_of(st.none(), st.floats(-5, 5, allow_nan=False)),
+})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(log_row, min_size=1, max_size=25))
+def test_tidy_matches_a_plain_groupby(tmp_path_factory, rows):
+    f = tmp_path_factory.mktemp("h") / "log.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows))
+    df = read_log(str(f))
+    full = [r for r in rows if r["kl"] is not None and r["reward"] is not None]
+    if not full:
+        with pytest.raises(LogError):
+            tidy(df, recognise(df, str(f)), str(f))
+        return
+    got = tidy(df, recognise(df, str(f)), str(f))
+    want = pd.DataFrame(full).groupby("step")[["kl", "reward"]].mean().reset_index()
+    assert got["step"].tolist() == want["step"].tolist()
+    np.testing.assert_allclose(got[["kl", "reward"]].to_numpy(), want[["kl", "reward"]].to_numpy())
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('{}[]",:0123456789.-eknalrwdsp \n')), max_size=80),
+       st.sampled_from(["log.json", "log.jsonl", "log.csv"]))
+def test_readers_never_raise_anything_but_log_error(tmp_path_factory, text, name):
+    f = tmp_path_factory.mktemp("g") / name
+    f.write_text(text)
+    try:
+        df = read_log(str(f))
+        tidy(df, recognise(df, str(f)), str(f))
+    except LogError as e:
+        assert "\n" not in str(e)
