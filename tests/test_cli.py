@@ -235,7 +235,6 @@ def test_fit_reads_jsonl_and_recovers_coefficients(tmp_path, capsys):
     (None, [], "file not found"),
     ("kl,gold\n0,0\n1,1\n4,1\n", ["--reward-col", "nope"], "no column 'nope'"),
     ("kl,gold\n0,0\n1,abc\n4,1\n", [], "non-numeric value 'abc'"),
-    ("kl,gold\n0,0\n-1,1\n4,1\n", [], "negative KL"),
     ("kl,gold\n0,0\n1,1\n", [], "too few points"),
     ("", [], "is empty"),
     ('{"kl": 1}\n{bad\n', [], "line 2 is not valid JSON"),

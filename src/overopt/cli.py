@@ -49,7 +49,15 @@ def fit_file(path: str, form: str, kl_col: str | None, reward_col: str | None, g
     from .logs import read_log, recognise, tidy
 
     df = read_log(path)
-    curve = tidy(df, recognise(df, path, kl_col, reward_col, step_col, group_col), path)
+    cols = recognise(df, path, kl_col, reward_col, step_col, group_col)
+    if cols["kl_length"]:
+        print(f"overopt fit: note: '{cols['kl']}' is TRL's per-token KL; multiplied by '{cols['kl_length']}' to give "
+              "the sequence KL", file=sys.stderr)
+    curve = tidy(df, cols, path)
+    n_neg, low = curve.attrs.get("negative_kl", (0, 0.0))
+    if n_neg:
+        print(f"overopt fit: note: {n_neg} line(s) of '{cols['kl']}' are negative (down to {low:.4g}), a sampled "
+              "estimate's noise: read as 0", file=sys.stderr)
     rows = []
     for name, g in curve.groupby("group", sort=False):
         if until_kl is not None:

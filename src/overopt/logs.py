@@ -8,8 +8,13 @@ Formats: CSV; JSONL (one object per line); JSON, either a list of objects or the
 `transformers.Trainer` (and so TRL) writes, whose `log_history` is read; a Weights & Biases CSV export, whose
 columns "<run> - <metric>" become one group per run (the "__MIN"/"__MAX" columns are dropped).
 
+TRL's GRPO and RLOO trainers log a per-token "kl"; beside their "completions/mean_length" it is multiplied by
+that length, so every curve's KL is the sequence KL in nats.
+
 Documented handling: rows without a KL or a reward (a log line of another kind, as `log_history` mixes training
-and evaluation lines) are dropped; unsorted steps are sorted; repeated steps are averaged. Everything else that
+and evaluation lines) are dropped; unsorted steps are sorted; repeated steps are averaged; a negative KL (a sampled
+estimate such as the k1 that TRL's RLOO logs dips below zero) is read as 0, and the count is kept in
+``curve.attrs["negative_kl"]``. Everything else that
 is wrong raises `LogError` with one line naming the file and the column or line.
 """
 from __future__ import annotations
@@ -134,13 +139,22 @@ def _find(df: pd.DataFrame, given: str | None, names: tuple, what: str, flag: st
     return None
 
 
+# TRL's GRPO and RLOO trainers log "kl" as a mean over completion tokens; the laws need the sequence KL
+TRL_TOKEN_KL, TRL_LENGTH = "kl", "completions/mean_length"
+
+
 def recognise(df: pd.DataFrame, path: str = "log", kl: str | None = None, reward: str | None = None,
               step: str | None = None, group: str | None = None) -> dict:
-    """Which columns hold KL, reward, step and group: the ones named, else the usual names of other trainers."""
-    return {"kl": _find(df, kl, KL_NAMES, "KL", "--kl-col", path),
+    """Which columns hold KL, reward, step and group: the ones named, else the usual names of other trainers.
+
+    ``kl_length`` names a mean-length column the KL is multiplied by: set when the log is TRL's GRPO/RLOO
+    (a per-token "kl" beside "completions/mean_length"), so the curve's KL is per sequence, as everywhere here."""
+    cols = {"kl": _find(df, kl, KL_NAMES, "KL", "--kl-col", path),
             "reward": _find(df, reward, REWARD_NAMES, "reward", "--reward-col", path),
             "step": _find(df, step, STEP_NAMES, "step", "--step-col", path, required=False),
             "group": _find(df, group, ("run",), "group", "--group-col", path, required=group is not None)}
+    cols["kl_length"] = TRL_LENGTH if cols["kl"] == TRL_TOKEN_KL and TRL_LENGTH in df.columns else None
+    return cols
 
 
 def tidy(df: pd.DataFrame, cols: dict, path: str = "log") -> pd.DataFrame:
@@ -148,7 +162,8 @@ def tidy(df: pd.DataFrame, cols: dict, path: str = "log") -> pd.DataFrame:
     repeated steps averaged. Without a step column the order of the log is the step."""
     out = pd.DataFrame(index=df.index)
     out["group"] = df[cols["group"]].astype(str) if cols.get("group") else Path(path).stem
-    for key in ("kl", "reward") + (("step",) if cols.get("step") else ()):
+    for key in ("kl", "reward") + (("step",) if cols.get("step") else ()) + (("kl_length",) if cols.get("kl_length")
+                                                                             else ()):
         col = cols[key]
         vals = pd.to_numeric(df[col], errors="coerce")
         bad = vals.isna() & df[col].notna() & ~df[col].isin(["", "NaN", "nan"])
@@ -161,10 +176,16 @@ def tidy(df: pd.DataFrame, cols: dict, path: str = "log") -> pd.DataFrame:
         out[key] = vals.to_numpy(dtype=float, na_value=np.nan)
     if "step" not in out:
         out["step"] = np.arange(len(out), dtype=float)
+    if "kl_length" in out:  # per-token KL times mean completion length: the sequence KL
+        out["kl"] = out.pop("kl_length") * out["kl"]
     out = out.dropna(subset=["kl", "reward", "step"])
     if out.empty:
         raise LogError(f"{path}: no line has both a KL ('{cols['kl']}') and a reward ('{cols['reward']}')")
-    if (out["kl"] < 0).any():
-        raise LogError(f"{path}: column '{cols['kl']}' has a negative KL ({out['kl'].min():.4g}); KL must be >= 0")
+    neg = out["kl"] < 0
     out = out.groupby(["group", "step"], as_index=False, sort=True)[["kl", "reward"]].mean()
-    return out[["group", "step", "kl", "reward"]]
+    out["kl"] = out["kl"].clip(lower=0.0)
+    out = out[["group", "step", "kl", "reward"]]
+    # a sampled estimate (k1, as TRL's RLOO logs) dips below zero near the start: read as 0, and said
+    out.attrs["negative_kl"] = (int(neg.sum()), float(out["kl"].min() if not neg.any() else
+                                                      df[cols["kl"]][neg[neg].index].astype(float).min()))
+    return out
