@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from . import bon
-from .reward import EnsembleRM, fit_temperature, member_scores, reliability, score
+from .reward import EnsembleRM, fit_temperature, reliability, score
 from .rlrun import EVAL_VERSION, RL_COLUMNS, Evaluator, rl_settings, run_curve
 from .world.toy import PAD
 
