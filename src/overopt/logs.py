@@ -35,6 +35,11 @@ STEP_NAMES = ("step", "global_step", "train/global_step", "Step", "_step", "n")
 WANDB_COL = re.compile(r"^(?P<run>.+?) - (?P<metric>.+)$")
 
 
+def _show(name) -> str:
+    """A column name as one line of text, whatever it holds."""
+    return str(name).encode("unicode_escape").decode("ascii")
+
+
 class LogError(ValueError):
     """A log that cannot be read or has no usable curve; the message names the file and the problem."""
 
@@ -125,7 +130,7 @@ def _find(df: pd.DataFrame, given: str | None, names: tuple, what: str, flag: st
     cols = list(map(str, df.columns))
     if given:
         if given not in cols:
-            raise LogError(f"{path} has no column '{given}' ({flag}); columns: {', '.join(cols)}")
+            raise LogError(f"{path} has no column '{_show(given)}' ({flag}); columns: {', '.join(map(_show, cols))}")
         return given
     for n in names:
         if n in cols:
@@ -135,7 +140,8 @@ def _find(df: pd.DataFrame, given: str | None, names: tuple, what: str, flag: st
         if len(per_func) == 1:
             return per_func[0]
     if required:
-        raise LogError(f"{path}: no {what} column found; name it with {flag} (columns: {', '.join(cols)})")
+        raise LogError(f"{path}: no {what} column found; name it with {flag} "
+                       f"(columns: {', '.join(map(_show, cols))})")
     return None
 
 
@@ -169,10 +175,11 @@ def tidy(df: pd.DataFrame, cols: dict, path: str = "log") -> pd.DataFrame:
         bad = vals.isna() & df[col].notna() & ~df[col].isin(["", "NaN", "nan"])
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise LogError(f"{path}: column '{col}' has a non-numeric value {df[col].iloc[i]!r} (row {i + 1})")
+            raise LogError(f"{path}: column '{_show(col)}' has a non-numeric value {df[col].iloc[i]!r} (row {i + 1})")
         inf = np.isinf(vals.to_numpy(dtype=float, na_value=np.nan))
         if inf.any():
-            raise LogError(f"{path}: column '{col}' has an infinite value (row {int(np.flatnonzero(inf)[0]) + 1})")
+            raise LogError(f"{path}: column '{_show(col)}' has an infinite value "
+                           f"(row {int(np.flatnonzero(inf)[0]) + 1})")
         out[key] = vals.to_numpy(dtype=float, na_value=np.nan)
     if "step" not in out:
         out["step"] = np.arange(len(out), dtype=float)
@@ -180,7 +187,8 @@ def tidy(df: pd.DataFrame, cols: dict, path: str = "log") -> pd.DataFrame:
         out["kl"] = out.pop("kl_length") * out["kl"]
     out = out.dropna(subset=["kl", "reward", "step"])
     if out.empty:
-        raise LogError(f"{path}: no line has both a KL ('{cols['kl']}') and a reward ('{cols['reward']}')")
+        raise LogError(f"{path}: no line has both a KL ('{_show(cols['kl'])}') and a reward "
+                       f"('{_show(cols['reward'])}')")
     neg = out["kl"] < 0
     out = out.groupby(["group", "step"], as_index=False, sort=True)[["kl", "reward"]].mean()
     out["kl"] = out["kl"].clip(lower=0.0)
