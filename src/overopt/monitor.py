@@ -29,6 +29,8 @@ from .laws import FitError, fit
 from .logs import KL_NAMES, REWARD_NAMES, TRL_LENGTH, TRL_TOKEN_KL
 
 STATES = ("ok", "warn", "stop")
+# what the callback reads as the proxy: the usual names, never gold (a log may carry gold at weight zero)
+PROXY_NAMES = tuple(n for n in REWARD_NAMES if n != "gold")
 
 
 @dataclass
@@ -140,7 +142,7 @@ def OveroptCallback(monitor: Monitor | None = None, kl_key: str | None = None, r
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
-            kl, proxy = _log_value(logs, KL_NAMES, kl_key), _log_value(logs, REWARD_NAMES, reward_key)
+            kl, proxy = _log_value(logs, KL_NAMES, kl_key), _log_value(logs, PROXY_NAMES, reward_key)
             if kl is None or proxy is None:
                 return control
             if kl_key is None and TRL_TOKEN_KL in logs and TRL_LENGTH in logs:
