@@ -77,3 +77,52 @@ def test_trainer_callback_stops_training():
     assert control.should_training_stop
     assert cb.monitor.kl == pytest.approx([0.2 * (i + 1) for i in range(7)])
     assert cb.on_log(None, state, TrainerControl(), logs={"loss": 1.0}).should_training_stop is False  # not a KL line
+
+
+def test_monitor_command_follows_a_growing_log(tmp_path, capsys):
+    import json
+    import threading
+    import time
+
+    from overopt.cli import main
+
+    f = tmp_path / "train.jsonl"
+    ref = [0, .2, .4, .5, .6, .5, .3, .2, .1]
+
+    def writer():
+        for i, r in enumerate(ref):
+            with open(f, "a") as fh:
+                line = json.dumps({"step": i, "objective/kl": 0.5 * i, "objective/scores": 0.3 * i, "eval/gold": r})
+                fh.write(line[:10])      # a half-written line first: the monitor must wait for its end
+                fh.flush()
+                time.sleep(0.02)
+                fh.write(line[10:] + "\n")
+            time.sleep(0.03)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    code = main(["monitor", str(f), "--follow", "--interval", "0.02", "--max-wait", "2", "--reference-col",
+                 "eval/gold", "--patience", "2"])
+    t.join()
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0].startswith("step 0  KL 0  ok")
+    assert out[-1].startswith("step 6  KL 3  stop") and "below its best" in out[-1]   # 0.3 < 0.6, twice in a row
+    assert any(" warn:" in line for line in out[:-1])
+    # without --follow: one pass over what is there, the final status printed
+    assert main(["monitor", str(f), "--reference-col", "eval/gold"]) == 0
+    assert "stop" in capsys.readouterr().out
+    assert main(["monitor", str(f), "--reference-col", "nope"]) == 2
+    assert "no column 'nope'" in capsys.readouterr().err
+
+
+def test_monitor_waits_for_a_log_that_is_not_there_yet(tmp_path, capsys):
+    from overopt.cli import main
+
+    f = tmp_path / "later.jsonl"
+    assert main(["monitor", str(f), "--follow", "--interval", "0.01", "--max-wait", "0.05"]) == 0
+    assert "no new line for 0.05 s; last status ok" in capsys.readouterr().out
+    f.write_text('{"step": 0, "kl": 0')  # half a line
+    assert main(["monitor", str(f), "--follow", "--interval", "0.01", "--max-wait", "0.05"]) == 0
+    assert main(["monitor", str(f)]) == 2  # read once, as it is: not valid JSON
+    assert "not valid JSON" in capsys.readouterr().err

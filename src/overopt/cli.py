@@ -101,6 +101,77 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def cmd_monitor(args) -> int:
+    """Feed a training log to `overopt.monitor.Monitor`, printing the status whenever it changes; with --follow,
+    keep reading the file as another process writes it. Ends at the first "stop" (the step where training should
+    end), or with --follow after --max-wait seconds without a new line."""
+    import time
+
+    from .logs import read_log, recognise, tidy
+    from .monitor import Monitor
+
+    mon = Monitor(form=args.form, drop=args.drop, patience=args.patience, disagreement_rise=args.disagreement_rise)
+    seen, last, idle, state = set(), None, 0.0, "ok"
+    members = [c for c in (args.member_cols or "").split(",") if c]
+    while True:
+        df = read_log(args.file, complete_lines=args.follow) if Path(args.file).exists() or not args.follow else None
+        if df is not None and not len(df.columns):
+            df = None
+        new = False
+        if df is not None and len(df):
+            cols = recognise(df, args.file, args.kl_col, args.reward_col, args.step_col)
+            extra = [c for c in [args.reference_col, *members] if c]
+            missing = [c for c in extra if c not in df.columns]
+            if missing and not args.follow:
+                raise CLIError(f"{args.file} has no column '{missing[0]}'")
+            curve = tidy(df, cols, args.file)
+            by_step = df.assign(_step=pd_step(df, cols)).groupby("_step")
+            for _, row in curve.iterrows():
+                if row["step"] in seen:
+                    continue
+                seen.add(row["step"])
+                new = True
+                g = by_step.get_group(row["step"]) if row["step"] in by_step.groups else None
+                ref = _mean(g, args.reference_col)
+                mem = [v for v in (_mean(g, c) for c in members) if v is not None] or None
+                st = mon.update(row["step"], row["kl"], row["reward"], ref, mem)
+                line = f"step {row['step']:g}  KL {st.kl:.3g}  {st.state}" + \
+                    (": " + "; ".join(st.reasons) if st.reasons else "")
+                if (st.state, tuple(st.reasons)) != last:
+                    print(line, flush=True)
+                    last = (st.state, tuple(st.reasons))
+                state = st.state
+                if state == "stop":  # the first stop is the answer: where training should have ended
+                    break
+        if not args.follow or state == "stop":
+            break
+        idle = 0.0 if new else idle + args.interval
+        if args.max_wait and idle >= args.max_wait:
+            print(f"no new line for {args.max_wait:g} s; last status {state}", flush=True)
+            break
+        time.sleep(args.interval)
+    return 0
+
+
+def pd_step(df, cols):
+    """The step of each raw log line, as `logs.tidy` reads it (the line's order when the log has none)."""
+    import numpy as np
+    import pandas as pd
+
+    if cols.get("step"):
+        return pd.to_numeric(df[cols["step"]], errors="coerce")
+    return pd.Series(np.arange(len(df), dtype=float), index=df.index)
+
+
+def _mean(group, col):
+    import pandas as pd
+
+    if group is None or not col or col not in group:
+        return None
+    v = pd.to_numeric(group[col], errors="coerce").dropna()
+    return float(v.mean()) if len(v) else None
+
+
 def cmd_report(args) -> int:
     from .report import write_report
 
@@ -144,6 +215,27 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples for the intervals")
     f.add_argument("--json", action="store_true", help="print a JSON list with the fields of fits.csv")
     f.set_defaults(func=cmd_fit)
+
+    m = sub.add_parser("monitor", help="watch a training log for overoptimization: ok, warn or stop, with reasons",
+                       description=cmd_monitor.__doc__)
+    m.add_argument("file", help="a log file (CSV, JSONL, trainer_state.json, W&B export), possibly still growing")
+    m.add_argument("--follow", action="store_true", help="keep reading as the file grows, until the status is stop")
+    m.add_argument("--interval", type=float, default=2.0, help="seconds between reads with --follow (default 2)")
+    m.add_argument("--max-wait", type=float, default=0.0,
+                   help="with --follow, give up after this many seconds without a new line (0: never)")
+    m.add_argument("--kl-col", help="KL column (default: the usual names, as for fit)")
+    m.add_argument("--reward-col", help="proxy reward column (default: the usual names)")
+    m.add_argument("--step-col", help="step column (default: step, global_step, ...)")
+    m.add_argument("--reference-col", help="a reference score the proxy is checked against (a second RM, a small "
+                                           "gold-labelled eval set)")
+    m.add_argument("--member-cols", help="comma-separated ensemble member score columns (their spread is the "
+                                         "disagreement)")
+    m.add_argument("--form", choices=["bon", "rl"], default="rl", help="form fitted to the reference (default rl)")
+    m.add_argument("--drop", type=float, default=0.1, help="reference fall below its best gain that counts (0.1)")
+    m.add_argument("--patience", type=int, default=2, help="updates below that before stop (2)")
+    m.add_argument("--disagreement-rise", type=float, default=0.5, help="relative rise of disagreement that warns "
+                                                                        "(twice it stops; 0.5)")
+    m.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("report", help="rebuild report.html and plots/ from a run directory's tables")
     p.add_argument("dir", help="output directory of `overopt run`")

@@ -19,6 +19,7 @@ is wrong raises `LogError` with one line naming the file and the column or line.
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -97,14 +98,19 @@ def _wandb_long(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def read_log(path: str) -> pd.DataFrame:
-    """Any supported log as a DataFrame (one row per logged line)."""
+def read_log(path: str, complete_lines: bool = False) -> pd.DataFrame:
+    """Any supported log as a DataFrame (one row per logged line). ``complete_lines``: ignore a last line that
+    has no newline yet (a file another process is still writing)."""
     p = Path(path)
     if not p.exists():
         raise LogError(f"file not found: {path}")
     if p.is_dir():
         raise LogError(f"{path} is a directory, not a log file")
     text = p.read_text(errors="replace")
+    if complete_lines and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    if complete_lines and not text.strip():  # nothing whole written yet
+        return pd.DataFrame()
     if not text.strip():
         raise LogError(f"{path} is empty")
     if p.suffix in (".json", ".jsonl", ".ndjson") or text.lstrip()[:1] in ("{", "["):
@@ -114,7 +120,7 @@ def read_log(path: str) -> pd.DataFrame:
         return pd.json_normalize(rows, sep="/") if any(isinstance(v, dict) for r in rows for v in r.values()) \
             else pd.DataFrame(rows)
     try:
-        df = pd.read_csv(p)
+        df = pd.read_csv(io.StringIO(text))
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise LogError(f"{path} is not a readable CSV file: {str(e).splitlines()[0]}")
     except pd.errors.EmptyDataError:
