@@ -62,3 +62,22 @@ def test_scaling_recovers_a_log_linear_trend():
     s = laws.fit_scaling(params, 2.0 - 0.3 * np.log10(params), "beta_bon")
     assert s.slope == pytest.approx(-0.3) and s.intercept == pytest.approx(2.0)
     assert s.r2 == pytest.approx(1.0) and s.spearman == pytest.approx(-1.0)
+
+
+def test_forecast_error_shrinks_as_the_curve_grows():
+    from overopt.laws import forecast_table, peak, predict
+
+    alpha, beta = 0.8, 0.35
+    true_peak = peak("rl", alpha, beta)[0]  # 13.1
+    kl = np.linspace(0, 30, 31)
+    rng = np.random.default_rng(0)
+    gain = predict("rl", alpha, beta, kl) + rng.normal(0, 0.02, len(kl))
+    t = forecast_table({"c": (kl, gain)}, "rl", min_points=4, n_boot=50)
+    assert t["points"].tolist() == list(range(4, 32))
+    assert t["kl_peak_full"].iloc[0] == pytest.approx(true_peak, rel=0.05)
+    early, late = t[t["seen"] < 0.5], t[t["seen"] > 1.2]
+    assert late["abs_log_error"].median() < early["abs_log_error"].median()
+    assert late["abs_log_error"].median() < 0.05 and late["regret"].max() < 0.05
+    assert t["abs_log_error"].iloc[-1] == pytest.approx(0.0, abs=1e-6)   # the whole curve is the full fit
+    # a curve that never turns down has no peak to forecast
+    assert forecast_table({"up": (kl, np.sqrt(kl))}).empty

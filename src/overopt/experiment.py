@@ -663,6 +663,11 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
         write_table(scal_df, out, "scaling")
         write_table(extrap_df, out, "extrapolation")
         write_table(claim_table(bon_df, rl_df, fits_df, daa_sum, ens_bon, ens_rl), out, "claims")
+        # how well a partial RL curve forecasts its gold peak (issue 6): every family curve, every prefix
+        family_rl = None if rl_df is None else {c: (g["kl"].to_numpy(), g["gold"].to_numpy())
+                                                for c, g in rl_df.groupby("curve", sort=False) if "/" not in c}
+        write_or_drop(laws.forecast_table(family_rl, "rl", n_boot=cfg.bon.n_boot // 2, ci=cfg.fit.ci)
+                      if family_rl else None, out, "forecast")
         write_table(sample_table(run, world, pool, proxies, scores, pool_gold), out, "samples")
     write_manifest(run, "complete", started)  # every table is written; the report only reads them
     with run.stage("report"):

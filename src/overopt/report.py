@@ -671,6 +671,21 @@ def write_report(out: str | Path) -> Path:
     if "ens_rl" in imgs:
         parts += ["<p class='note'>RL against one member and against each objective, KL as for every RL curve.</p>",
                   img("ens_rl")]
+    fc = _read(out, "forecast", False)
+    _need(fc, out, "forecast", ("curve", "seen", "abs_log_error", "covered", "regret"))
+    if fc is not None and len(fc):
+        bins = pd.cut(fc["seen"], [0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, np.inf], right=False)
+        summary = fc.groupby(bins, observed=True).agg(
+            prefixes=("curve", "size"), median_abs_log_error=("abs_log_error", "median"),
+            covered=("covered", lambda x: float(np.mean(x.astype(str).str.lower() == "true"))),
+            median_regret=("regret", "median")).reset_index().rename(columns={"seen": "KL seen / peak KL"})
+        summary["KL seen / peak KL"] = summary["KL seen / peak KL"].astype(str)
+        parts += ["<h2>Forecasting the peak from a partial curve</h2>", "<p class='note'>Each RL curve of the family "
+                  "cut after every evaluation (at least 4 points), R = d(alpha - beta ln d) fitted to the cut, and its "
+                  "peak KL compared with the fit to the whole curve: |ln(forecast / peak)|, whether the bootstrap "
+                  "interval holds it, and the gold lost by stopping at the forecast (regret, share of the best "
+                  "gain). Grouped by how far the cut curve had come (its last KL over the peak KL).</p>",
+                  _table(summary)]
     claims = _read(out, "claims", False)
     _need(claims, out, "claims", ("holds",))
     if claims is not None and len(claims):
