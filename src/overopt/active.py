@@ -35,7 +35,7 @@ def select_by_disagreement(margins: np.ndarray, labelled: np.ndarray, m: int) ->
 
 
 def active_table(run, world, pairs_data: dict, pool: dict, pool_gold) -> pd.DataFrame:
-    from .experiment import labelled_pairs, train_proxy
+    from .experiment import labelled_pairs, score_pool, train_proxy
 
     c, a = run.cfg, run.cfg.active
     train_all, val_true, center = labelled_pairs(run, world, pairs_data)
@@ -46,8 +46,6 @@ def active_table(run, world, pairs_data: dict, pool: dict, pool_gold) -> pd.Data
     P, N = len(world.eval_prompt_idx), c.bon.pool_size
     ns = bon.default_ns(N)
     gold = pool_gold[0].reshape(P, N)
-    pool_prompts = torch.tensor(world.prompt_ids[pool["prompt_idx"]], device=run.device)
-    pool_resp = torch.tensor(pool["tokens"].astype(np.int64), device=run.device)
     rng = np.random.default_rng([c.run.seed, 100])
     start = rng.permutation(n)[: a.start]
     rows = []
@@ -63,7 +61,7 @@ def active_table(run, world, pairs_data: dict, pool: dict, pool_gold) -> pd.Data
                                    f"{a.size}@{strategy}/r{r}#{m}", member=m, tag=tag)
                        for m in range(a.k if strategy == "disagreement" and r < a.rounds else 1)]
             p0 = members[0]
-            s = score(p0["model"], pool_prompts, pool_resp, PAD).reshape(P, N)
+            s = score_pool(run, world, pool, [p0])[p0["rm"]].reshape(P, N)  # cached with the proxy
             g, lo, hi, _ = bon.gain_curve(s, gold, ns, c.bon.n_boot, run.seed(102), c.fit.ci)
             j = int(np.argmax(g))
             dis = np.nan

@@ -107,34 +107,32 @@ def cmd_monitor(args) -> int:
     end), or with --follow after --max-wait seconds without a new line."""
     import time
 
+    import pandas as pd
+
     from .logs import read_log, recognise, tidy
     from .monitor import Monitor
 
     mon = Monitor(form=args.form, drop=args.drop, patience=args.patience, disagreement_rise=args.disagreement_rise)
     seen, last, idle, state = set(), None, 0.0, "ok"
     members = [c for c in (args.member_cols or "").split(",") if c]
+    extra = [c for c in [args.reference_col, *members] if c]
     while True:
         df = read_log(args.file, complete_lines=args.follow) if Path(args.file).exists() or not args.follow else None
-        if df is not None and not len(df.columns):
-            df = None
         new = False
-        if df is not None and len(df):
+        if df is not None and len(df.columns):
             cols = recognise(df, args.file, args.kl_col, args.reward_col, args.step_col)
-            extra = [c for c in [args.reference_col, *members] if c]
             missing = [c for c in extra if c not in df.columns]
             if missing and not args.follow:
                 raise CLIError(f"{args.file} has no column '{missing[0]}'")
-            curve = tidy(df, cols, args.file)
-            by_step = df.assign(_step=pd_step(df, cols)).groupby("_step")
+            curve = tidy(df, cols, args.file, tuple(c for c in extra if c in df.columns))
             for _, row in curve.iterrows():
                 if row["step"] in seen:
                     continue
                 seen.add(row["step"])
                 new = True
-                g = by_step.get_group(row["step"]) if row["step"] in by_step.groups else None
-                ref = _mean(g, args.reference_col)
-                mem = [v for v in (_mean(g, c) for c in members) if v is not None] or None
-                st = mon.update(row["step"], row["kl"], row["reward"], ref, mem)
+                value = lambda c: float(row[c]) if c in row and pd.notna(row[c]) else None  # noqa: E731
+                mem = [v for v in map(value, members) if v is not None] or None
+                st = mon.update(row["step"], row["kl"], row["reward"], value(args.reference_col), mem)
                 line = f"step {row['step']:g}  KL {st.kl:.3g}  {st.state}" + \
                     (": " + "; ".join(st.reasons) if st.reasons else "")
                 if (st.state, tuple(st.reasons)) != last:
@@ -151,25 +149,6 @@ def cmd_monitor(args) -> int:
             break
         time.sleep(args.interval)
     return 0
-
-
-def pd_step(df, cols):
-    """The step of each raw log line, as `logs.tidy` reads it (the line's order when the log has none)."""
-    import numpy as np
-    import pandas as pd
-
-    if cols.get("step"):
-        return pd.to_numeric(df[cols["step"]], errors="coerce")
-    return pd.Series(np.arange(len(df), dtype=float), index=df.index)
-
-
-def _mean(group, col):
-    import pandas as pd
-
-    if group is None or not col or col not in group:
-        return None
-    v = pd.to_numeric(group[col], errors="coerce").dropna()
-    return float(v.mean()) if len(v) else None
 
 
 def cmd_report(args) -> int:

@@ -89,8 +89,7 @@ def member_pool_scores(run, world, pool, ens: dict) -> np.ndarray:
 
 
 def _taus(run, ens: dict) -> list[float]:
-    taus = [p["tau"] if run.cfg.ensemble.calibrate and np.isfinite(p["tau"]) else 1.0 for p in ens["members"]]
-    return taus
+    return [p["tau"] if run.cfg.ensemble.calibrate and np.isfinite(p["tau"]) else 1.0 for p in ens["members"]]
 
 
 def _objectives(run, S: np.ndarray) -> dict[str, np.ndarray]:

@@ -169,37 +169,47 @@ def recognise(df: pd.DataFrame, path: str = "log", kl: str | None = None, reward
     return cols
 
 
-def tidy(df: pd.DataFrame, cols: dict, path: str = "log") -> pd.DataFrame:
+def _numbers(df: pd.DataFrame, col: str, path: str) -> np.ndarray:
+    """A column as floats (missing: NaN); a non-numeric or infinite value raises naming the column and row."""
+    vals = pd.to_numeric(df[col], errors="coerce")
+    bad = vals.isna() & df[col].notna() & ~df[col].isin(["", "NaN", "nan"])
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise LogError(f"{path}: column '{_show(col)}' has a non-numeric value {df[col].iloc[i]!r} (row {i + 1})")
+    vals = vals.to_numpy(dtype=float, na_value=np.nan)
+    if np.isinf(vals).any():
+        raise LogError(f"{path}: column '{_show(col)}' has an infinite value "
+                       f"(row {int(np.flatnonzero(np.isinf(vals))[0]) + 1})")
+    return vals
+
+
+def tidy(df: pd.DataFrame, cols: dict, path: str = "log", extra: tuple = ()) -> pd.DataFrame:
     """One row per (group, step): kl and reward as numbers, rows missing either dropped, sorted by step,
-    repeated steps averaged. Without a step column the order of the log is the step."""
+    repeated steps averaged. Without a step column the order of the log is the step.
+
+    ``extra`` columns (a reference score, ensemble members) are averaged over every line of the same step,
+    those without a KL included: a trainer logs evaluations on lines of their own."""
     out = pd.DataFrame(index=df.index)
     out["group"] = df[cols["group"]].astype(str) if cols.get("group") else Path(path).stem
-    for key in ("kl", "reward") + (("step",) if cols.get("step") else ()) + (("kl_length",) if cols.get("kl_length")
-                                                                             else ()):
-        col = cols[key]
-        vals = pd.to_numeric(df[col], errors="coerce")
-        bad = vals.isna() & df[col].notna() & ~df[col].isin(["", "NaN", "nan"])
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise LogError(f"{path}: column '{_show(col)}' has a non-numeric value {df[col].iloc[i]!r} (row {i + 1})")
-        inf = np.isinf(vals.to_numpy(dtype=float, na_value=np.nan))
-        if inf.any():
-            raise LogError(f"{path}: column '{_show(col)}' has an infinite value "
-                           f"(row {int(np.flatnonzero(inf)[0]) + 1})")
-        out[key] = vals.to_numpy(dtype=float, na_value=np.nan)
+    for key in ("kl", "reward", "step", "kl_length"):
+        if cols.get(key):
+            out[key] = _numbers(df, cols[key], path)
+    for col in extra:
+        out[f"extra:{col}"] = _numbers(df, col, path)
     if "step" not in out:
         out["step"] = np.arange(len(out), dtype=float)
     if "kl_length" in out:  # per-token KL times mean completion length: the sequence KL
         out["kl"] = out.pop("kl_length") * out["kl"]
+    extras = out.dropna(subset=["step"]).groupby(["group", "step"])[[f"extra:{c}" for c in extra]].mean()
+    neg = out["kl"] < 0
+    low = float(df[cols["kl"]][neg].astype(float).min()) if neg.any() else 0.0
     out = out.dropna(subset=["kl", "reward", "step"])
     if out.empty:
         raise LogError(f"{path}: no line has both a KL ('{_show(cols['kl'])}') and a reward "
                        f"('{_show(cols['reward'])}')")
-    neg = out["kl"] < 0
     out = out.groupby(["group", "step"], as_index=False, sort=True)[["kl", "reward"]].mean()
     out["kl"] = out["kl"].clip(lower=0.0)
-    out = out[["group", "step", "kl", "reward"]]
+    out = out.join(extras.rename(columns=lambda c: c[len("extra:"):]), on=["group", "step"])
     # a sampled estimate (k1, as TRL's RLOO logs) dips below zero near the start: read as 0, and said
-    out.attrs["negative_kl"] = (int(neg.sum()), float(out["kl"].min() if not neg.any() else
-                                                      df[cols["kl"]][neg[neg].index].astype(float).min()))
+    out.attrs["negative_kl"] = (int(neg.sum()), low)
     return out

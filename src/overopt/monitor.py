@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .laws import FitError, fit
+from .reward import ols_slope
 from .logs import KL_NAMES, REWARD_NAMES, TRL_LENGTH, TRL_TOKEN_KL
 
 STATES = ("ok", "warn", "stop")
@@ -39,11 +40,6 @@ class Status:
     reasons: list[str] = field(default_factory=list)
     step: float = 0.0
     kl: float = 0.0
-
-
-def _slope(x: np.ndarray, y: np.ndarray) -> float:
-    x = x - x.mean()
-    return float((x * (y - y.mean())).sum() / max((x * x).sum(), 1e-12))
 
 
 class Monitor:
@@ -97,7 +93,7 @@ class Monitor:
         else:
             self._below = 0
         w = slice(-self.window, None)
-        if _slope(kl[w], prox[w]) > 0 and _slope(kl[w], gain[w]) < 0:
+        if ols_slope(kl[w], prox[w]) > 0 and ols_slope(kl[w], gain[w]) < 0:
             warn.append(f"proxy rising while the reference falls over the last {self.window} points")
         try:
             r = fit(kl, gain, self.form, n_boot=self.n_boot, ci=self.ci)

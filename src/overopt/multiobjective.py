@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from . import bon
 from .labels import label_pairs
-from .reward import WeightedSumRM, length_slope
+from .reward import WeightedSumRM, ols_slope
 from .rlrun import EVAL_VERSION, Evaluator, rl_settings, run_curve
 from .world.toy import GOLD_DIMS
 
@@ -61,11 +61,11 @@ def build_dimension_proxies(run, world, pairs_data: dict) -> list[dict]:
     n_tr = c.rm.n_train
     da = world.gold_dims(pairs_data["prompt_idx"], pairs_data["a"], c.gold)
     db = world.gold_dims(pairs_data["prompt_idx"], pairs_data["b"], c.gold)
+    split = {k: pairs_data[k][:n_tr] for k in ("prompt_idx", "a", "b")}
+    val_split = {k: pairs_data[k][n_tr:] for k in ("prompt_idx", "a", "b")}
     out = []
     for d in GOLD_DIMS:
-        split = {k: v[:n_tr] for k, v in pairs_data.items() if k in ("prompt_idx", "a", "b")}
         train, _ = _dim_pairs(split, da[d][:n_tr], db[d][:n_tr])
-        val_split = {k: v[n_tr:] for k, v in pairs_data.items() if k in ("prompt_idx", "a", "b")}
         val, keep = _dim_pairs(val_split, da[d][n_tr:], db[d][n_tr:])
         # the centring set is the validation pairs' two sides, in the order train_proxy expects
         n_val = len(pairs_data["prompt_idx"]) - n_tr
@@ -80,7 +80,7 @@ def build_dimension_proxies(run, world, pairs_data: dict) -> list[dict]:
 def _to_gold_units(run, dims: dict, scores: dict, gold_norm) -> dict[str, float]:
     """a_d: least-squares slope of dimension d's share of gold (w_d dim_d / gold std) on its proxy's score."""
     g = run.cfg.gold
-    return {d: length_slope(getattr(g, f"w_{d}") * dims[d] / gold_norm[1], scores[d]) for d in GOLD_DIMS}
+    return {d: ols_slope(scores[d], getattr(g, f"w_{d}") * dims[d] / gold_norm[1]) for d in GOLD_DIMS}
 
 
 def multi_tables(run, world, pi0, pool: dict, proxies: list[dict], family_scores: dict, pool_gold, gold_norm,

@@ -45,12 +45,17 @@ def build_rm(vocab_size: int, hidden: int, layers: int, max_len: int, seed: int)
     return RewardModel(backbone, hidden).eval()
 
 
-def length_slope(scores, lengths) -> float:
-    """Least-squares slope of score on length: what a length-normalised reward removes per token, so that
-    on pi0's samples its score no longer grows with length (the residual of a linear regression)."""
-    x, y = np.asarray(lengths, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+def ols_slope(x, y) -> float:
+    """Least-squares slope of y on x."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     x = x - x.mean()
     return float((x * (y - y.mean())).sum() / max((x * x).sum(), 1e-12))
+
+
+def length_slope(scores, lengths) -> float:
+    """What a length-normalised reward removes per token: the least-squares slope of score on length, so that
+    on pi0's samples its score no longer grows with length (the residual of a linear regression)."""
+    return ols_slope(lengths, scores)
 
 
 def length_normalize(rm: RewardModel, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int) -> float:
@@ -77,22 +82,29 @@ def _pack(prompts: torch.Tensor, responses: torch.Tensor, pad_id: int):
 
 
 @torch.no_grad()
-def score(rm: RewardModel, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int,
-          batch: int = 4096, progress=None) -> np.ndarray:
-    """Scores of (prompt, response) rows; prompts share one length, responses right-padded.
-
-    Rows are scored in order of length so that a batch pads only to its own longest response.
-    """
-    rm.eval()
+def _score_rows(fn, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int, batch: int, progress=None
+                ) -> np.ndarray:
+    """``fn(seq, mask)`` over (prompt, response) rows in batches, rows in order of length so that a batch pads
+    only to its own longest response; results in the rows' order, rows on the last axis."""
     order = torch.argsort((responses != pad_id).sum(1), stable=True)
-    out = torch.empty(len(responses), dtype=torch.float64)
+    out = None
     for i in range(0, len(responses), batch):
         idx = order[i:i + batch]
         seq, mask = _pack(prompts[idx], responses[idx], pad_id)
-        out[idx.cpu()] = rm(seq, mask).double().cpu()
+        r = fn(seq, mask).double().cpu()
+        if out is None:
+            out = torch.empty(*r.shape[:-1], len(responses), dtype=torch.float64)
+        out[..., idx.cpu()] = r
         if progress is not None:
             progress.update(len(idx))
-    return out.numpy()
+    return (out if out is not None else torch.empty(0, dtype=torch.float64)).numpy()
+
+
+def score(rm: RewardModel, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int,
+          batch: int = 4096, progress=None) -> np.ndarray:
+    """Scores of (prompt, response) rows; prompts share one length, responses right-padded."""
+    rm.eval()
+    return _score_rows(rm, prompts, responses, pad_id, batch, progress)
 
 
 def train_rm(rm: RewardModel, prompts: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor,
@@ -226,18 +238,11 @@ class EnsembleRM(nn.Module):
         return ensemble_objective(self.member_scores(input_ids, attention_mask), self.kind, self.lam) - self.offset
 
 
-@torch.no_grad()
 def member_scores(ens: EnsembleRM, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int,
                   batch: int = 4096) -> np.ndarray:
     """[members, rows]: the scaled member scores of (prompt, response) rows (see `score`)."""
     ens.eval()
-    out = torch.empty(len(ens.members), len(responses), dtype=torch.float64)
-    order = torch.argsort((responses != pad_id).sum(1), stable=True)
-    for i in range(0, len(responses), batch):
-        idx = order[i:i + batch]
-        seq, mask = _pack(prompts[idx], responses[idx], pad_id)
-        out[:, idx.cpu()] = ens.member_scores(seq, mask).double().cpu()
-    return out.numpy()
+    return _score_rows(ens.member_scores, prompts, responses, pad_id, batch)
 
 
 class WeightedSumRM(nn.Module):
