@@ -142,7 +142,8 @@ def test_smoke_multi_objective(smoke):
     assert len(collapse) == 3 * len(GOLD_DIMS)
     # weights: each dimension alone first, then the simplex, all summing to the number of dimensions
     w = pareto[[f"w_{d}" for d in GOLD_DIMS]].to_numpy()
-    np.testing.assert_allclose(w[:5], 5 * np.eye(5)) and np.testing.assert_allclose(w.sum(1), 5)
+    np.testing.assert_allclose(w[:5], 5 * np.eye(5))
+    np.testing.assert_allclose(w.sum(1), 5)
     np.testing.assert_array_equal(pareto["on_front"], pareto_front(pareto[[f"gold_{d}" for d in GOLD_DIMS]]))
     stages = json.loads((out / "manifest.json").read_text())["stages"]
     assert {f"rm dim/{d}" for d in GOLD_DIMS} <= set(stages)
