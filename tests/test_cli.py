@@ -181,6 +181,31 @@ def test_smoke_active_learning(smoke):
     assert "Active learning" in (out / "report.html").read_text()
 
 
+def test_smoke_monitor_evaluation(smoke):
+    from overopt.monitorrun import MONITOR_COLUMNS, REFERENCES, RULES
+
+    out, _ = smoke
+    mon, trace = pd.read_csv(out / "monitor.csv"), pd.read_csv(out / "monitor_trace.csv")
+    rl, cal = pd.read_csv(out / "rl.csv"), pd.read_csv(out / "calibration.csv").set_index("rm")
+    assert list(mon.columns) == MONITOR_COLUMNS
+    family = ["8x1", "16x1", "32x1"]
+    assert sorted(mon["curve"].unique()) == sorted(family) and (mon.groupby("curve").size() == len(REFERENCES) * (len(RULES) - 1) + 1).all()
+    for curve, g in trace.groupby("curve"):
+        r = rl[rl["curve"] == curve].sort_values("step")
+        assert g["step"].tolist() == r["step"].tolist() and np.allclose(g["gold"], r["gold"])
+        # member 0 is the optimized proxy: its gain times its temperature is rl.csv's proxy gain over step 0
+        assert np.allclose(g["member0"] * cal.loc[curve, "tau"], r["proxy"] - r["proxy"].iloc[0], atol=1e-4)
+        assert np.allclose(g["reference"], g["member1"]) and (g["disagreement"] > 0).all()
+        # the second RM is the largest other proxy: 32x1 for the small ones, 16x1 for 32x1 itself
+        assert set(g["second_rm"]) == {"16x1" if curve == "32x1" else "32x1"} and g["second_rm_gain"].iloc[0] == 0
+    assert (mon["regret_pick"] >= -1e-12).all() and (mon["pick_step"] <= mon["stop_step"]).all()
+    expect = (mon["gold_peak"] - mon["gold_stop"]) / mon["gold_peak"]
+    assert np.allclose(mon["regret"], expect) and (mon["regret"] >= -1e-12).all()
+    none = mon[mon["rule"] == "none"]
+    assert not none["stopped"].any() and (none["stop_step"] == rl["step"].max()).all()
+    assert "Monitor" in (out / "report.html").read_text()
+
+
 def test_rerun_reuses_the_cache_and_report_rebuilds_from_tables(smoke, tmp_path):
     out, cache = smoke
     out2 = tmp_path / "again"

@@ -126,3 +126,18 @@ def test_monitor_waits_for_a_log_that_is_not_there_yet(tmp_path, capsys):
     assert main(["monitor", str(f), "--follow", "--interval", "0.01", "--max-wait", "0.05"]) == 0
     assert main(["monitor", str(f)]) == 2  # read once, as it is: not valid JSON
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_signals_select_what_can_stop_and_scalar_disagreement():
+    ref = np.array([0, .1, .2, .3, .4, .5, .6, .55, .5, .4, .3])
+    kl = np.arange(len(ref), dtype=float)
+    only_fit = feed(Monitor(signals=("fitted-peak",), n_boot=20), kl, kl, reference=ref)
+    assert all("reference-drop" not in s.signals and "divergence" not in s.signals for s in only_fit)
+    drop = feed(Monitor(signals=("reference-drop",), n_boot=20), kl, kl, reference=ref)
+    assert [s.state for s in drop][8:10] == ["warn", "stop"] and drop[9].signals == ["reference-drop"]
+    # a spread the trainer measured itself is used as given: low 0.2, then +100% (warn), +300% (stop)
+    mon = Monitor(signals=("disagreement",), disagreement_rise=0.5)
+    states = [mon.update(i, i, i, disagreement=d).state for i, d in enumerate([.3, .25, .2, .2, .2, .4, .8])]
+    assert states == ["ok"] * 5 + ["warn", "stop"]
+    with pytest.raises(ValueError, match="subset of reference-drop"):
+        Monitor(signals=("gold",))

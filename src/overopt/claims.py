@@ -118,12 +118,14 @@ def _size_order_claims(family: pd.DataFrame, fits: pd.DataFrame) -> list[dict]:
 
 def claim_table(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.DataFrame,
                 daa_summary: pd.DataFrame | None = None, ens_bon: pd.DataFrame | None = None,
-                ens_rl: pd.DataFrame | None = None) -> pd.DataFrame:
+                ens_rl: pd.DataFrame | None = None, monitor: pd.DataFrame | None = None) -> pd.DataFrame:
     rows = _gao_claims(bon_df, rl_df, fits_df)
     if daa_summary is not None and len(daa_summary):
         rows += daa_claims(daa_summary)
     if ens_bon is not None and len(ens_bon):
         rows += ensemble_claims(ens_bon, ens_rl)
+    if monitor is not None and len(monitor):
+        rows += monitor_claims(monitor)
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
@@ -235,4 +237,20 @@ def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
             rows.append({"claim": "iterated RLHF beats one round at equal KL", "curve": curve, "value": gold_end,
                          "reference": one, "holds": gold_end > one,
                          "detail": "value: gold at the iterated curve's end; reference: one round at that KL"})
+    return rows
+
+
+def monitor_claims(mon: pd.DataFrame) -> list[dict]:
+    """The monitor's targets (issue 6), for each reference it was given: median gold regret at its stop <= 10%,
+    and it stops before half of the peak gain in at most 1 curve in 10."""
+    rows = []
+    for ref, m in mon[mon["rule"] == "monitor"].groupby("reference", sort=False):
+        early = m["early"].astype(str).str.lower() == "true"
+        n = f"{len(m)} family RL curves, reference: {ref}"
+        rows += [{"claim": "the monitor's median gold regret is at most 10%", "curve": n,
+                  "value": float(m["regret"].median()), "reference": 0.1, "holds": bool(m["regret"].median() <= 0.1),
+                  "detail": "regret = (gold peak - gold at the stop) / gold peak; the monitor never sees gold"},
+                 {"claim": "the monitor stops before half of the peak gain in at most 1 run in 10", "curve": n,
+                  "value": float(early.mean()), "reference": 0.1, "holds": bool(early.mean() <= 0.1),
+                  "detail": "value: the share of curves stopped that early"}]
     return rows

@@ -184,6 +184,21 @@ class ActiveConfig:
 
 
 @dataclass(frozen=True)
+class MonitorConfig:
+    enabled: bool = _f(False, "evaluate overopt.monitor.Monitor on every family RL curve (monitor.csv, "
+                              "monitor_trace.csv, report section): it sees KL, the proxy and an ensemble, never gold")
+    k: int = _f(3, "ensemble members per proxy size; member 0 is the optimized proxy, the others (differing by seed) "
+                   "are the reference")
+    bootstrap: bool = _f(False, "members past the first train on a resample of the pairs (bagging)")
+    min_points: int = _f(5, "Monitor: evaluations before any signal")
+    window: int = _f(4, "Monitor: evaluations in the proxy/reference divergence window")
+    drop: float = _f(0.1, "Monitor: reference gain this far (relative) below its best counts as falling")
+    patience: int = _f(2, "Monitor: falling evaluations in a row before stop")
+    disagreement_rise: float = _f(0.5, "Monitor: relative rise of ensemble disagreement from its low that warns "
+                                       "(twice it stops)")
+
+
+@dataclass(frozen=True)
 class FitConfig:
     extrap_frac: float = _f(0.125, "extrapolation check: fit on n <= extrap_frac * N, predict at N")
     ci: float = _f(0.9, "width of the bootstrap intervals")
@@ -203,6 +218,7 @@ class Config:
     multi: MultiConfig = field(default_factory=MultiConfig)
     aif: AifConfig = field(default_factory=AifConfig)
     active: ActiveConfig = field(default_factory=ActiveConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     fit: FitConfig = field(default_factory=FitConfig)
 
     def to_dict(self) -> dict:
@@ -390,6 +406,14 @@ def validate(cfg: Config) -> Config:
     need(ac.start >= 2, "active.start", "must be >= 2")
     need(ac.per_round >= 1, "active.per_round", "must be >= 1")
     need(ac.rounds >= 1, "active.rounds", "must be >= 1")
+    mo = cfg.monitor
+    need(mo.k >= 2, "monitor.k", "must be >= 2 (the proxy and at least one reference member)")
+    need(mo.min_points >= 3, "monitor.min_points", "must be >= 3")
+    need(mo.window >= 2, "monitor.window", "must be >= 2")
+    need(0 < mo.drop < 1, "monitor.drop", "must be in (0, 1)")
+    need(mo.patience >= 1, "monitor.patience", "must be >= 1")
+    need(mo.disagreement_rise > 0, "monitor.disagreement_rise", "must be > 0")
+    need(not mo.enabled or cfg.rl.enabled, "monitor.enabled", "needs rl.enabled: the monitor watches the RL curves")
     need(ac.start + ac.rounds * ac.per_round <= cfg.rm.n_train, "active.per_round",
          "times active.rounds plus active.start must be at most rm.n_train")
     mo = cfg.multi

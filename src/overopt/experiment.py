@@ -30,6 +30,7 @@ from .reward import bradley_terry_loss, build_rm, length_normalize, score, train
 from .claims import claim_table
 from .daa import DAAError
 from .daarun import DAA_COLUMNS, daa_runs
+from .monitorrun import monitor_stage
 from .ensemblerun import (build_ensembles, calibrate, ensemble_bon, ensemble_labellers, ensemble_rl,
                           member_pool_scores)
 from .iterated import IteratedProxy
@@ -477,10 +478,10 @@ def sample_table(run: Run, world: ToyWorld, pool: dict, proxies: list[dict], sco
 def rl_curves(run: Run, world: ToyWorld, pi0, pool: dict, proxies: list[dict], scores: dict, gold_norm,
               pairs_data: dict):
     """RL against every proxy of the family, the KL-penalty sweep and the policy-size comparison:
-    rl.csv rows and each curve's bootstrap replicates."""
+    rl.csv rows, each curve's bootstrap replicates and each family curve's evaluation responses."""
     c = run.cfg
     if not c.rl.enabled:
-        return None, None
+        return None, None, {}
     evaluator = Evaluator(run, world, pi0, pool["prompt_idx"], pool["tokens"], scores, gold_norm)
     family = [p for p in proxies if p["n_train"] == c.rm.n_train]
     jobs = [(p, p["rm"], rl_settings(c), pi0, evaluator) for p in family]
@@ -495,7 +496,7 @@ def rl_curves(run: Run, world: ToyWorld, pi0, pool: dict, proxies: list[dict], s
     # A curve depends on the shared RL settings and its own variant, not on which other curves run.
     shared = {k: v for k, v in c.to_dict()["rl"].items()
               if k not in ("enabled", "kl_sweep", "sweep_rm", "policy_sizes", "iterated_rounds", "iterated_pairs")}
-    rows, boots = [], {}
+    rows, boots, samples = [], {}, {}
     for p, curve, settings, ref, ev in jobs:
         own = [c.rl.iterated_rounds, c.rl.iterated_pairs] if "/iter" in curve else []
         key = c.section_hash("world", "gold", "policy", extra=[shared, own, p["key"], pool["key"], curve, EVAL_VERSION])
@@ -514,7 +515,9 @@ def rl_curves(run: Run, world: ToyWorld, pi0, pool: dict, proxies: list[dict], s
                 raise
         rows += res["rows"]
         boots[curve] = res["boot"]
-    return pd.DataFrame(rows).reindex(columns=RL_COLUMNS), boots
+        if "/" not in curve:
+            samples[curve] = res["samples"]
+    return pd.DataFrame(rows).reindex(columns=RL_COLUMNS), boots, samples
 
 
 def _other_policy(run: Run, world: ToyWorld, spec: str, proxy: dict | None, gold_norm, n_prompts: int | None = None,
@@ -630,9 +633,14 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
         length_df, length_bon = length_tables(run, world, proxies, pool, scores, pool_gold, gold_norm)
         write_table(length_df, out, "length")
         write_table(length_bon, out, "length_bon")
-    rl_df, rl_boots = rl_curves(run, world, pi0, pool, proxies, scores, gold_norm, pairs)
+    rl_df, rl_boots, rl_samples = rl_curves(run, world, pi0, pool, proxies, scores, gold_norm, pairs)
     write_or_drop(rl_df, out, "rl")
     ens_bon, ens_rl, labellers = ensemble_stage(run, world, pi0, pool, pairs, proxies, pool_gold, gold_norm)
+    mon_df = trace = None
+    if cfg.monitor.enabled:
+        trace, mon_df = monitor_stage(run, world, pairs, proxies, rl_df, rl_samples)
+    write_or_drop(trace, out, "monitor_trace")
+    write_or_drop(mon_df, out, "monitor")
     if cfg.multi.enabled:
         dim_proxies = build_dimension_proxies(run, world, pairs)
         with run.stage("multi-objective"):
@@ -662,7 +670,7 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
         write_table(fits_df, out, "fits")
         write_table(scal_df, out, "scaling")
         write_table(extrap_df, out, "extrapolation")
-        write_table(claim_table(bon_df, rl_df, fits_df, daa_sum, ens_bon, ens_rl), out, "claims")
+        write_table(claim_table(bon_df, rl_df, fits_df, daa_sum, ens_bon, ens_rl, mon_df), out, "claims")
         # how well a partial RL curve forecasts its gold peak (issue 6): every family curve, every prefix
         family_rl = None if rl_df is None else {c: (g["kl"].to_numpy(), g["gold"].to_numpy())
                                                 for c, g in rl_df.groupby("curve", sort=False) if "/" not in c}

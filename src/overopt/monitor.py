@@ -30,6 +30,7 @@ from .reward import ols_slope
 from .logs import KL_NAMES, REWARD_NAMES, TRL_LENGTH, TRL_TOKEN_KL
 
 STATES = ("ok", "warn", "stop")
+SIGNALS = ("reference-drop", "divergence", "fitted-peak", "disagreement")
 # what the callback reads as the proxy: the usual names, never gold (a log may carry gold at weight zero)
 PROXY_NAMES = tuple(n for n in REWARD_NAMES if n != "gold")
 
@@ -40,14 +41,19 @@ class Status:
     reasons: list[str] = field(default_factory=list)
     step: float = 0.0
     kl: float = 0.0
+    signals: list[str] = field(default_factory=list)  # which of SIGNALS fired, in the order of ``reasons``
 
 
 class Monitor:
     def __init__(self, form: str = "rl", min_points: int = 5, window: int = 4, drop: float = 0.1, patience: int = 2,
-                 disagreement_rise: float = 0.5, n_boot: int = 100, ci: float = 0.9):
+                 disagreement_rise: float = 0.5, n_boot: int = 100, ci: float = 0.9, signals=SIGNALS):
         if min_points < 3 or window < 2 or patience < 1 or not 0 < drop < 1 or disagreement_rise <= 0:
             raise ValueError("Monitor needs min_points >= 3, window >= 2, patience >= 1, 0 < drop < 1 and "
                              "disagreement_rise > 0")
+        unknown = set(signals) - set(SIGNALS)
+        if unknown or not signals:
+            raise ValueError(f"Monitor signals must be a non-empty subset of {', '.join(SIGNALS)}; got {sorted(unknown)}")
+        self.signals = tuple(signals)
         self.form, self.min_points, self.window, self.drop, self.patience = form, min_points, window, drop, patience
         self.rise, self.n_boot, self.ci = disagreement_rise, n_boot, ci
         self.steps: list[float] = []
@@ -59,21 +65,29 @@ class Monitor:
         self.history: list[Status] = []
 
     def update(self, step: float, kl: float, proxy: float, reference: float | None = None,
-               members=None) -> Status:
-        """Add one point and return the status with every reason that fired."""
+               members=None, disagreement: float | None = None) -> Status:
+        """Add one point and return the status with every reason that fired.
+
+        ``members``: the ensemble members' scores at this point (their spread is the disagreement), or
+        ``disagreement``: a spread the trainer measured itself (e.g. the members' per-sample standard deviation,
+        averaged), which is better: it has no offsets between members in it."""
         if not all(np.isfinite(v) for v in (step, kl, proxy)):
             raise ValueError(f"step {step}: step, kl and proxy must be finite numbers")
         self.steps.append(float(step))
         self.kl.append(max(float(kl), 0.0))
         self.proxy.append(float(proxy))
         self.reference.append(float("nan") if reference is None else float(reference))
-        m = None if members is None else np.asarray(members, dtype=float)
-        self.disagreement.append(float(m.std()) if m is not None and m.size > 1 else float("nan"))
-        warn, stop = [], []
+        if disagreement is None and members is not None:
+            m = np.asarray(members, dtype=float)
+            disagreement = float(m.std()) if m.size > 1 else None
+        self.disagreement.append(float("nan") if disagreement is None else float(disagreement))
+        warn, stop = [], []   # (signal, message)
         self._reference_signals(warn, stop)
         self._disagreement_signals(warn, stop)
+        warn = [w for w in warn if w[0] in self.signals]
+        stop = [w for w in stop if w[0] in self.signals]
         state = "stop" if stop else ("warn" if warn else "ok")
-        status = Status(state, stop + warn, float(step), self.kl[-1])
+        status = Status(state, [m for _, m in stop + warn], float(step), self.kl[-1], [n for n, _ in stop + warn])
         self.history.append(status)
         return status
 
@@ -89,19 +103,21 @@ class Monitor:
             self._below += 1
             msg = (f"reference gain {gain[-1]:.3g} is {100 * (1 - gain[-1] / gain[best]):.0f}% below its best "
                    f"{gain[best]:.3g} (at KL {kl[best]:.3g})")
-            (stop if self._below >= self.patience else warn).append(msg)
+            (stop if self._below >= self.patience else warn).append(("reference-drop", msg))
         else:
             self._below = 0
         w = slice(-self.window, None)
         if ols_slope(kl[w], prox[w]) > 0 and ols_slope(kl[w], gain[w]) < 0:
-            warn.append(f"proxy rising while the reference falls over the last {self.window} points")
+            warn.append(("divergence", f"proxy rising while the reference falls over the last {self.window} points"))
+        if "fitted-peak" not in self.signals:
+            return
         try:
             r = fit(kl, gain, self.form, n_boot=self.n_boot, ci=self.ci)
         except FitError:
             return
         if np.isfinite(r.kl_peak_hi) and kl[-1] > r.kl_peak_hi and r.kl_peak > 0:
-            stop.append(f"KL {kl[-1]:.3g} is past the fitted peak of the reference, {r.kl_peak:.3g} "
-                        f"[{r.kl_peak_lo:.3g}, {r.kl_peak_hi:.3g}]")
+            stop.append(("fitted-peak", f"KL {kl[-1]:.3g} is past the fitted peak of the reference, {r.kl_peak:.3g} "
+                                        f"[{r.kl_peak_lo:.3g}, {r.kl_peak_hi:.3g}]"))
 
     def _disagreement_signals(self, warn: list, stop: list) -> None:
         dis = np.array(self.disagreement)
@@ -116,7 +132,7 @@ class Monitor:
         if rise > self.rise:
             msg = (f"ensemble disagreement up {100 * rise:.0f}% from its low (step {self.steps[-1]:g}) while the proxy "
                    f"rose {prox[-1] - prox[low]:.3g}")
-            (stop if rise > 2 * self.rise else warn).append(msg)
+            (stop if rise > 2 * self.rise else warn).append(("disagreement", msg))
 
 
 def _log_value(logs: dict, names, given: str | None):

@@ -394,6 +394,32 @@ def plot_active(active: pd.DataFrame):
     return fig
 
 
+def plot_monitor(trace: pd.DataFrame, mon: pd.DataFrame):
+    """Per family curve: gold, the proxy and the reference against sqrt(KL), the monitor's stop marked."""
+    curves = list(dict.fromkeys(trace["curve"]))
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves) + 1, 3.4), squeeze=False)
+    stops = mon[(mon["rule"] == "monitor") & (mon["reference"] == "ensemble")].set_index("curve")
+    for ax, curve in zip(axes[0], curves):
+        g = trace[trace["curve"] == curve]
+        d = np.sqrt(g["kl"].clip(lower=0))
+        ax.plot(d, g["gold"], "-o", color="k", ms=3, label="gold")
+        ax.plot(d, g["proxy"] - g["proxy"].iloc[0], "--", color="tab:blue", label="proxy")
+        ax.plot(d, g["reference"], "-", color="tab:orange", label="other members")
+        if "second_rm_gain" in g and g["second_rm_gain"].notna().all():
+            ax.plot(d, g["second_rm_gain"], "-", color="tab:green", label="second RM")
+        if curve in stops.index:
+            s = stops.loc[curve]
+            ax.axvline(np.sqrt(max(float(s["stop_kl"]), 0)), color="tab:red" if s["stopped"] else "grey", ls=":",
+                       label="stop (ensemble)" if s["stopped"] else "end (no stop)")
+        ax.set_title(curve, fontsize=9)
+        ax.set_xlabel("sqrt(KL)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("gain over pi0")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def _png(fig, path: Path) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -686,6 +712,22 @@ def write_report(out: str | Path) -> Path:
                   "interval holds it, and the gold lost by stopping at the forecast (regret, share of the best "
                   "gain). Grouped by how far the cut curve had come (its last KL over the peak KL).</p>",
                   _table(summary)]
+    mon, trace = _read(out, "monitor", False), _read(out, "monitor_trace", False)
+    _need(mon, out, "monitor", ("curve", "rule", "regret", "early", "stopped", "stop_kl"))
+    _need(trace, out, "monitor_trace", ("curve", "kl", "proxy", "gold", "reference"))
+    if mon is not None and len(mon) and trace is not None and len(trace):
+        from .monitorrun import summary as monitor_summary
+        for col in ("early", "stopped"):
+            mon[col] = mon[col].astype(str).str.lower() == "true"
+        parts += ["<h2>Monitor: stopping before gold falls</h2>", "<p class='note'>overopt.monitor.Monitor on every "
+                  "family RL curve. It sees the KL, the proxy and the reference (the mean of the ensemble members that "
+                  "were not optimized, each on one scale), and the members' disagreement; never gold. Gold scores where "
+                  "it stopped: regret = (gold peak - gold at the stop) / gold peak; early: stopped before the peak with "
+                  "less than half of the peak gain; a monitor that never stops is charged the last point. Each rule is "
+                  "the monitor with one signal; none is training to the end.</p>",
+                  f'<img src="data:image/png;base64,{_png(plot_monitor(trace, mon), plots / "monitor.png")}">',
+                  _table(monitor_summary(mon)),
+                  _table(mon[mon["rule"] == "monitor"].drop(columns=["rule"]))]
     claims = _read(out, "claims", False)
     _need(claims, out, "claims", ("holds",))
     if claims is not None and len(claims):

@@ -17,7 +17,7 @@ from .reward import member_scores, score
 from .rl import RLError, RLSettings, RLTrainer
 from .world.toy import EOS, GOLD_DIMS, PAD
 
-EVAL_VERSION = 2  # bump when an evaluation gains or changes a column: cached curves are then recomputed
+EVAL_VERSION = 3  # bump when an evaluation gains or changes a column: cached curves are then recomputed
 RL_COLUMNS = ["curve", "rm", "rm_params", "algo", "kl_coef", "step", "kl", "kl_k1", "kl_k3", "proxy", "gold", "gold_lo",
               "gold_hi", "winrate"] + [f"gold_{d}" for d in GOLD_DIMS] + ["length"]
 
@@ -66,6 +66,7 @@ class Evaluator:
         s = sample(policy, self.prompts, c.world.max_new_tokens, EOS, PAD, generator=g)
         kls = sequence_kl(policy, self.pi0, self.prompts, s.tokens, PAD, EOS)
         tokens = s.tokens.cpu().numpy()
+        self.last_tokens = tokens  # kept by run_curve, so other reward models can score the curve later
         gold_all, dims = self.world.gold(self.prompt_idx, tokens, c.gold, self.gold_norm)
         per_prompt = gold_all.reshape(self.n_prompts, -1).mean(1) - self.base_gold
         px = float("nan")
@@ -102,7 +103,7 @@ def run_curve(run, world, pi0, proxy: dict, evaluator: Evaluator, key: str, desc
     reward_fn = lambda prompts, resp: score(current()["model"], prompts, resp, PAD)  # noqa: E731
     trainer = RLTrainer(policy, pi0, reward_fn, settings, PAD, EOS, seed=run.seed(60))
     rng = np.random.default_rng([c.run.seed, 61])
-    rows, per_prompt, start = [], [], 0
+    rows, per_prompt, samples, start = [], [], [], 0
     ckpt = run.cache.get("rl-ckpt", key)
     if ckpt is not None:  # resume mid-curve
         policy.load_state_dict(ckpt["policy"])
@@ -113,7 +114,7 @@ def run_curve(run, world, pi0, proxy: dict, evaluator: Evaluator, key: str, desc
         trainer.gen.set_state(ckpt["gen"])
         trainer.n_steps = start = ckpt["step"]
         rng.bit_generator.state = ckpt["rng"]
-        rows, per_prompt = ckpt["rows"], ckpt["per_prompt"]
+        rows, per_prompt, samples = ckpt["rows"], ckpt["per_prompt"], ckpt.get("samples", [])
         if source is not None:
             source.load(ckpt["source"])
     schedule = eval_steps(c.rl.steps, c.rl.eval_points, c.rl.eval_spacing)
@@ -125,12 +126,15 @@ def run_curve(run, world, pi0, proxy: dict, evaluator: Evaluator, key: str, desc
                 row, pp = evaluator(policy, current(), seed=run.seed(62, step))
                 rows.append({**base, "kl_coef": trainer.kl_ctl.value, "step": step, **row})
                 per_prompt.append(pp)
+                tok = np.full((len(evaluator.last_tokens), c.world.max_new_tokens), PAD, dtype=np.int32)
+                tok[:, : evaluator.last_tokens.shape[1]] = evaluator.last_tokens  # responses may stop early
+                samples.append(tok)
                 run.cache.put("rl-ckpt", key, {
                     "policy": policy.state_dict(), "opt": trainer.opt.state_dict(),
                     "value": trainer.value.state_dict() if trainer.value is not None else None,
                     "kl_coef": trainer.kl_ctl.value, "gen": trainer.gen.get_state(), "step": step,
                     "rng": rng.bit_generator.state, "rows": rows, "per_prompt": per_prompt,
-                    "source": source.state() if source is not None else None})
+                    "samples": samples, "source": source.state() if source is not None else None})
             if step == c.rl.steps:
                 break
             if source is not None:
@@ -148,6 +152,7 @@ def run_curve(run, world, pi0, proxy: dict, evaluator: Evaluator, key: str, desc
     q = [(1 - c.fit.ci) / 2 * 100, (1 + c.fit.ci) / 2 * 100]
     for j, r in enumerate(rows):
         r["gold_lo"], r["gold_hi"] = (float(x) for x in np.percentile(boots[:, j], q))
-    result = {"rows": rows, "boot": boots}
+    # samples: [points, eval prompts x samples, tokens], the evaluation responses (prompts: evaluator.prompt_idx)
+    result = {"rows": rows, "boot": boots, "samples": np.stack(samples)}
     run.cache.put("rl", key, result)
     return result
