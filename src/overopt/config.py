@@ -186,7 +186,8 @@ class ActiveConfig:
 @dataclass(frozen=True)
 class MonitorConfig:
     enabled: bool = _f(False, "evaluate overopt.monitor.Monitor on every family RL curve (monitor.csv, "
-                              "monitor_trace.csv, report section): it sees KL, the proxy and an ensemble, never gold")
+                              "monitor_trace.csv, report section; nothing without rl.enabled): it sees KL, the proxy "
+                              "and an ensemble, never gold")
     k: int = _f(3, "ensemble members per proxy size; member 0 is the optimized proxy, the others (differing by seed) "
                    "are the reference")
     bootstrap: bool = _f(False, "members past the first train on a resample of the pairs (bagging)")
@@ -413,7 +414,6 @@ def validate(cfg: Config) -> Config:
     need(0 < mo.drop < 1, "monitor.drop", "must be in (0, 1)")
     need(mo.patience >= 1, "monitor.patience", "must be >= 1")
     need(mo.disagreement_rise > 0, "monitor.disagreement_rise", "must be > 0")
-    need(not mo.enabled or cfg.rl.enabled, "monitor.enabled", "needs rl.enabled: the monitor watches the RL curves")
     need(ac.start + ac.rounds * ac.per_round <= cfg.rm.n_train, "active.per_round",
          "times active.rounds plus active.start must be at most rm.n_train")
     mo = cfg.multi

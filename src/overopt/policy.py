@@ -35,6 +35,12 @@ def build_lm(vocab_size: int, hidden: int, layers: int, heads: int, max_len: int
     return model.eval()
 
 
+def prompt_mask(prompt_ids: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """1 on a prompt's real tokens, 0 on its left padding (the run of ``pad_id`` it starts with). Only the leading
+    run is padding, so a prompt may contain the padding token itself (a chat template's end token, say)."""
+    return ((prompt_ids != pad_id).long().cumsum(1) > 0).long()
+
+
 def as_ids(a, device) -> torch.Tensor:
     """Token ids (any integer array) as a long tensor on ``device``."""
     return torch.tensor(np.asarray(a, dtype=np.int64), device=device)
@@ -141,7 +147,7 @@ def _sample(model, prompt_ids, max_new_tokens, eos_id, pad_id, attention_mask, t
     B = prompt_ids.shape[0]
     dev = prompt_ids.device
     if attention_mask is None:
-        attention_mask = torch.ones_like(prompt_ids)
+        attention_mask = prompt_mask(prompt_ids, pad_id)
     position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
     # Without left padding every key is visible to every later query: no mask is needed, and a
     # GPT-NeoX decodes through the lean `NeoXDecoder` (the model's own weights, a preallocated cache).
@@ -198,6 +204,9 @@ def _sample(model, prompt_ids, max_new_tokens, eos_id, pad_id, attention_mask, t
     return Samples(tokens[:, :T], token_logprob.sum(1), lengths, token_logprob[:, :T])
 
 
+_prompt_mask = prompt_mask  # for functions whose argument has that name
+
+
 def response_logits(model, prompt_ids: torch.Tensor, responses: torch.Tensor, pad_id: int,
                     prompt_mask: torch.Tensor | None = None, eos_id: int | None = None) -> torch.Tensor:
     """Float logits predicting each response token, [B, T, V].
@@ -208,7 +217,9 @@ def response_logits(model, prompt_ids: torch.Tensor, responses: torch.Tensor, pa
     """
     seq = torch.cat([prompt_ids, responses], 1)
     P = prompt_ids.shape[1]
-    if prompt_mask is None or bool(prompt_mask.all()):
+    if prompt_mask is None:
+        prompt_mask = _prompt_mask(prompt_ids, pad_id)
+    if bool(prompt_mask.all()):
         # Only right padding: a causal model's logits at real positions cannot see it, so no mask is
         # needed (and none is built, a large share of a small model's forward time); a GPT-NeoX runs
         # through the lean forward of `NeoXDecoder`, with or without autograd.

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .policy import cosine_lr, gpt_neox_config
+from .policy import cosine_lr, gpt_neox_config, prompt_mask
 
 
 class RewardModel(nn.Module):
@@ -77,7 +77,7 @@ def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torc
 def _pack(prompts: torch.Tensor, responses: torch.Tensor, pad_id: int):
     T = int((responses != pad_id).sum(1).max())
     seq = torch.cat([prompts, responses[:, :T]], 1)
-    mask = torch.cat([torch.ones_like(prompts), (responses[:, :T] != pad_id).long()], 1)
+    mask = torch.cat([prompt_mask(prompts, pad_id), (responses[:, :T] != pad_id).long()], 1)
     return seq, mask
 
 

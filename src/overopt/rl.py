@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .policy import response_logprobs, sample
+from .policy import prompt_mask, response_logprobs, sample
 
 
 class RLError(RuntimeError):
@@ -114,7 +114,7 @@ class ValueModel(nn.Module):
         return cls(copy.deepcopy(base), policy.config.hidden_size)
 
     def forward(self, prompt_ids: torch.Tensor, responses: torch.Tensor, pad_id: int) -> torch.Tensor:
-        mask = torch.cat([torch.ones_like(prompt_ids), (responses != pad_id).long()], 1)
+        mask = torch.cat([prompt_mask(prompt_ids, pad_id), (responses != pad_id).long()], 1)
         seq = torch.cat([prompt_ids, responses], 1)
         h = self.backbone(input_ids=seq, attention_mask=mask,
                           position_ids=(mask.cumsum(1) - 1).clamp(min=0)).last_hidden_state
