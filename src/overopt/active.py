@@ -17,7 +17,6 @@ import torch
 
 from . import bon
 from .reward import score
-from .world.toy import PAD
 
 ACTIVE_COLUMNS = ["strategy", "round", "labels", "val_acc", "disagreement", "gold_peak", "gold_peak_lo",
                   "gold_peak_hi", "kl_peak", "gold_at_N"]
@@ -67,7 +66,7 @@ def active_table(run, world, pairs_data: dict, pool: dict, pool_gold) -> pd.Data
             dis = np.nan
             if r < a.rounds:
                 if strategy == "disagreement":
-                    margins = np.stack([score(m["model"], prompts, ta, PAD) - score(m["model"], prompts, tb, PAD)
+                    margins = np.stack([score(m["model"], prompts, ta, world.pad) - score(m["model"], prompts, tb, world.pad)
                                         for m in members])
                     new = select_by_disagreement(margins, labelled, a.per_round)
                     dis = float((1 / (1 + np.exp(-margins[:, new]))).std(0).mean())

@@ -22,7 +22,7 @@ import torch
 from . import bon
 from .labels import label_pairs
 from .reward import score
-from .world.toy import GOLD_DIMS, PAD
+from .world.toy import GOLD_DIMS
 
 AIF_COLUMNS = ["labeller", "rm", "rm_params", "agreement", "val_acc", "n", "kl_bound", "proxy", "gold", "gold_lo",
                "gold_hi", "length"]
@@ -51,7 +51,7 @@ def labeller_scores(run, world, spec: tuple, prompt_idx, resp, proxies: list[dic
     if spec[0] == "rm":
         proxy = next(p for p in proxies if p["rm"] == spec[1])
         return score(proxy["model"], torch.tensor(world.prompt_ids[prompt_idx], device=run.device),
-                     torch.tensor(resp.astype(np.int64), device=run.device), PAD)
+                     torch.tensor(resp.astype(np.int64), device=run.device), world.pad)
     if spec[0] == "length":
         g, dims = world.gold(prompt_idx, resp, c.gold, gold_norm)
         return g + spec[1] * dims["n_words"]

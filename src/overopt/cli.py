@@ -229,13 +229,14 @@ def main(argv=None) -> int:
     from .report import ReportError
     from .daa import DAAError
     from .rl import RLError
+    from .world.hf import HFWorldError
 
     args = build_parser().parse_args(argv)
     if args.cmd == "run" and args.preset is None and not args.config:
         args.preset = "default"
     try:
         return args.func(args)
-    except (CLIError, ConfigError, FitError, ReportError, LogError) as e:
+    except (CLIError, ConfigError, FitError, ReportError, LogError, HFWorldError) as e:
         print(f"overopt {args.cmd}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except (RLError, DAAError) as e:  # a numerical failure, not bad input: the points so far are written

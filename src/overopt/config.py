@@ -200,6 +200,25 @@ class MonitorConfig:
 
 
 @dataclass(frozen=True)
+class HFConfig:
+    policy: str = _f("", "the Hugging Face world: pi0, a causal LM (local folder or hub name); empty = the toy world")
+    gold: str = _f("", "gold: a sequence-classification model (folder or hub name), or a Python callable "
+                       "'module:function' taking (prompts, responses) lists of strings and returning numbers")
+    proxies: tuple = _f((), "proxy checkpoints (base models or causal LMs), each given a scalar head and trained on "
+                            "gold-labelled pairs; they must share the policy's tokenizer")
+    prompts: str = _f("", "prompts: a .jsonl, .json, .csv or .parquet file, or a datasets.save_to_disk folder")
+    prompt_field: str = _f("prompt", "the column (or key) holding each prompt")
+    max_prompts: int = _f(0, "use at most this many prompts (0 = all)")
+    eval_prompts: int = _f(64, "held-out prompts for best-of-n and RL evaluation; the rest label pairs and train RL")
+    max_prompt_tokens: int = _f(128, "prompts longer than this keep their last tokens")
+    chat_template: str = _f("auto", "auto (when the tokenizer has one), on or off: wrap each prompt as a user turn")
+    gold_input: str = _f("prompt+response", "what the gold model reads: prompt+response or response")
+    gold_batch: int = _f(32, "texts per gold forward pass")
+    dtype: str = _f("auto", "auto (bfloat16 for frozen models on CUDA, float32 on CPU), float32, bfloat16, float16")
+    trust_remote_code: bool = _f(False, "allow checkpoints that ship their own modelling code (off: never runs it)")
+
+
+@dataclass(frozen=True)
 class FitConfig:
     extrap_frac: float = _f(0.125, "extrapolation check: fit on n <= extrap_frac * N, predict at N")
     ci: float = _f(0.9, "width of the bootstrap intervals")
@@ -220,6 +239,7 @@ class Config:
     aif: AifConfig = field(default_factory=AifConfig)
     active: ActiveConfig = field(default_factory=ActiveConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    hf: HFConfig = field(default_factory=HFConfig)
     fit: FitConfig = field(default_factory=FitConfig)
 
     def to_dict(self) -> dict:
@@ -229,6 +249,9 @@ class Config:
         """Content hash of the named sections (plus run.seed): the cache key of an artifact."""
         d = self.to_dict()
         payload = {s: d[s] for s in sections}
+        if "world" in sections and self.hf.policy:  # the Hugging Face world: its checkpoints and prompts
+            from .world.hf import fingerprint
+            payload["hf"] = [d["hf"], fingerprint(self.hf)]
         payload["seed"] = self.run.seed
         payload["cache_version"] = CACHE_VERSION
         payload["extra"] = extra
@@ -328,15 +351,21 @@ def validate(cfg: Config) -> Config:
     need(cfg.world.n_bigram >= 100, "world.n_bigram", "must be >= 100")
     need(8 <= cfg.world.max_new_tokens <= 256, "world.max_new_tokens", "must be in [8, 256]")
     need(cfg.world.eval_prompts >= 2, "world.eval_prompts", "must be >= 2")
-    need(cfg.world.eval_prompts <= 10 * 8 * cfg.world.n_names // 2, "world.eval_prompts",
+    need(cfg.hf.policy or cfg.world.eval_prompts <= 10 * 8 * cfg.world.n_names // 2, "world.eval_prompts",
          "must be at most half of the prompts (10 x 8 x world.n_names)")
     for k in ("hidden", "layers", "heads", "steps", "batch_size", "sample_batch"):
         need(getattr(cfg.policy, k) >= 1, f"policy.{k}", "must be >= 1")
     need(cfg.policy.hidden % cfg.policy.heads == 0, "policy.heads", "must divide policy.hidden")
     need(cfg.policy.lr > 0, "policy.lr", "must be > 0")
-    need(len(cfg.rm.sizes) >= 1, "rm.sizes", "must list at least one size")
-    sizes = [parse_size(s) for s in cfg.rm.sizes]
-    need(len(set(sizes)) == len(sizes), "rm.sizes", "has a repeated size")
+    h = cfg.hf
+    if h.policy:
+        _validate_hf(cfg, need)
+        names = _hf_names(h.proxies)
+    else:
+        need(len(cfg.rm.sizes) >= 1, "rm.sizes", "must list at least one size")
+        sizes = [parse_size(s) for s in cfg.rm.sizes]
+        need(len(set(sizes)) == len(sizes), "rm.sizes", "has a repeated size")
+        names = list(cfg.rm.sizes)
     need(cfg.rm.n_train >= 2, "rm.n_train", "must be >= 2")
     need(cfg.rm.n_val >= 2, "rm.n_val", "must be >= 2")
     need(cfg.rm.epochs >= 1, "rm.epochs", "must be >= 1")
@@ -347,7 +376,7 @@ def validate(cfg: Config) -> Config:
         need(isinstance(n, int) and 2 <= n, "rm.data_sizes", f"entries must be integers >= 2, got {n!r}")
         need(n <= cfg.rm.n_train, "rm.data_sizes", f"entry {n} exceeds rm.n_train={cfg.rm.n_train} (subsets are nested)")
     if cfg.rm.data_sweep_rm:
-        need(cfg.rm.data_sweep_rm in cfg.rm.sizes, "rm.data_sweep_rm", "must be one of rm.sizes")
+        need(cfg.rm.data_sweep_rm in names, "rm.data_sweep_rm", "must be one of rm.sizes (hf.proxies' names)")
     need(cfg.gold.length_target > 0, "gold.length_target", "must be > 0")
     need(cfg.bon.pool_size >= 4, "bon.pool_size", "must be >= 4")
     need(cfg.bon.n_boot >= 10, "bon.n_boot", "must be >= 10")
@@ -371,7 +400,7 @@ def validate(cfg: Config) -> Config:
         need(parse_size(spec, "rl.policy_sizes") != (cfg.policy.hidden, cfg.policy.layers), "rl.policy_sizes",
              f"entry {spec} is pi0's own size")
     if cfg.rl.sweep_rm:
-        need(cfg.rl.sweep_rm in cfg.rm.sizes, "rl.sweep_rm", "must be one of rm.sizes")
+        need(cfg.rl.sweep_rm in names, "rl.sweep_rm", "must be one of rm.sizes (hf.proxies' names)")
     need(cfg.rl.eval_spacing > 0, "rl.eval_spacing", "must be > 0")
     d = cfg.daa
     need(len(d.losses) > 0 and all(x in ("dpo", "ipo", "slic", "rdpo") for x in d.losses), "daa.losses",
@@ -384,7 +413,7 @@ def validate(cfg: Config) -> Config:
              "must differ from the default pi0 (policy.hidden x policy.layers)")
     ens_labels = {f"{sz}/noise{r:g}/{k}" for sz in cfg.ensemble.sizes for r in cfg.ensemble.noise
                   for k in cfg.ensemble.kinds} if cfg.ensemble.enabled else set()
-    need(d.labels == "gold" or d.labels in cfg.rm.sizes or d.labels in ens_labels, "daa.labels",
+    need(d.labels == "gold" or d.labels in names or d.labels in ens_labels, "daa.labels",
          "must be gold, one of rm.sizes, or SIZE/noiseRATE/KIND of an enabled ensemble")
     for k in ("n_pairs", "n_val_pairs", "epochs", "batch_size", "checkpoints_per_epoch", "eval_prompts", "eval_samples"):
         need(getattr(d, k) >= 1, f"daa.{k}", "must be >= 1")
@@ -414,7 +443,7 @@ def validate(cfg: Config) -> Config:
     need(0 < mo.drop < 1, "monitor.drop", "must be in (0, 1)")
     need(mo.patience >= 1, "monitor.patience", "must be >= 1")
     need(mo.disagreement_rise > 0, "monitor.disagreement_rise", "must be > 0")
-    need(ac.start + ac.rounds * ac.per_round <= cfg.rm.n_train, "active.per_round",
+    need(not ac.enabled or ac.start + ac.rounds * ac.per_round <= cfg.rm.n_train, "active.per_round",
          "times active.rounds plus active.start must be at most rm.n_train")
     mo = cfg.multi
     parse_size(mo.size, "multi.size")
@@ -422,7 +451,8 @@ def validate(cfg: Config) -> Config:
                                            for x in mo.weights), "multi.weights",
          "must be empty or 5 numbers >= 0 (sentiment, fluency, relevance, length, diversity)")
     need(mo.pareto_points >= 2, "multi.pareto_points", "must be >= 2")
-    need(1 <= mo.pareto_n <= cfg.bon.pool_size, "multi.pareto_n", "must be between 1 and bon.pool_size")
+    need(1 <= mo.pareto_n and (not mo.enabled or mo.pareto_n <= cfg.bon.pool_size), "multi.pareto_n",
+         "must be between 1 and bon.pool_size")
     e = cfg.ensemble
     need(e.k >= 2, "ensemble.k", "must be >= 2")
     need(len(e.sizes) > 0, "ensemble.sizes", "must name at least one size")
@@ -433,10 +463,42 @@ def validate(cfg: Config) -> Config:
     need(len(e.kinds) > 0 and all(x in ("mean", "wco", "uwo") for x in e.kinds), "ensemble.kinds",
          "must be a list of mean, wco, uwo")
     need(e.lam >= 0, "ensemble.lam", "must be >= 0")
-    need(cfg.rl.eval_prompts <= cfg.world.eval_prompts, "rl.eval_prompts", "must be <= world.eval_prompts")
+    held_out = ("hf.eval_prompts", cfg.hf.eval_prompts) if cfg.hf.policy else ("world.eval_prompts", cfg.world.eval_prompts)
+    need(cfg.rl.eval_prompts <= held_out[1], "rl.eval_prompts", f"must be <= {held_out[0]}")
     need(0 < cfg.fit.extrap_frac < 1, "fit.extrap_frac", "must be in (0, 1)")
     need(0.5 <= cfg.fit.ci < 1, "fit.ci", "must be in [0.5, 1)")
     return cfg
+
+
+# what only the toy world can do: it writes texts to order, has gold dimensions, and trains policies of any size
+HF_UNSUPPORTED = (("multi.enabled", lambda c: c.multi.enabled), ("aif.enabled", lambda c: c.aif.enabled),
+                  ("active.enabled", lambda c: c.active.enabled), ("ensemble.enabled", lambda c: c.ensemble.enabled),
+                  ("monitor.enabled", lambda c: c.monitor.enabled), ("rl.policy_sizes", lambda c: c.rl.policy_sizes),
+                  ("daa.policy_sizes", lambda c: c.daa.policy_sizes),
+                  ("rl.iterated_rounds", lambda c: c.rl.iterated_rounds))
+
+
+def _hf_names(paths) -> list[str]:
+    from .world.hf import proxy_names
+    return proxy_names(paths)
+
+
+def _validate_hf(cfg: Config, need) -> None:
+    h = cfg.hf
+    need(bool(h.gold), "hf.gold", "must name a sequence-classification model or a 'module:function' callable")
+    need(len(h.proxies) >= 1, "hf.proxies", "must list at least one checkpoint")
+    need(len(set(h.proxies)) == len(h.proxies), "hf.proxies", "has a repeated checkpoint")
+    need(bool(h.prompts), "hf.prompts", "must name a prompts file (.jsonl, .json, .csv, .parquet) or a saved dataset")
+    need(h.chat_template in ("auto", "on", "off"), "hf.chat_template", "must be auto, on or off")
+    need(h.gold_input in ("prompt+response", "response"), "hf.gold_input", "must be prompt+response or response")
+    need(h.dtype in ("auto", "float32", "bfloat16", "float16"), "hf.dtype",
+         "must be auto, float32, bfloat16 or float16")
+    need(h.eval_prompts >= 2, "hf.eval_prompts", "must be >= 2")
+    need(h.max_prompts >= 0, "hf.max_prompts", "must be >= 0")
+    need(h.max_prompt_tokens >= 1, "hf.max_prompt_tokens", "must be >= 1")
+    need(h.gold_batch >= 1, "hf.gold_batch", "must be >= 1")
+    for key, on in HF_UNSUPPORTED:
+        need(not on(cfg), key, "is a toy-world study; turn it off for the Hugging Face world (hf.policy is set)")
 
 
 def list_presets() -> list[str]:

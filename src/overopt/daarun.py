@@ -19,7 +19,7 @@ from .daa import DAAError, DAASettings, DAATrainer, PreferenceData, policy_logps
 from .policy import as_ids
 from .reward import score
 from .rlrun import EVAL_VERSION, Evaluator
-from .world.toy import EOS, GOLD_DIMS, PAD
+from .world.toy import GOLD_DIMS
 
 DAA_COLUMNS = ["curve", "loss", "beta", "alpha", "policy", "policy_params", "step", "epoch_frac", "kl", "kl_k1",
                "kl_k3", "gold", "gold_lo", "gold_hi", "winrate"] + [f"gold_{d}" for d in GOLD_DIMS] + \
@@ -37,11 +37,11 @@ def r2_linear(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1] ** 2)
 
 
-def _relabel(pairs, prompt_ids, proxy, device):
+def _relabel(pairs, prompt_ids, proxy, device, pad: int):
     """Order each pair by the proxy's score instead of gold (the higher score is chosen)."""
     t = partial(as_ids, device=device)
     p = t(prompt_ids[pairs.prompt_idx])
-    sc, sr = score(proxy["model"], p, t(pairs.chosen), PAD), score(proxy["model"], p, t(pairs.rejected), PAD)
+    sc, sr = score(proxy["model"], p, t(pairs.chosen), pad), score(proxy["model"], p, t(pairs.rejected), pad)
     swap = sr > sc
     ch = np.where(swap[:, None], pairs.rejected, pairs.chosen)
     rj = np.where(swap[:, None], pairs.chosen, pairs.rejected)
@@ -51,7 +51,7 @@ def _relabel(pairs, prompt_ids, proxy, device):
 def _val_metrics(policy, val: dict, beta: float) -> dict:
     """Implicit-reward accuracy on held-out pairs, mean log-ratios, and R^2 of implicit reward on length."""
     with torch.no_grad():
-        pc, pr = policy_logps(policy, val["prompts"], val["chosen"], val["rejected"], PAD, EOS)
+        pc, pr = policy_logps(policy, val["prompts"], val["chosen"], val["rejected"], val["pad"], val["eos"])
     lc, lr = (pc - val["ref_chosen"]).cpu().numpy(), (pr - val["ref_rejected"]).cpu().numpy()
     reward = beta * np.concatenate([lc, lr])
     return {"implicit_acc": float((lc > lr).mean() + 0.5 * (lc == lr).mean()),
@@ -66,6 +66,7 @@ def daa_runs(run, world, pi0, pool: dict, pairs_data: dict, gold_norm, proxies: 
     ``labellers``: ensemble objectives by name (SIZE/noiseRATE/KIND), for daa.labels."""
     from .experiment import _other_policy, labelled_pairs  # the driver's helpers
 
+    PAD, EOS = world.pad, world.eos  # noqa: N806
     c = run.cfg
     d = c.daa
     if not d.enabled:
@@ -75,11 +76,12 @@ def daa_runs(run, world, pi0, pool: dict, pairs_data: dict, gold_norm, proxies: 
     chosen, rejected = train.chosen, train.rejected
     if d.labels != "gold":
         proxy = (labellers or {}).get(d.labels) or next(p for p in proxies if p["rm"] == d.labels)
-        chosen, rejected = _relabel(train, world.prompt_ids, proxy, run.device)
+        chosen, rejected = _relabel(train, world.prompt_ids, proxy, run.device, world.pad)
     t = partial(as_ids, device=run.device)
     data_t = {"prompts": t(world.prompt_ids[train.prompt_idx]), "chosen": t(chosen), "rejected": t(rejected)}
     val_t = {"prompts": t(world.prompt_ids[val.prompt_idx]), "chosen": t(val.chosen), "rejected": t(val.rejected)}
     val_t["lengths"] = np.concatenate([(val.chosen != PAD).sum(1), (val.rejected != PAD).sum(1)])
+    val_t["pad"], val_t["eos"] = PAD, EOS
     data_key = c.section_hash("world", "gold", "policy", extra=[c.rm.n_train, c.rm.n_val, c.rm.label_noise, d.labels,
                                                                   d.n_pairs, d.n_val_pairs])
     n_eval = min(d.eval_prompts, c.world.eval_prompts)
@@ -136,7 +138,7 @@ def daa_runs(run, world, pi0, pool: dict, pairs_data: dict, gold_norm, proxies: 
 def _one_run(run, ref, data: PreferenceData, val: dict, ev, settings: DAASettings, base: dict) -> dict:
     c = run.cfg
     policy = copy.deepcopy(ref)
-    trainer = DAATrainer(policy, data, settings, PAD, EOS, seed=run.seed(70))
+    trainer = DAATrainer(policy, data, settings, val["pad"], val["eos"], seed=run.seed(70))
     rows, per_prompt = [], []
     with run.bar(trainer.total_steps, f"daa {base['curve']}") as bar:
         for step, frac in trainer.run():

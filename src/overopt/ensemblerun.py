@@ -18,7 +18,6 @@ import torch
 from . import bon
 from .reward import EnsembleRM, fit_temperature, reliability, score
 from .rlrun import EVAL_VERSION, RL_COLUMNS, Evaluator, rl_settings, run_curve
-from .world.toy import PAD
 
 CALIBRATION_COLUMNS = ["rm", "size", "noise", "member", "n_train", "val_acc", "tau", "ece", "ece_calibrated"]
 RELIABILITY_COLUMNS = ["rm", "calibrated", "bin_lo", "bin_hi", "count", "confidence", "accuracy"]
@@ -53,8 +52,8 @@ def build_ensembles(run, world, pairs_data) -> list[dict]:
 def _val_diffs(run, world, proxy: dict, val) -> tuple[np.ndarray, np.ndarray]:
     """Score differences on the validation pairs, each pair shown in a random order, and which side gold prefers."""
     prompts = torch.tensor(world.prompt_ids[val.prompt_idx], device=run.device)
-    rc = score(proxy["model"], prompts, torch.tensor(val.chosen.astype(np.int64), device=run.device), PAD)
-    rr = score(proxy["model"], prompts, torch.tensor(val.rejected.astype(np.int64), device=run.device), PAD)
+    rc = score(proxy["model"], prompts, torch.tensor(val.chosen.astype(np.int64), device=run.device), world.pad)
+    rr = score(proxy["model"], prompts, torch.tensor(val.rejected.astype(np.int64), device=run.device), world.pad)
     first = np.random.default_rng([run.cfg.run.seed, 70]).random(len(rc)) < 0.5
     return np.where(first, rc - rr, rr - rc), first
 

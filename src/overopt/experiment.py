@@ -26,7 +26,7 @@ from . import __version__, bon, laws
 from .config import Config, parse_size
 from .labels import label_pairs
 from .policy import as_ids, build_lm, n_params, sample_in_batches, train_lm
-from .reward import bradley_terry_loss, build_rm, length_normalize, score, train_rm
+from .reward import RewardModel, bradley_terry_loss, build_rm, length_normalize, score, train_rm
 from .claims import claim_table
 from .daa import DAAError
 from .daarun import DAA_COLUMNS, daa_runs
@@ -40,7 +40,7 @@ from .lengthstudy import length_tables
 from .multiobjective import build_dimension_proxies, multi_tables
 from .rl import RLError
 from .rlrun import EVAL_VERSION, RL_COLUMNS, Evaluator, rl_settings, run_curve
-from .world.toy import EOS, GOLD_DIMS, PAD, ToyWorld
+from .world.toy import GOLD_DIMS, PAD, ToyWorld
 
 RM_COLUMNS = ["rm", "params", "n_train", "seed", "val_loss", "val_acc", "train_s"]
 BON_COLUMNS = ["rm", "rm_params", "n_train", "n", "kl_bound", "kl_est", "proxy", "proxy_lo", "proxy_hi",
@@ -119,7 +119,15 @@ class Run:
 
 # ---------------------------------------------------------------- stages
 
-def build_world(run: Run) -> ToyWorld:
+def build_world(run: Run):
+    """The toy world (cached), or with hf.policy set the Hugging Face world (`world.hf`, rebuilt each run)."""
+    if run.cfg.hf.policy:
+        from .world.hf import HFWorld
+        with run.stage("world") as st:
+            st["kind"] = "hf"
+            world = HFWorld(run.cfg.hf, run.cfg.world.max_new_tokens, run.cfg.run.seed, run.device, run.cache)
+            st.update(prompts=len(world.texts), prompt_tokens=world.prompt_len)
+        return world
     key = run.cfg.section_hash("world")
     with run.stage("world") as st:
         world = run.cache.get("world", key)
@@ -136,7 +144,14 @@ def _lm(run: Run, world: ToyWorld, p):
 
 
 def build_pi0(run: Run, world: ToyWorld, policy_cfg=None, name: str = "pi0"):
-    """The base policy: a small GPT-NeoX trained on the world's corpus (``policy_cfg`` for another size)."""
+    """The base policy: a small GPT-NeoX trained on the world's corpus (``policy_cfg`` for another size); in the
+    Hugging Face world, the hf.policy checkpoint as it is."""
+    if getattr(world, "kind", "toy") == "hf":
+        from .world.hf import load_causal_lm
+        with run.stage(name) as st:
+            model = load_causal_lm(run.cfg.hf.policy, run.cfg.hf, run.device)
+            st.update(cached=True, params=n_params(model))
+        return model.eval()
     p = policy_cfg or run.cfg.policy
     key = run.cfg.section_hash("world", "policy") if policy_cfg is None else \
         run.cfg.section_hash("world", extra=dataclasses.asdict(p))
@@ -162,8 +177,8 @@ def _sample(run: Run, pi0, prompt_idx: np.ndarray, world: ToyWorld, seed: int, d
     prompts = torch.tensor(world.prompt_ids[prompt_idx], device=run.device)
     with run.bar(len(prompts), desc) as b:
         s = sample_in_batches(pi0, prompts, run.cfg.policy.sample_batch, run.cfg.world.max_new_tokens,
-                              EOS, PAD, seed, progress=b)
-    return s.tokens.cpu().numpy().astype(np.int16), s.logprob.cpu().numpy()
+                              world.eos, world.pad, seed, progress=b)
+    return s.tokens.cpu().numpy().astype(np.int32), s.logprob.cpu().numpy()
 
 
 def build_pairs(run: Run, world: ToyWorld, pi0) -> dict:
@@ -196,10 +211,19 @@ def build_pairs(run: Run, world: ToyWorld, pi0) -> dict:
     return {**data, "gold_raw_a": ga, "gold_raw_b": gb, "gold_mean": float(both.mean()), "gold_std": float(both.std())}
 
 
+def family_sizes(cfg: Config) -> list[str]:
+    """The proxy family: rm.sizes (HIDDENxLAYERS), or in the Hugging Face world the names of hf.proxies."""
+    if cfg.hf.policy:
+        from .world.hf import proxy_names
+        return proxy_names(cfg.hf.proxies)
+    return list(cfg.rm.sizes)
+
+
 def rm_specs(cfg: Config) -> list[tuple[str, int]]:
     """(size, n_train) of every proxy: the family at rm.n_train, then the data-size sweep."""
-    specs = [(s, cfg.rm.n_train) for s in cfg.rm.sizes]
-    sweep_rm = cfg.rm.data_sweep_rm or cfg.rm.sizes[len(cfg.rm.sizes) // 2]
+    sizes = family_sizes(cfg)
+    specs = [(s, cfg.rm.n_train) for s in sizes]
+    sweep_rm = cfg.rm.data_sweep_rm or sizes[len(sizes) // 2]
     specs += [(sweep_rm, n) for n in cfg.rm.data_sizes if n != cfg.rm.n_train]
     return specs
 
@@ -262,9 +286,9 @@ def train_proxy(run: Run, world: ToyWorld, size: str, n: int, train_all, val_tru
     val_prompts = pi0_prompts[: len(val_true)]  # the centring set is the validation pairs' two sides
     bootstrap = bootstrap and member > 0
     key = proxy_key(c, size, n, noise, member, tag) + ("-bag" if bootstrap else "")
-    hidden, layers = parse_size(size)
+    hidden, layers = size_seed(c, size)
     init_seed = run.seed(20, hidden, layers) if member == 0 else run.seed(20, hidden, layers, 1000 + member)
-    rm = build_rm(len(world.vocab), hidden, layers, world.prompt_len + c.world.max_new_tokens + 1, init_seed)
+    rm = new_rm(run, world, size, init_seed)
     with run.stage(f"rm {name}") as st:
         state = run.cache.get("rm", key)
         st["cached"] = state is not None
@@ -278,11 +302,11 @@ def train_proxy(run: Run, world: ToyWorld, size: str, n: int, train_all, val_tru
             order_seed = run.seed(21, hidden, layers, n) if member == 0 else run.seed(21, hidden, layers, n, 1000 + member)
             with run.bar(steps, f"rm {name}") as b:
                 train_rm(rm, t(world.prompt_ids[tr.prompt_idx]), t(tr.chosen), t(tr.rejected), c.rm.epochs,
-                         min(c.rm.batch_size, n), c.rm.lr, c.rm.weight_decay, order_seed, PAD, b)
+                         min(c.rm.batch_size, n), c.rm.lr, c.rm.weight_decay, order_seed, world.pad, b)
             train_s = time.time() - t0
-            rm.offset.fill_(float(score(rm, pi0_prompts, pi0_resp, PAD).mean()))
-            rc = torch.tensor(score(rm, val_prompts, t(val_true.chosen), PAD))
-            rr = torch.tensor(score(rm, val_prompts, t(val_true.rejected), PAD))
+            rm.offset.fill_(float(score(rm, pi0_prompts, pi0_resp, world.pad).mean()))
+            rc = torch.tensor(score(rm, val_prompts, t(val_true.chosen), world.pad))
+            rr = torch.tensor(score(rm, val_prompts, t(val_true.rejected), world.pad))
             state = {"state_dict": {k: v.cpu() for k, v in rm.state_dict().items()},
                      "val_loss": float(bradley_terry_loss(rc, rr).mean()),
                      "val_acc": float(((rc > rr).float() + 0.5 * (rc == rr).float()).mean()),
@@ -291,11 +315,33 @@ def train_proxy(run: Run, world: ToyWorld, size: str, n: int, train_all, val_tru
         rm.load_state_dict(state["state_dict"])
         st.update(val_acc=round(state["val_acc"], 4))
         if c.rm.length_norm:  # the same weights, read as a length-normalised reward: new scores downstream
-            st["length_coef"] = round(length_normalize(rm, pi0_prompts, pi0_resp, PAD), 5)
+            st["length_coef"] = round(length_normalize(rm, pi0_prompts, pi0_resp, world.pad), 5)
             key = f"{key}-lnorm"
     return {"rm": name, "size": size, "key": key, "params": n_params(rm), "n_train": n,
             "seed": run.cfg.run.seed, "val_loss": state["val_loss"], "val_acc": state["val_acc"],
             "train_s": state["train_s"], "model": rm.eval()}
+
+
+def size_seed(cfg: Config, size: str) -> tuple[int, int]:
+    """Two integers that stand for a proxy size in seeds: (hidden, layers), or a hash of a checkpoint's name."""
+    if cfg.hf.policy:
+        from .world.hf import name_seed
+        return name_seed(size), 0
+    return parse_size(size)
+
+
+def new_rm(run: Run, world, size: str, seed: int) -> RewardModel:
+    """An untrained proxy of ``size``: a GPT-NeoX of that shape, or the named hf.proxies checkpoint's base model
+    with a fresh scalar head (initialised from ``seed``)."""
+    c = run.cfg
+    if getattr(world, "kind", "toy") == "hf":
+        from .world.hf import load_backbone, proxy_names
+        path = dict(zip(proxy_names(c.hf.proxies), c.hf.proxies))[size]
+        backbone = load_backbone(path, c.hf, run.device)
+        torch.manual_seed(seed)
+        return RewardModel(backbone, backbone.config.hidden_size).eval()
+    hidden, layers = parse_size(size)
+    return build_rm(len(world.vocab), hidden, layers, world.prompt_len + c.world.max_new_tokens + 1, seed)
 
 
 def build_pool(run: Run, world: ToyWorld, pi0) -> dict:
@@ -325,7 +371,7 @@ def score_pool(run: Run, world: ToyWorld, pool: dict, proxies: list[dict]) -> di
             st["cached"] = s is not None
             if s is None:
                 with run.bar(len(resp), f"score {p['rm']}") as b:
-                    s = score(p["model"], prompts, resp, PAD, progress=b)
+                    s = score(p["model"], prompts, resp, world.pad, progress=b)
                 run.cache.put("scores", key, s)
         out[p["rm"]] = s
     return out
@@ -533,7 +579,7 @@ def _other_policy(run: Run, world: ToyWorld, spec: str, proxy: dict | None, gold
     base = {}
     if proxy is not None:
         base[proxy["rm"]] = score(proxy["model"], torch.tensor(world.prompt_ids[pidx], device=run.device),
-                                  torch.tensor(tok.astype(np.int64), device=run.device), PAD)
+                                  torch.tensor(tok.astype(np.int64), device=run.device), world.pad)
     return policy, Evaluator(run, world, policy, pidx, tok, base, gold_norm, n_prompts, n_samples)
 
 

@@ -28,7 +28,6 @@ import torch
 from .ensemblerun import calibrate
 from .monitor import SIGNALS, Monitor
 from .reward import EnsembleRM, member_scores, score
-from .world.toy import PAD
 
 TRACE_COLUMNS = ["curve", "rm", "step", "kl", "proxy", "gold", "reference", "disagreement", "second_rm",
                  "second_rm_gain"]
@@ -73,7 +72,7 @@ def trace_table(run, world, rl_df: pd.DataFrame, samples: dict[str, np.ndarray],
             continue
         taus = np.array([m["tau"] if np.isfinite(m["tau"]) and m["tau"] > 0 else 1.0 for m in ms])
         ens = EnsembleRM([m["model"] for m in ms], "mean", taus=list(taus)).to(run.device)
-        S = np.stack([member_scores(ens, prompts, torch.tensor(t.astype(np.int64), device=run.device), PAD)
+        S = np.stack([member_scores(ens, prompts, torch.tensor(t.astype(np.int64), device=run.device), world.pad)
                       for t in samples[rm]])                             # [points, members, responses], tau-scaled
         means = S.mean(2)
         gains = means - means[0]                                         # over the policy at step 0 (pi0)
@@ -82,7 +81,7 @@ def trace_table(run, world, rl_df: pd.DataFrame, samples: dict[str, np.ndarray],
         sec = np.zeros(len(samples[rm]))
         if second is not None:
             sec = np.array([score(second["model"], prompts, torch.tensor(t.astype(np.int64), device=run.device),
-                                  PAD).mean() for t in samples[rm]])
+                                  world.pad).mean() for t in samples[rm]])
             sec = (sec - sec[0]) / (second["tau"] if np.isfinite(second["tau"]) and second["tau"] > 0 else 1.0)
         for j, (_, r) in enumerate(g.iterrows()):
             rows.append({"curve": rm, "rm": rm, "step": int(r["step"]), "kl": r["kl"], "proxy": r["proxy"],

@@ -15,7 +15,7 @@ from .kl import sequence_kl
 from .policy import sample
 from .reward import member_scores, score
 from .rl import RLError, RLSettings, RLTrainer
-from .world.toy import EOS, GOLD_DIMS, PAD
+from .world.toy import GOLD_DIMS
 
 EVAL_VERSION = 3  # bump when an evaluation gains or changes a column: cached curves are then recomputed
 RL_COLUMNS = ["curve", "rm", "rm_params", "algo", "kl_coef", "step", "kl", "kl_k1", "kl_k3", "proxy", "gold", "gold_lo",
@@ -63,21 +63,21 @@ class Evaluator:
         """One evaluation; without a proxy (direct alignment) the proxy column is NaN."""
         c = self.run.cfg
         g = torch.Generator(device=self.prompts.device).manual_seed(seed)
-        s = sample(policy, self.prompts, c.world.max_new_tokens, EOS, PAD, generator=g)
-        kls = sequence_kl(policy, self.pi0, self.prompts, s.tokens, PAD, EOS)
+        s = sample(policy, self.prompts, c.world.max_new_tokens, self.world.eos, self.world.pad, generator=g)
+        kls = sequence_kl(policy, self.pi0, self.prompts, s.tokens, self.world.pad, self.world.eos)
         tokens = s.tokens.cpu().numpy()
         self.last_tokens = tokens  # kept by run_curve, so other reward models can score the curve later
         gold_all, dims = self.world.gold(self.prompt_idx, tokens, c.gold, self.gold_norm)
         per_prompt = gold_all.reshape(self.n_prompts, -1).mean(1) - self.base_gold
         px = float("nan")
         if proxy is not None:  # a retrained proxy (iterated RLHF) is centred on pi0 itself: its baseline is 0
-            px = score(proxy["model"], self.prompts, s.tokens, PAD).mean() - self.base_proxy.get(proxy["rm"], 0.0)
+            px = score(proxy["model"], self.prompts, s.tokens, self.world.pad).mean() - self.base_proxy.get(proxy["rm"], 0.0)
         row = {"kl": float(kls["kl"].mean()), "kl_k1": float(kls["k1"].mean()), "kl_k3": float(kls["k3"].mean()),
                "proxy": float(px), "gold": float(per_prompt.mean()), "winrate": self.winrate(gold_all),
                **{f"gold_{d}": float(dims[d].mean() - self.base_dims[d]) for d in GOLD_DIMS},
                "length": float(dims["n_words"].mean())}
         if proxy is not None and proxy.get("watch") is not None:  # an ensemble watched along the curve
-            row["disagreement"] = float(member_scores(proxy["watch"], self.prompts, s.tokens, PAD).std(0).mean())
+            row["disagreement"] = float(member_scores(proxy["watch"], self.prompts, s.tokens, self.world.pad).std(0).mean())
         return row, per_prompt
 
 
@@ -100,8 +100,8 @@ def run_curve(run, world, pi0, proxy: dict, evaluator: Evaluator, key: str, desc
         return done
     policy = copy.deepcopy(pi0)
     current = (lambda: source.current) if source is not None else (lambda: proxy)  # noqa: E731
-    reward_fn = lambda prompts, resp: score(current()["model"], prompts, resp, PAD)  # noqa: E731
-    trainer = RLTrainer(policy, pi0, reward_fn, settings, PAD, EOS, seed=run.seed(60))
+    reward_fn = lambda prompts, resp: score(current()["model"], prompts, resp, world.pad)  # noqa: E731
+    trainer = RLTrainer(policy, pi0, reward_fn, settings, world.pad, world.eos, seed=run.seed(60))
     rng = np.random.default_rng([c.run.seed, 61])
     rows, per_prompt, samples, start = [], [], [], 0
     ckpt = run.cache.get("rl-ckpt", key)
@@ -126,7 +126,7 @@ def run_curve(run, world, pi0, proxy: dict, evaluator: Evaluator, key: str, desc
                 row, pp = evaluator(policy, current(), seed=run.seed(62, step))
                 rows.append({**base, "kl_coef": trainer.kl_ctl.value, "step": step, **row})
                 per_prompt.append(pp)
-                tok = np.full((len(evaluator.last_tokens), c.world.max_new_tokens), PAD, dtype=np.int32)
+                tok = np.full((len(evaluator.last_tokens), c.world.max_new_tokens), world.pad, dtype=np.int32)
                 tok[:, : evaluator.last_tokens.shape[1]] = evaluator.last_tokens  # responses may stop early
                 samples.append(tok)
                 run.cache.put("rl-ckpt", key, {

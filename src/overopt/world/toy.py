@@ -74,6 +74,9 @@ class ToyWorld:
 
     prompt_len = 11  # [BOS] + 10 words, the same for every prompt
 
+    kind = "toy"
+    eos, pad = EOS, PAD  # the end and padding tokens (the Hugging Face world's come from its tokenizer)
+
     def __init__(self, cfg, seed: int):
         self.cfg = cfg
         self.seed = seed
