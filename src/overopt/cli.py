@@ -40,6 +40,17 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import sweep
+
+    out = sweep(args.grid, args.launcher, args.out, args.retry_failed, args.ray_address, args.ray_cpus,
+                args.slurm_cluster, log=lambda m: print(m, file=sys.stderr))
+    import pandas as pd
+
+    status = pd.read_csv(out / "cells.csv")["status"]
+    return 1 if (status != "done").any() else 0  # a failed cell is recorded; the exit says the sweep is not whole
+
+
 def fit_file(path: str, form: str, kl_col: str | None, reward_col: str | None, group_col: str | None,
              n_boot: int = 200, step_col: str | None = None, until_kl: float | None = None) -> list[dict]:
     """Fit `form` to each group of a training log (`overopt.logs`: CSV, JSONL, trainer_state.json, W&B export);
@@ -216,6 +227,21 @@ def build_parser() -> argparse.ArgumentParser:
                                                                         "(twice it stops; 0.5)")
     m.set_defaults(func=cmd_monitor)
 
+    w = sub.add_parser("sweep", help="run a grid of configs locally, on Ray or on SLURM; resumable",
+                       description="Every cell of GRID.yaml (preset/config/set, then grid: section.key -> values) "
+                       "runs into OUT/cells/<config hash>/ with a DONE or FAILED marker; a rerun skips finished cells "
+                       "and resumes unfinished ones. Finished cells aggregate into OUT/tables/ and OUT/report.html.")
+    w.add_argument("grid", help="grid YAML file")
+    w.add_argument("--launcher", choices=["local", "ray", "slurm"], default="local",
+                   help="local: one cell after another here; ray: Ray tasks (resources: per cell); slurm: submitit")
+    w.add_argument("--out", help="sweep folder (default: the grid's out:, else runs/sweep-GRID)")
+    w.add_argument("--retry-failed", action="store_true", help="run the cells that failed before again")
+    w.add_argument("--ray-address", help="join this Ray cluster (default: start a local one)")
+    w.add_argument("--ray-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    w.add_argument("--slurm-cluster", choices=["slurm", "local", "debug"],
+                   help="submitit executor (default: slurm where sbatch exists, else local)")
+    w.set_defaults(func=cmd_sweep)
+
     p = sub.add_parser("report", help="rebuild report.html and plots/ from a run directory's tables")
     p.add_argument("dir", help="output directory of `overopt run`")
     p.set_defaults(func=cmd_report)
@@ -230,13 +256,14 @@ def main(argv=None) -> int:
     from .daa import DAAError
     from .rl import RLError
     from .world.hf import HFWorldError
+    from .sweep import SweepError
 
     args = build_parser().parse_args(argv)
     if args.cmd == "run" and args.preset is None and not args.config:
         args.preset = "default"
     try:
         return args.func(args)
-    except (CLIError, ConfigError, FitError, ReportError, LogError, HFWorldError) as e:
+    except (CLIError, ConfigError, FitError, ReportError, LogError, HFWorldError, SweepError) as e:
         print(f"overopt {args.cmd}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except (RLError, DAAError) as e:  # a numerical failure, not bad input: the points so far are written
