@@ -257,13 +257,15 @@ def main(argv=None) -> int:
     from .rl import RLError
     from .world.hf import HFWorldError
     from .sweep import SweepError
+    from .tracking import TrackingError
 
     args = build_parser().parse_args(argv)
     if args.cmd == "run" and args.preset is None and not args.config:
         args.preset = "default"
     try:
         return args.func(args)
-    except (CLIError, ConfigError, FitError, ReportError, LogError, HFWorldError, SweepError) as e:
+    except (CLIError, ConfigError, FitError, ReportError, LogError, HFWorldError, SweepError,
+            TrackingError) as e:
         print(f"overopt {args.cmd}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except (RLError, DAAError) as e:  # a numerical failure, not bad input: the points so far are written

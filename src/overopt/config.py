@@ -39,6 +39,9 @@ class RunConfig:
     device: str = _f("auto", "torch device: auto (cuda if available), cpu or cuda")
     threads: int = _f(0, "torch CPU threads; 0 = all cores")
     cache_dir: str = _f("", "artifact cache; empty = $OVEROPT_CACHE or ~/.cache/overopt")
+    track: tuple = _f((), "log every curve of the tables to tensorboard and/or wandb (out/tracking/)")
+    wandb_mode: str = _f("offline", "W&B mode: offline (no network; `wandb sync` later), online or disabled")
+    wandb_project: str = _f("overopt", "W&B project name")
 
 
 @dataclass(frozen=True)
@@ -346,6 +349,9 @@ def validate(cfg: Config) -> Config:
 
     need(cfg.run.device in ("auto", "cpu", "cuda"), "run.device", "must be auto, cpu or cuda")
     need(cfg.run.threads >= 0, "run.threads", "must be >= 0")
+    for b in cfg.run.track:
+        need(b in ("tensorboard", "wandb"), "run.track", f"entries must be tensorboard or wandb, got {b!r}")
+    need(cfg.run.wandb_mode in ("offline", "online", "disabled"), "run.wandb_mode", "must be offline, online or disabled")
     need(cfg.world.n_names >= 1, "world.n_names", "must be >= 1")
     need(cfg.world.n_corpus >= 100, "world.n_corpus", "must be >= 100")
     need(cfg.world.n_bigram >= 100, "world.n_bigram", "must be >= 100")

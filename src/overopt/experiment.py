@@ -656,6 +656,13 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
     from .report import write_report
 
     out = Path(out)
+    for b in cfg.run.track:  # a missing backend is said now, not after the run
+        mod = "torch.utils.tensorboard" if b == "tensorboard" else "wandb"
+        try:
+            __import__(mod)
+        except ImportError:
+            from .tracking import TrackingError
+            raise TrackingError(f"run.track: {b} needs the {b} package: pip install 'overopt[tracking]'")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     run = Run(cfg, out, quiet)
@@ -726,6 +733,11 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
     write_manifest(run, "complete", started)  # every table is written; the report only reads them
     with run.stage("report"):
         write_report(out)
+    if cfg.run.track:
+        from .tracking import track
+        with run.stage("tracking") as st:
+            st.update(track(out, cfg.run.track, config=cfg.to_dict(), wandb_mode=cfg.run.wandb_mode,
+                            wandb_project=cfg.run.wandb_project))
     write_manifest(run, "complete", started)
     return out
 

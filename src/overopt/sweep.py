@@ -84,9 +84,10 @@ def read_grid(path: str | Path) -> dict:
 
 
 def cell_hash(cfg: Config) -> str:
-    """Hash of a cell's whole config, less what cannot change its results (cache folder, threads)."""
+    """Hash of a cell's whole config, less what cannot change its results (cache folder, threads, tracking)."""
     d = cfg.to_dict()
-    d["run"] = {k: v for k, v in d["run"].items() if k not in ("cache_dir", "threads")}
+    d["run"] = {k: v for k, v in d["run"].items() if k not in ("cache_dir", "threads", "track", "wandb_mode",
+                                                                     "wandb_project")}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
