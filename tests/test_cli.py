@@ -182,14 +182,14 @@ def test_smoke_active_learning(smoke):
 
 
 def test_smoke_monitor_evaluation(smoke):
-    from overopt.monitorrun import MONITOR_COLUMNS, REFERENCES, RULES
+    from overopt.monitorrun import GOLD_EVAL, MONITOR_COLUMNS, REFERENCES, RULES
 
     out, _ = smoke
     mon, trace = pd.read_csv(out / "monitor.csv"), pd.read_csv(out / "monitor_trace.csv")
     rl, cal = pd.read_csv(out / "rl.csv"), pd.read_csv(out / "calibration.csv").set_index("rm")
     assert list(mon.columns) == MONITOR_COLUMNS
     family = ["8x1", "16x1", "32x1"]
-    assert sorted(mon["curve"].unique()) == sorted(family) and (mon.groupby("curve").size() == len(REFERENCES) * (len(RULES) - 1) + 1).all()
+    assert sorted(mon["curve"].unique()) == sorted(family) and (mon.groupby("curve").size() == (len(REFERENCES) + len(GOLD_EVAL)) * (len(RULES) - 1) + 1).all()
     for curve, g in trace.groupby("curve"):
         r = rl[rl["curve"] == curve].sort_values("step")
         assert g["step"].tolist() == r["step"].tolist() and np.allclose(g["gold"], r["gold"])
@@ -198,6 +198,8 @@ def test_smoke_monitor_evaluation(smoke):
         assert np.allclose(g["reference"], g["member1"]) and (g["disagreement"] > 0).all()
         # the second RM is the largest other proxy: 32x1 for the small ones, 16x1 for 32x1 itself
         assert set(g["second_rm"]) == {"16x1" if curve == "32x1" else "32x1"} and g["second_rm_gain"].iloc[0] == 0
+        # the gold eval set covers all 12 smoke evaluation prompts here: it is rl.csv's gold gain over step 0
+        assert np.allclose(g["gold_eval"], r["gold"] - r["gold"].iloc[0], atol=1e-6)
     assert (mon["regret_pick"] >= -1e-12).all() and (mon["pick_step"] <= mon["stop_step"]).all()
     expect = (mon["gold_peak"] - mon["gold_stop"]) / mon["gold_peak"]
     assert np.allclose(mon["regret"], expect) and (mon["regret"] >= -1e-12).all()

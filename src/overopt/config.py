@@ -200,6 +200,9 @@ class MonitorConfig:
     patience: int = _f(2, "Monitor: falling evaluations in a row before stop")
     disagreement_rise: float = _f(0.5, "Monitor: relative rise of ensemble disagreement from its low that warns "
                                        "(twice it stops)")
+    gold_eval_prompts: int = _f(25, "for comparison, outside the rule that the monitor never sees gold: a reference "
+                                    "made of this many held-out prompts' responses gold-labelled at each evaluation "
+                                    "(0 = off)")
 
 
 @dataclass(frozen=True)
@@ -449,6 +452,7 @@ def validate(cfg: Config) -> Config:
     need(0 < mo.drop < 1, "monitor.drop", "must be in (0, 1)")
     need(mo.patience >= 1, "monitor.patience", "must be >= 1")
     need(mo.disagreement_rise > 0, "monitor.disagreement_rise", "must be > 0")
+    need(mo.gold_eval_prompts >= 0, "monitor.gold_eval_prompts", "must be >= 0")
     need(not ac.enabled or ac.start + ac.rounds * ac.per_round <= cfg.rm.n_train, "active.per_round",
          "times active.rounds plus active.start must be at most rm.n_train")
     mo = cfg.multi

@@ -691,7 +691,7 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
     ens_bon, ens_rl, labellers = ensemble_stage(run, world, pi0, pool, pairs, proxies, pool_gold, gold_norm)
     mon_df = trace = None
     if cfg.monitor.enabled and rl_df is not None:
-        trace, mon_df = monitor_stage(run, world, pairs, proxies, rl_df, rl_samples)
+        trace, mon_df = monitor_stage(run, world, pairs, proxies, rl_df, rl_samples, gold_norm)
     write_or_drop(trace, out, "monitor_trace")
     write_or_drop(mon_df, out, "monitor")
     if cfg.multi.enabled:

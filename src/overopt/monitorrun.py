@@ -30,7 +30,7 @@ from .monitor import SIGNALS, Monitor
 from .reward import EnsembleRM, member_scores, score
 
 TRACE_COLUMNS = ["curve", "rm", "step", "kl", "proxy", "gold", "reference", "disagreement", "second_rm",
-                 "second_rm_gain"]
+                 "second_rm_gain", "gold_eval"]
 MONITOR_COLUMNS = ["curve", "rm", "reference", "rule", "stopped", "stop_step", "stop_kl", "gold_stop", "gold_peak",
                    "kl_peak", "regret", "early", "pick_step", "pick_kl", "gold_pick", "regret_pick", "reasons"]
 # each rule: the monitor with these signals ("none": train to the end)
@@ -39,6 +39,9 @@ RULES = {"monitor": SIGNALS, "reference-drop": ("reference-drop",), "fitted-peak
 # what the monitor is given as its reference: the ensemble members that were not optimized, or a second reward
 # model of the family (the largest other than the proxy), as a practitioner with a stronger RM at hand would
 REFERENCES = {"ensemble": "reference", "second RM": "second_rm_gain"}
+# for comparison only, outside the issue's rule that the monitor never sees gold: a small gold-labelled evaluation
+# set (monitor.gold_eval_prompts prompts x rl.eval_samples responses labelled at each evaluation)
+GOLD_EVAL = {"gold eval set": "gold_eval"}
 
 
 def build_members(run, world, pairs_data, proxies: list[dict]) -> dict[str, list[dict]]:
@@ -59,7 +62,8 @@ def build_members(run, world, pairs_data, proxies: list[dict]) -> dict[str, list
 
 
 @torch.no_grad()
-def trace_table(run, world, rl_df: pd.DataFrame, samples: dict[str, np.ndarray], members: dict) -> pd.DataFrame:
+def trace_table(run, world, rl_df: pd.DataFrame, samples: dict[str, np.ndarray], members: dict,
+                gold_norm=None) -> pd.DataFrame:
     """One row per evaluation of every family curve: what the monitor sees, and gold (for scoring only)."""
     c = run.cfg
     prompt_idx = np.repeat(world.eval_prompt_idx[: c.rl.eval_prompts], c.rl.eval_samples)
@@ -83,11 +87,18 @@ def trace_table(run, world, rl_df: pd.DataFrame, samples: dict[str, np.ndarray],
             sec = np.array([score(second["model"], prompts, torch.tensor(t.astype(np.int64), device=run.device),
                                   world.pad).mean() for t in samples[rm]])
             sec = (sec - sec[0]) / (second["tau"] if np.isfinite(second["tau"]) and second["tau"] > 0 else 1.0)
+        n_small = min(c.monitor.gold_eval_prompts, c.rl.eval_prompts) * c.rl.eval_samples
+        small = np.full(len(samples[rm]), np.nan)
+        if n_small and gold_norm is not None:  # the first prompts' responses, gold-labelled
+            small = np.array([world.gold(prompt_idx[:n_small], t[:n_small], c.gold, gold_norm)[0].mean()
+                              for t in samples[rm]])
+            small -= small[0]
         for j, (_, r) in enumerate(g.iterrows()):
             rows.append({"curve": rm, "rm": rm, "step": int(r["step"]), "kl": r["kl"], "proxy": r["proxy"],
                          "gold": r["gold"], "reference": float(gains[j, 1:].mean()), "disagreement": float(dis[j]),
                          "second_rm": second["rm"] if second is not None else "",
                          "second_rm_gain": float(sec[j]) if second is not None else float("nan"),
+                         "gold_eval": float(small[j]),
                          **{f"member{m}": float(gains[j, m]) for m in range(len(ms))}})
     return pd.DataFrame(rows)
 
@@ -148,8 +159,9 @@ def summary(mon: pd.DataFrame) -> pd.DataFrame:
 
 
 def monitor_stage(run, world, pairs_data, proxies: list[dict], rl_df: pd.DataFrame,
-                  samples: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  samples: dict[str, np.ndarray], gold_norm=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     members = build_members(run, world, pairs_data, proxies)
     with run.stage("monitor"):
-        trace = trace_table(run, world, rl_df, samples, members)
-        return trace, evaluate(trace, monitor_kwargs(run.cfg))
+        trace = trace_table(run, world, rl_df, samples, members, gold_norm)
+        refs = {**REFERENCES, **(GOLD_EVAL if run.cfg.monitor.gold_eval_prompts else {})}
+        return trace, evaluate(trace, monitor_kwargs(run.cfg), references=refs)

@@ -724,7 +724,11 @@ def write_report(out: str | Path) -> Path:
                   "were not optimized, each on one scale), and the members' disagreement; never gold. Gold scores where "
                   "it stopped: regret = (gold peak - gold at the stop) / gold peak; early: stopped before the peak with "
                   "less than half of the peak gain; a monitor that never stops is charged the last point. Each rule is "
-                  "the monitor with one signal; none is training to the end.</p>",
+                  "the monitor with one signal; none is training to the end. Reference: ensemble (the members not "
+                  "optimized), second RM (the largest other proxy of the family) or, for comparison only, a gold eval "
+                  "set (a few held-out prompts' responses gold-labelled at each evaluation: the monitor then sees "
+                  "gold). rollback: the gold regret of the checkpoint where the reference was best when it "
+                  "stopped.</p>",
                   f'<img src="data:image/png;base64,{_png(plot_monitor(trace, mon), plots / "monitor.png")}">',
                   _table(monitor_summary(mon)),
                   _table(mon[mon["rule"] == "monitor"].drop(columns=["rule"]))]
