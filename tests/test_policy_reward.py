@@ -136,3 +136,39 @@ def test_draw_never_picks_a_zero_probability_token(monkeypatch):
     for u, want in ((0.0, [1, 2]), (1 - 2 ** -24, [2, 2]), (0.5, [2, 2]), (0.25, [1, 2])):
         monkeypatch.setattr(policy.torch, "rand", lambda *a, u=u, **k: torch.full((2, 1), u))
         assert policy._draw(probs, None).tolist() == want, u
+
+
+def test_batches_that_run_out_of_memory_are_halved(monkeypatch):
+    """An out-of-memory batch is halved and the results are those of a run that never ran out."""
+    import overopt.policy as P
+    from overopt.policy import build_lm, sample_in_batches
+    from overopt.reward import _score_rows
+
+    lm = build_lm(20, 16, 1, 1, 32, 0)
+    prompts = torch.randint(3, 20, (12, 4))
+    want = sample_in_batches(lm, prompts, 12, 6, 2, 0, seed=5)
+    real, calls = P.sample, []
+
+    def tight(model, p, *a, **kw):  # more than 4 prompts at once "does not fit"
+        calls.append(len(p))
+        if len(p) > 4:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(model, p, *a, **kw)
+
+    monkeypatch.setattr(P, "sample", tight)
+    got = sample_in_batches(lm, prompts, 12, 6, 2, 0, seed=5)
+    assert calls[:3] == [12, 6, 3] and got.tokens.shape[0] == 12
+    # same random stream whatever the batch: only the batch boundaries differ, so compare a fresh 3-batch run
+    monkeypatch.setattr(P, "sample", real)
+    assert torch.equal(got.tokens, sample_in_batches(lm, prompts, 3, 6, 2, 0, seed=5).tokens)
+    seen = []
+
+    def fn(seq, mask):
+        seen.append(len(seq))
+        if len(seq) > 5:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return seq.float().sum(1)
+
+    resp = torch.randint(3, 20, (12, 6))
+    out = _score_rows(fn, prompts, resp, 0, 12)
+    assert seen[:3] == [12, 6, 3] and np.allclose(out, torch.cat([prompts, resp], 1).float().sum(1).numpy())

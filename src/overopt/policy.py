@@ -244,13 +244,24 @@ def response_logprobs(model, prompt_ids: torch.Tensor, responses: torch.Tensor, 
 
 def sample_in_batches(model, prompt_ids: torch.Tensor, batch: int, max_new_tokens: int, eos_id: int,
                       pad_id: int, seed: int, progress=None, **kw) -> Samples:
-    """`sample` over many prompts in fixed-size batches; returns one right-padded Samples."""
+    """`sample` over many prompts in fixed-size batches; returns one right-padded Samples. A batch that runs out
+    of GPU memory is halved and sampled again from the same random state."""
     g = torch.Generator(device=prompt_ids.device).manual_seed(seed)
-    parts = []
-    for i in range(0, len(prompt_ids), batch):
-        parts.append(sample(model, prompt_ids[i:i + batch], max_new_tokens, eos_id, pad_id, generator=g, **kw))
+    parts, i = [], 0
+    while i < len(prompt_ids):
+        state = g.get_state()
+        try:
+            parts.append(sample(model, prompt_ids[i:i + batch], max_new_tokens, eos_id, pad_id, generator=g, **kw))
+        except torch.OutOfMemoryError:  # too large for the GPU: halve the batch and sample these prompts again
+            if batch == 1:
+                raise
+            torch.cuda.empty_cache()
+            g.set_state(state)
+            batch //= 2
+            continue
         if progress is not None:
             progress.update(len(prompt_ids[i:i + batch]))
+        i += batch
     T = max(p.tokens.shape[1] for p in parts)
     tokens = torch.cat([F.pad(p.tokens, (0, T - p.tokens.shape[1]), value=pad_id) for p in parts])
     token_lp = torch.cat([F.pad(p.token_logprob, (0, T - p.tokens.shape[1])) for p in parts])

@@ -85,16 +85,25 @@ def _pack(prompts: torch.Tensor, responses: torch.Tensor, pad_id: int):
 def _score_rows(fn, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int, batch: int, progress=None
                 ) -> np.ndarray:
     """``fn(seq, mask)`` over (prompt, response) rows in batches, rows in order of length so that a batch pads
-    only to its own longest response; results in the rows' order, rows on the last axis."""
+    only to its own longest response; results in the rows' order, rows on the last axis. A batch that runs out
+    of GPU memory is halved (the results do not depend on the batch)."""
     order = torch.argsort((responses != pad_id).sum(1), stable=True)
-    out = None
-    for i in range(0, len(responses), batch):
+    out, i = None, 0
+    while i < len(responses):
         idx = order[i:i + batch]
         seq, mask = _pack(prompts[idx], responses[idx], pad_id)
-        r = fn(seq, mask).double().cpu()
+        try:
+            r = fn(seq, mask).double().cpu()
+        except torch.OutOfMemoryError:  # a batch too large for the GPU: halve it and go on
+            if batch == 1:
+                raise
+            torch.cuda.empty_cache()
+            batch //= 2
+            continue
         if out is None:
             out = torch.empty(*r.shape[:-1], len(responses), dtype=torch.float64)
         out[..., idx.cpu()] = r
+        i += len(idx)
         if progress is not None:
             progress.update(len(idx))
     return (out if out is not None else torch.empty(0, dtype=torch.float64)).numpy()
