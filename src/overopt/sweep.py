@@ -51,14 +51,7 @@ def _override_dict(key: str, value) -> dict:
 def read_grid(path: str | Path) -> dict:
     """The grid file, checked: {"base": config dict, "axes": {key: [values]}, "resources", "slurm", "out"}."""
     p = Path(path)
-    try:
-        spec = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise SweepError(f"{path}: no such grid file")
-    except yaml.YAMLError as e:
-        raise SweepError(f"{path}: not valid YAML ({str(e).splitlines()[0]})")
-    if not isinstance(spec, dict):
-        raise SweepError(f"{path}: a grid file is a mapping with grid: and optionally preset:, config:, set:")
+    spec = _read_yaml(p, "grid file")  # a missing file, bad YAML or a non-mapping: ConfigError, one line
     unknown = set(spec) - GRID_KEYS
     if unknown:
         raise SweepError(f"{path}: unknown key '{sorted(unknown)[0]}' (known: {', '.join(sorted(GRID_KEYS))})")
