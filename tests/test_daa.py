@@ -132,7 +132,7 @@ def test_relabel_by_a_proxy_puts_its_preferred_response_first():
     a, b = rng.integers(3, 20, size=(12, 6)), rng.integers(3, 20, size=(12, 6))
     pairs = Pairs(rng.integers(0, 5, 12), a, b, np.zeros(12), np.zeros(12), np.zeros(12, bool))
     rm = build_rm(20, 16, 1, 16, seed=0)
-    ch, rj = daarun._relabel(pairs, prompt_ids, {"model": rm}, "cpu")
+    ch, rj = daarun._relabel(pairs, prompt_ids, {"model": rm}, "cpu", 0)
     p = torch.tensor(prompt_ids[pairs.prompt_idx])
     s_ch, s_rj = score(rm, p, torch.tensor(ch), 0), score(rm, p, torch.tensor(rj), 0)
     assert (s_ch >= s_rj).all()
