@@ -52,3 +52,12 @@ def test_each_reference_is_evaluated_and_a_missing_one_skipped():
     assert mon[["reference", "rule"]].values.tolist() == [["ens", "drop"], ["strong", "drop"], ["", "none"]]
     # the reference is gold itself: 0.9 at point 6 is within 10% of the best, 0.7 at point 7 is not: stop there
     assert np.isclose(mon.iloc[0]["regret"], 0.3) and mon.iloc[0]["stop_step"] == 70
+
+
+def test_summary_keeps_the_no_monitor_row_after_a_csv_round_trip(tmp_path):
+    gold = np.array([0, .4, .6, .8, .9, 1.0, .9, .7, .5, .3, .1])
+    kw = {"min_points": 3, "window": 2, "drop": 0.1, "patience": 1, "disagreement_rise": 0.5, "n_boot": 0}
+    evaluate(trace("a", gold, gold), kw, {"drop": ("reference-drop",), "none": ()},
+             {"ens": "reference"}).to_csv(tmp_path / "m.csv", index=False)
+    s = summary(pd.read_csv(tmp_path / "m.csv")).set_index("rule")
+    assert list(s.index) == ["drop", "none"] and np.isclose(s.loc["none", "median_regret"], 0.9)

@@ -152,6 +152,7 @@ def monitor_kwargs(cfg) -> dict:
 
 def summary(mon: pd.DataFrame) -> pd.DataFrame:
     """Per reference and rule: curves, median and mean regret, the share stopped early and the share stopped."""
+    mon = mon.assign(reference=mon["reference"].fillna(""))  # "none" has no reference (empty, NaN from a CSV)
     return mon.groupby(["reference", "rule"], sort=False).agg(
         curves=("curve", "size"), median_regret=("regret", "median"), mean_regret=("regret", "mean"),
         early=("early", "mean"), stopped=("stopped", "mean"),
