@@ -151,6 +151,13 @@ def test_gold_sequence_classifier_and_prompt_readers(checkpoints, tmp_path):
     assert len(read_prompts(str(tmp_path / "p.csv"), "prompt", limit=5)) == 5
     with pytest.raises(ValueError, match="has no column 'text'.*hf.prompt_field"):
         read_prompts(str(tmp_path / "p.csv"), "text")
+    # a dataset saved to disk (TRL's datasets dependency): a Dataset, and a DatasetDict read from its first split
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_pandas(df)
+    ds.save_to_disk(str(tmp_path / "ds"))
+    datasets.DatasetDict({"train": ds}).save_to_disk(str(tmp_path / "dd"))
+    want = read_prompts(str(tmp_path / "p.csv"), "prompt")
+    assert read_prompts(str(tmp_path / "ds"), "prompt") == want == read_prompts(str(tmp_path / "dd"), "prompt")
     # the world: left-padded prompts, held-out split, gold through the callable path and the normalisation
     world = HFWorld(hcfg, 10, 0, torch.device("cpu"))
     assert world.prompt_ids.shape[0] == 40 and len(world.eval_prompt_idx) == 8
