@@ -213,3 +213,30 @@ def test_unsafe_or_bad_checkpoints_are_refused_in_one_line(checkpoints, tmp_path
         assert main(args) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and msg in err, err
+
+
+def test_a_tokenizer_without_padding_pads_with_its_end_token(checkpoints, tmp_path):
+    """GPT-2 and Pythia tokenizers have no padding token: the end token pads, and a run still completes with
+    KL 0 at the start and responses that end at the end token."""
+    from overopt.config import HFConfig
+    from overopt.world.hf import HFWorld
+
+    tok = tokenizer()
+    tok.pad_token = None
+    (tmp_path / "nopad").mkdir()
+    tok.save_pretrained(tmp_path / "nopad")
+    neox(32, 1, len(tok), seed=1).save_pretrained(tmp_path / "nopad")
+    world = HFWorld(HFConfig(policy=str(tmp_path / "nopad"), gold="test_hfworld:count_gold", proxies=("x",),
+                             prompts=str(checkpoints / "prompts.jsonl"), eval_prompts=8), 10, 0, torch.device("cpu"))
+    assert world.pad == world.eos == tok.eos_token_id
+    path = hf_config(checkpoints, tmp_path / "c.yaml", policy=str(tmp_path / "nopad"))
+    data = yaml.safe_load(path.read_text())
+    data["rl"].update(kl_sweep=[])
+    data["hf"]["proxies"] = [str(checkpoints / "rm-16")]
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    assert main(["run", "--config", str(path), "--out", str(out), "--quiet", "--set",
+                 f"run.cache_dir={tmp_path / 'cache'}"]) == 0
+    rl = pd.read_csv(out / "rl.csv")
+    assert abs(rl.loc[rl["step"] == 0, "kl"].iloc[0]) < 1e-5 and (rl["kl"] > -1e-5).all()
+    assert (pd.read_csv(out / "rm.csv")["val_acc"] > 0.55).all()
