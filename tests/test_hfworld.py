@@ -216,8 +216,8 @@ def test_unsafe_or_bad_checkpoints_are_refused_in_one_line(checkpoints, tmp_path
 
 
 def test_a_tokenizer_without_padding_pads_with_its_end_token(checkpoints, tmp_path):
-    """GPT-2 and Pythia tokenizers have no padding token: the end token pads, and a run still completes with
-    KL 0 at the start and responses that end at the end token."""
+    """GPT-2 and Pythia tokenizers have no padding token: the end token pads, and a run (RL and DPO) still
+    completes with KL 0 at the start."""
     from overopt.config import HFConfig
     from overopt.world.hf import HFWorld
 
@@ -232,6 +232,8 @@ def test_a_tokenizer_without_padding_pads_with_its_end_token(checkpoints, tmp_pa
     path = hf_config(checkpoints, tmp_path / "c.yaml", policy=str(tmp_path / "nopad"))
     data = yaml.safe_load(path.read_text())
     data["rl"].update(kl_sweep=[])
+    data["daa"] = {"enabled": True, "losses": ["dpo"], "betas": [0.1], "n_pairs": 64, "n_val_pairs": 32,
+                   "epochs": 1, "batch_size": 16, "checkpoints_per_epoch": 2, "eval_prompts": 6, "eval_samples": 2}
     data["hf"]["proxies"] = [str(checkpoints / "rm-16")]
     path.write_text(yaml.safe_dump(data))
     out = tmp_path / "out"
@@ -240,3 +242,6 @@ def test_a_tokenizer_without_padding_pads_with_its_end_token(checkpoints, tmp_pa
     rl = pd.read_csv(out / "rl.csv")
     assert abs(rl.loc[rl["step"] == 0, "kl"].iloc[0]) < 1e-5 and (rl["kl"] > -1e-5).all()
     assert (pd.read_csv(out / "rm.csv")["val_acc"] > 0.55).all()
+    # direct alignment runs in this world too; pi0 is named by its folder
+    daa = pd.read_csv(out / "daa.csv")
+    assert set(daa["curve"]) == {"dpo/b0.1/pi0-nopad"} and abs(daa.loc[daa["step"] == 0, "kl"].iloc[0]) < 1e-5

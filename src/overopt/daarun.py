@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -85,7 +86,8 @@ def daa_runs(run, world, pi0, pool: dict, pairs_data: dict, gold_norm, proxies: 
     data_key = c.section_hash("world", "gold", "policy", extra=[c.rm.n_train, c.rm.n_val, c.rm.label_noise, d.labels,
                                                                   d.n_pairs, d.n_val_pairs])
     n_eval = min(d.eval_prompts, c.world.eval_prompts)
-    default = f"{c.policy.hidden}x{c.policy.layers}"
+    # pi0's name in the tables: its size in the toy world, its folder in the Hugging Face world
+    default = Path(c.hf.policy.rstrip("/")).name if c.hf.policy else f"{c.policy.hidden}x{c.policy.layers}"
     refs = [(default, pi0, Evaluator(run, world, pi0, pool["prompt_idx"], pool["tokens"], {}, gold_norm,
                                      n_eval, d.eval_samples))]
     for spec in d.policy_sizes:
