@@ -202,8 +202,10 @@ def test_unsafe_or_bad_checkpoints_are_refused_in_one_line(checkpoints, tmp_path
                  "--set", f"run.cache_dir={tmp_path / 'c'}"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "ships its own modelling code" in err and "hf.trust_remote_code" in err
-    # a toy-only study, a missing prompts file, a folder that is no model: one line each, exit 2
+    # a toy-only study, a missing prompts file, a folder that is no model, sequences longer than the model's
+    # positions (256): one line each, exit 2
     for sets, msg in ((["ensemble.enabled=true"], "'ensemble.enabled' is a toy-world study"),
+                      (["world.max_new_tokens=250"], "exceed the model's 256 positions; lower hf.max_prompt_tokens"),
                       ([f"hf.prompts={tmp_path / 'none.jsonl'}"], "does not exist"),
                       ([f"hf.policy={tmp_path}"], "not a model folder")):
         args = ["run", "--config", str(hf_config(checkpoints, tmp_path / "d.yaml")), "--out", str(tmp_path / "o2"),

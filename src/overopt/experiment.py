@@ -150,6 +150,7 @@ def build_pi0(run: Run, world: ToyWorld, policy_cfg=None, name: str = "pi0"):
         from .world.hf import load_causal_lm
         with run.stage(name) as st:
             model = load_causal_lm(run.cfg.hf.policy, run.cfg.hf, run.device)
+            world.check_fits(model, "hf.policy")
             st.update(cached=True, params=n_params(model))
         return model.eval()
     p = policy_cfg or run.cfg.policy
@@ -338,6 +339,7 @@ def new_rm(run: Run, world, size: str, seed: int) -> RewardModel:
         from .world.hf import load_backbone, proxy_names
         path = dict(zip(proxy_names(c.hf.proxies), c.hf.proxies))[size]
         backbone = load_backbone(path, c.hf, run.device)
+        world.check_fits(backbone, "hf.proxies")
         torch.manual_seed(seed)
         return RewardModel(backbone, backbone.config.hidden_size).eval()
     hidden, layers = parse_size(size)

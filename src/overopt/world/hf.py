@@ -252,9 +252,16 @@ class HFWorld:
         order = np.random.default_rng([seed, 1]).permutation(len(ids))
         self.eval_prompt_idx = np.sort(order[: hcfg.eval_prompts])
         self.train_prompt_idx = np.sort(order[hcfg.eval_prompts:])
-        self.vocab = range(len(self.tok))  # len() is what the pipeline asks of a vocabulary
-        self.max_new_tokens = max_new_tokens
+        self.max_new_tokens = max_new_tokens  # world.max_new_tokens: a sequence is prompt_len + this at most
         self._gold = None
+
+    def check_fits(self, model, key: str) -> None:
+        """Refuse a model whose position table is shorter than the longest prompt plus response."""
+        n = getattr(model.config, "max_position_embeddings", None)
+        if n is not None and self.prompt_len + self.max_new_tokens > n:
+            raise HFWorldError(f"{key}: prompts of up to {self.prompt_len} tokens plus world.max_new_tokens="
+                               f"{self.max_new_tokens} exceed the model's {n} positions; lower hf.max_prompt_tokens "
+                               "or world.max_new_tokens")
 
     def __getstate__(self):  # a world is rebuilt from its config, never pickled with its models
         raise TypeError("HFWorld is not cached; rebuild it from the config")
