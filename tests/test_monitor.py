@@ -108,6 +108,7 @@ def test_monitor_command_follows_a_growing_log(tmp_path, capsys):
     assert code == 0
     assert out[0].startswith("step 0  KL 0  ok")
     assert out[-1].startswith("step 6  KL 3  stop") and "below its best" in out[-1]   # 0.3 < 0.6, twice in a row
+    assert out[-1].endswith("(best checkpoint by the reference: step 4)")
     assert any(" warn:" in line for line in out[:-1])
     # without --follow: one pass over what is there, the final status printed
     assert main(["monitor", str(f), "--reference-col", "eval/gold"]) == 0
@@ -141,3 +142,12 @@ def test_signals_select_what_can_stop_and_scalar_disagreement():
     assert states == ["ok"] * 5 + ["warn", "stop"]
     with pytest.raises(ValueError, match="subset of reference-drop"):
         Monitor(signals=("gold",))
+
+
+def test_best_step_is_the_references_best_so_far():
+    ref = np.array([0, .1, .2, .3, .4, .5, .6, .55, .5, .4, .3])
+    steps = np.arange(len(ref)) * 10.0
+    mon = Monitor(drop=0.1, patience=2, n_boot=20)
+    statuses = [mon.update(s, s / 10, s / 10, reference=r) for s, r in zip(steps, ref)]
+    assert statuses[3].best_step == 30 and statuses[9].state == "stop" and statuses[9].best_step == 60
+    assert Monitor().update(0, 0, 0).best_step is None

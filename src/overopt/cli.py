@@ -146,6 +146,8 @@ def cmd_monitor(args) -> int:
                 st = mon.update(row["step"], row["kl"], row["reward"], value(args.reference_col), mem)
                 line = f"step {row['step']:g}  KL {st.kl:.3g}  {st.state}" + \
                     (": " + "; ".join(st.reasons) if st.reasons else "")
+                if st.state == "stop" and st.best_step is not None:
+                    line += f" (best checkpoint by the reference: step {st.best_step:g})"
                 if (st.state, tuple(st.reasons)) != last:
                     print(line, flush=True)
                     last = (st.state, tuple(st.reasons))

@@ -42,6 +42,7 @@ class Status:
     step: float = 0.0
     kl: float = 0.0
     signals: list[str] = field(default_factory=list)  # which of SIGNALS fired, in the order of ``reasons``
+    best_step: float | None = None  # the checkpoint to roll back to: where the reference was best so far
 
 
 class Monitor:
@@ -87,9 +88,17 @@ class Monitor:
         warn = [w for w in warn if w[0] in self.signals]
         stop = [w for w in stop if w[0] in self.signals]
         state = "stop" if stop else ("warn" if warn else "ok")
-        status = Status(state, [m for _, m in stop + warn], float(step), self.kl[-1], [n for n, _ in stop + warn])
+        status = Status(state, [m for _, m in stop + warn], float(step), self.kl[-1], [n for n, _ in stop + warn],
+                        self.best_step())
         self.history.append(status)
         return status
+
+    def best_step(self) -> float | None:
+        """The step where the reference was highest so far (None without a reference): on "stop", the checkpoint
+        to roll back to, since the point where a fall is seen is already past the peak."""
+        ref = np.array(self.reference)
+        have = np.flatnonzero(np.isfinite(ref))
+        return None if not len(have) else self.steps[int(have[np.argmax(ref[have])])]
 
     def _reference_signals(self, warn: list, stop: list) -> None:
         ref = np.array(self.reference)

@@ -110,11 +110,11 @@ def _stop(g: pd.DataFrame, ref_col: str, signals, monitor_kwargs: dict) -> tuple
     if not signals:
         return last, last, ""
     mon = Monitor(signals=signals, **monitor_kwargs)
-    ref = g[ref_col].to_numpy()
+    steps = g["step"].tolist()
     for j, r in enumerate(g.itertuples()):
-        st = mon.update(r.step, r.kl, r.proxy, reference=ref[j], disagreement=r.disagreement)
+        st = mon.update(r.step, r.kl, r.proxy, reference=getattr(r, ref_col), disagreement=r.disagreement)
         if st.state == "stop":
-            return j, int(np.argmax(ref[: j + 1])), "; ".join(st.reasons)
+            return j, steps.index(st.best_step), "; ".join(st.reasons)
     return last, last, ""
 
 
