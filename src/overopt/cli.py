@@ -43,12 +43,9 @@ def cmd_run(args) -> int:
 def cmd_sweep(args) -> int:
     from .sweep import sweep
 
-    out = sweep(args.grid, args.launcher, args.out, args.retry_failed, args.ray_address, args.ray_cpus,
-                args.slurm_cluster, log=lambda m: print(m, file=sys.stderr))
-    import pandas as pd
-
-    status = pd.read_csv(out / "cells.csv")["status"]
-    return 1 if (status != "done").any() else 0  # a failed cell is recorded; the exit says the sweep is not whole
+    _, cells = sweep(args.grid, args.launcher, args.out, args.retry_failed, args.ray_address, args.ray_cpus,
+                     args.slurm_cluster, log=lambda m: print(m, file=sys.stderr))
+    return 1 if (cells["status"] != "done").any() else 0  # a failed cell is recorded; the exit says it is not whole
 
 
 def fit_file(path: str, form: str, kl_col: str | None, reward_col: str | None, group_col: str | None,

@@ -369,12 +369,11 @@ def validate(cfg: Config) -> Config:
     h = cfg.hf
     if h.policy:
         _validate_hf(cfg, need)
-        names = _hf_names(h.proxies)
     else:
         need(len(cfg.rm.sizes) >= 1, "rm.sizes", "must list at least one size")
         sizes = [parse_size(s) for s in cfg.rm.sizes]
         need(len(set(sizes)) == len(sizes), "rm.sizes", "has a repeated size")
-        names = list(cfg.rm.sizes)
+    names = family_sizes(cfg)
     need(cfg.rm.n_train >= 2, "rm.n_train", "must be >= 2")
     need(cfg.rm.n_val >= 2, "rm.n_val", "must be >= 2")
     need(cfg.rm.epochs >= 1, "rm.epochs", "must be >= 1")
@@ -488,9 +487,12 @@ HF_UNSUPPORTED = (("multi.enabled", lambda c: c.multi.enabled), ("aif.enabled", 
                   ("rl.iterated_rounds", lambda c: c.rl.iterated_rounds))
 
 
-def _hf_names(paths) -> list[str]:
-    from .world.hf import proxy_names
-    return proxy_names(paths)
+def family_sizes(cfg: Config) -> list[str]:
+    """The proxy family: rm.sizes (HIDDENxLAYERS), or in the Hugging Face world the names of hf.proxies."""
+    if cfg.hf.policy:
+        from .world.hf import proxy_names
+        return proxy_names(cfg.hf.proxies)
+    return list(cfg.rm.sizes)
 
 
 def _validate_hf(cfg: Config, need) -> None:

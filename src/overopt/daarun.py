@@ -49,10 +49,10 @@ def _relabel(pairs, prompt_ids, proxy, device, pad: int):
     return ch, rj
 
 
-def _val_metrics(policy, val: dict, beta: float) -> dict:
+def _val_metrics(policy, val: dict, beta: float, pad: int, eos: int) -> dict:
     """Implicit-reward accuracy on held-out pairs, mean log-ratios, and R^2 of implicit reward on length."""
     with torch.no_grad():
-        pc, pr = policy_logps(policy, val["prompts"], val["chosen"], val["rejected"], val["pad"], val["eos"])
+        pc, pr = policy_logps(policy, val["prompts"], val["chosen"], val["rejected"], pad, eos)
     lc, lr = (pc - val["ref_chosen"]).cpu().numpy(), (pr - val["ref_rejected"]).cpu().numpy()
     reward = beta * np.concatenate([lc, lr])
     return {"implicit_acc": float((lc > lr).mean() + 0.5 * (lc == lr).mean()),
@@ -67,7 +67,6 @@ def daa_runs(run, world, pi0, pool: dict, pairs_data: dict, gold_norm, proxies: 
     ``labellers``: ensemble objectives by name (SIZE/noiseRATE/KIND), for daa.labels."""
     from .experiment import _other_policy, labelled_pairs  # the driver's helpers
 
-    PAD, EOS = world.pad, world.eos  # noqa: N806
     c = run.cfg
     d = c.daa
     if not d.enabled:
@@ -81,8 +80,7 @@ def daa_runs(run, world, pi0, pool: dict, pairs_data: dict, gold_norm, proxies: 
     t = partial(as_ids, device=run.device)
     data_t = {"prompts": t(world.prompt_ids[train.prompt_idx]), "chosen": t(chosen), "rejected": t(rejected)}
     val_t = {"prompts": t(world.prompt_ids[val.prompt_idx]), "chosen": t(val.chosen), "rejected": t(val.rejected)}
-    val_t["lengths"] = np.concatenate([(val.chosen != PAD).sum(1), (val.rejected != PAD).sum(1)])
-    val_t["pad"], val_t["eos"] = PAD, EOS
+    val_t["lengths"] = np.concatenate([(val.chosen != world.pad).sum(1), (val.rejected != world.pad).sum(1)])
     data_key = c.section_hash("world", "gold", "policy", extra=[c.rm.n_train, c.rm.n_val, c.rm.label_noise, d.labels,
                                                                   d.n_pairs, d.n_val_pairs])
     n_eval = min(d.eval_prompts, c.world.eval_prompts)
@@ -102,10 +100,12 @@ def daa_runs(run, world, pi0, pool: dict, pairs_data: dict, gold_norm, proxies: 
             st["cached"] = cached is not None
             if cached is None:
                 cached = {"train": reference_logps(ref, data_t["prompts"], data_t["chosen"], data_t["rejected"],
-                                                   PAD, EOS),
-                          "val": reference_logps(ref, val_t["prompts"], val_t["chosen"], val_t["rejected"], PAD, EOS)}
+                                                   world.pad, world.eos),
+                          "val": reference_logps(ref, val_t["prompts"], val_t["chosen"], val_t["rejected"], world.pad,
+                                                 world.eos)}
                 run.cache.put("daa-ref", ref_key, cached)
-        data = PreferenceData(data_t["prompts"], data_t["chosen"], data_t["rejected"], *cached["train"], pad_id=PAD)
+        data = PreferenceData(data_t["prompts"], data_t["chosen"], data_t["rejected"], *cached["train"],
+                              pad_id=world.pad)
         val_s = {**val_t, "ref_chosen": cached["val"][0], "ref_rejected": cached["val"][1]}
         n_params = sum(p.numel() for p in ref.parameters())
         for loss in d.losses:
@@ -140,14 +140,16 @@ def daa_runs(run, world, pi0, pool: dict, pairs_data: dict, gold_norm, proxies: 
 def _one_run(run, ref, data: PreferenceData, val: dict, ev, settings: DAASettings, base: dict) -> dict:
     c = run.cfg
     policy = copy.deepcopy(ref)
-    trainer = DAATrainer(policy, data, settings, val["pad"], val["eos"], seed=run.seed(70))
+    pad, eos = ev.world.pad, ev.world.eos
+    trainer = DAATrainer(policy, data, settings, pad, eos, seed=run.seed(70))
     rows, per_prompt = [], []
     with run.bar(trainer.total_steps, f"daa {base['curve']}") as bar:
         for step, frac in trainer.run():
             row, pp = ev(policy, None, seed=run.seed(71, step))
             row.pop("proxy")
             loss = float(np.mean(trainer.losses[-10:])) if trainer.losses else float("nan")
-            rows.append({**base, "step": step, "epoch_frac": frac, **row, **_val_metrics(policy, val, settings.beta),
+            rows.append({**base, "step": step, "epoch_frac": frac, **row,
+                         **_val_metrics(policy, val, settings.beta, pad, eos),
                          "train_loss": loss})
             per_prompt.append(pp)
             bar.update(step - bar.n)

@@ -23,7 +23,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from . import __version__, bon, laws
-from .config import Config, parse_size
+from .config import Config, family_sizes, parse_size
 from .labels import label_pairs
 from .policy import as_ids, build_lm, n_params, sample_in_batches, train_lm
 from .reward import RewardModel, bradley_terry_loss, build_rm, length_normalize, score, train_rm
@@ -146,7 +146,7 @@ def _lm(run: Run, world: ToyWorld, p):
 def build_pi0(run: Run, world: ToyWorld, policy_cfg=None, name: str = "pi0"):
     """The base policy: a small GPT-NeoX trained on the world's corpus (``policy_cfg`` for another size); in the
     Hugging Face world, the hf.policy checkpoint as it is."""
-    if getattr(world, "kind", "toy") == "hf":
+    if world.kind == "hf":
         from .world.hf import load_causal_lm
         with run.stage(name) as st:
             model = load_causal_lm(run.cfg.hf.policy, run.cfg.hf, run.device)
@@ -210,14 +210,6 @@ def build_pairs(run: Run, world: ToyWorld, pi0) -> dict:
     gb, _ = world.gold(data["prompt_idx"], data["b"], c.gold)
     both = np.concatenate([ga, gb])
     return {**data, "gold_raw_a": ga, "gold_raw_b": gb, "gold_mean": float(both.mean()), "gold_std": float(both.std())}
-
-
-def family_sizes(cfg: Config) -> list[str]:
-    """The proxy family: rm.sizes (HIDDENxLAYERS), or in the Hugging Face world the names of hf.proxies."""
-    if cfg.hf.policy:
-        from .world.hf import proxy_names
-        return proxy_names(cfg.hf.proxies)
-    return list(cfg.rm.sizes)
 
 
 def rm_specs(cfg: Config) -> list[tuple[str, int]]:
@@ -335,9 +327,9 @@ def new_rm(run: Run, world, size: str, seed: int) -> RewardModel:
     """An untrained proxy of ``size``: a GPT-NeoX of that shape, or the named hf.proxies checkpoint's base model
     with a fresh scalar head (initialised from ``seed``)."""
     c = run.cfg
-    if getattr(world, "kind", "toy") == "hf":
-        from .world.hf import load_backbone, proxy_names
-        path = dict(zip(proxy_names(c.hf.proxies), c.hf.proxies))[size]
+    if world.kind == "hf":
+        from .world.hf import load_backbone
+        path = dict(zip(family_sizes(c), c.hf.proxies))[size]
         backbone = load_backbone(path, c.hf, run.device)
         world.check_fits(backbone, "hf.proxies")
         torch.manual_seed(seed)
@@ -658,13 +650,10 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
     from .report import write_report
 
     out = Path(out)
-    for b in cfg.run.track:  # a missing backend is said now, not after the run
-        mod = "torch.utils.tensorboard" if b == "tensorboard" else "wandb"
-        try:
-            __import__(mod)
-        except ImportError:
-            from .tracking import TrackingError
-            raise TrackingError(f"run.track: {b} needs the {b} package: pip install 'overopt[tracking]'")
+    if cfg.run.track:  # a missing backend is said now, not after the run
+        from .tracking import require
+        for b in cfg.run.track:
+            require(b)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     run = Run(cfg, out, quiet)

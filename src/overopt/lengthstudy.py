@@ -54,7 +54,7 @@ def length_tables(run, world, proxies: list[dict], pool: dict, scores: dict, poo
     c = run.cfg
     family = [p for p in proxies if p["n_train"] == c.rm.n_train]
     words = pool_gold[1]["n_words"]
-    if getattr(world, "kind", "toy") == "toy":  # texts longer than any pi0 writes: the toy grammar can make them
+    if world.kind == "toy":  # texts longer than any pi0 writes: the toy grammar can make them
         lp, lr = long_texts(world, world.eval_prompt_idx, c.world.max_new_tokens, run.seed(80))
     else:
         lp, lr = np.zeros(0, dtype=np.int64), np.zeros((0, c.world.max_new_tokens), dtype=np.int64)

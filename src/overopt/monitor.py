@@ -87,8 +87,9 @@ class Monitor:
         self._disagreement_signals(warn, stop)
         warn = [w for w in warn if w[0] in self.signals]
         stop = [w for w in stop if w[0] in self.signals]
+        fired = stop + warn
         state = "stop" if stop else ("warn" if warn else "ok")
-        status = Status(state, [m for _, m in stop + warn], float(step), self.kl[-1], [n for n, _ in stop + warn],
+        status = Status(state, [m for _, m in fired], float(step), self.kl[-1], [n for n, _ in fired],
                         self.best_step())
         self.history.append(status)
         return status

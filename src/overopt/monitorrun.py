@@ -16,7 +16,8 @@ with one set of signals; "none" is no monitor at all. Since a trainer keeps a ch
 table also scores the checkpoint a practitioner would roll back to on stopping: the one where the reference was
 best so far (``pick``; without a stop, the last).
 
-monitor_trace.csv: curve, step, kl, proxy, gold, reference, disagreement, member<m> (gains over step 0).
+monitor_trace.csv: curve, rm, step, kl, proxy, gold, reference, disagreement, second_rm, second_rm_gain, gold_eval,
+member<m> (gains over step 0).
 monitor.csv: curve, rule, stopped, stop_step, stop_kl, gold_stop, gold_peak, kl_peak, regret, early, reasons.
 """
 from __future__ import annotations
@@ -29,8 +30,6 @@ from .ensemblerun import calibrate
 from .monitor import SIGNALS, Monitor
 from .reward import EnsembleRM, member_scores, score
 
-TRACE_COLUMNS = ["curve", "rm", "step", "kl", "proxy", "gold", "reference", "disagreement", "second_rm",
-                 "second_rm_gain", "gold_eval"]
 MONITOR_COLUMNS = ["curve", "rm", "reference", "rule", "stopped", "stop_step", "stop_kl", "gold_stop", "gold_peak",
                    "kl_peak", "regret", "early", "pick_step", "pick_kl", "gold_pick", "regret_pick", "reasons"]
 # each rule: the monitor with these signals ("none": train to the end)
@@ -61,6 +60,11 @@ def build_members(run, world, pairs_data, proxies: list[dict]) -> dict[str, list
     return out
 
 
+def _tau(p: dict) -> float:
+    """A reward model's fitted temperature, or 1 where the fit failed."""
+    return p["tau"] if np.isfinite(p["tau"]) and p["tau"] > 0 else 1.0
+
+
 @torch.no_grad()
 def trace_table(run, world, rl_df: pd.DataFrame, samples: dict[str, np.ndarray], members: dict,
                 gold_norm=None) -> pd.DataFrame:
@@ -74,19 +78,17 @@ def trace_table(run, world, rl_df: pd.DataFrame, samples: dict[str, np.ndarray],
         g = rl_df[rl_df["curve"] == rm].sort_values("step")
         if rm not in samples or not len(g):
             continue
-        taus = np.array([m["tau"] if np.isfinite(m["tau"]) and m["tau"] > 0 else 1.0 for m in ms])
-        ens = EnsembleRM([m["model"] for m in ms], "mean", taus=list(taus)).to(run.device)
-        S = np.stack([member_scores(ens, prompts, torch.tensor(t.astype(np.int64), device=run.device), world.pad)
-                      for t in samples[rm]])                             # [points, members, responses], tau-scaled
+        resp = [torch.tensor(t.astype(np.int64), device=run.device) for t in samples[rm]]  # one per evaluation
+        ens = EnsembleRM([m["model"] for m in ms], "mean", taus=[_tau(m) for m in ms]).to(run.device)
+        S = np.stack([member_scores(ens, prompts, t, world.pad) for t in resp])  # [points, members, responses]
         means = S.mean(2)
         gains = means - means[0]                                         # over the policy at step 0 (pi0)
         dis = S.std(1).mean(1)                                           # per-response spread, averaged
         second = [p for p in by_params if p["rm"] != rm][-1] if len(by_params) > 1 else None
         sec = np.zeros(len(samples[rm]))
         if second is not None:
-            sec = np.array([score(second["model"], prompts, torch.tensor(t.astype(np.int64), device=run.device),
-                                  world.pad).mean() for t in samples[rm]])
-            sec = (sec - sec[0]) / (second["tau"] if np.isfinite(second["tau"]) and second["tau"] > 0 else 1.0)
+            sec = np.array([score(second["model"], prompts, t, world.pad).mean() for t in resp])
+            sec = (sec - sec[0]) / _tau(second)
         n_small = min(c.monitor.gold_eval_prompts, c.rl.eval_prompts) * c.rl.eval_samples
         small = np.full(len(samples[rm]), np.nan)
         if n_small and gold_norm is not None:  # the first prompts' responses, gold-labelled

@@ -66,18 +66,22 @@ class Evaluator:
         s = sample(policy, self.prompts, c.world.max_new_tokens, self.world.eos, self.world.pad, generator=g)
         kls = sequence_kl(policy, self.pi0, self.prompts, s.tokens, self.world.pad, self.world.eos)
         tokens = s.tokens.cpu().numpy()
-        self.last_tokens = tokens  # kept by run_curve, so other reward models can score the curve later
+        # kept by run_curve (right-padded to the full response length), so other reward models can score it later
+        self.last_tokens = np.full((len(tokens), c.world.max_new_tokens), self.world.pad, dtype=np.int32)
+        self.last_tokens[:, : tokens.shape[1]] = tokens
         gold_all, dims = self.world.gold(self.prompt_idx, tokens, c.gold, self.gold_norm)
         per_prompt = gold_all.reshape(self.n_prompts, -1).mean(1) - self.base_gold
         px = float("nan")
         if proxy is not None:  # a retrained proxy (iterated RLHF) is centred on pi0 itself: its baseline is 0
-            px = score(proxy["model"], self.prompts, s.tokens, self.world.pad).mean() - self.base_proxy.get(proxy["rm"], 0.0)
+            px = (score(proxy["model"], self.prompts, s.tokens, self.world.pad).mean()
+                  - self.base_proxy.get(proxy["rm"], 0.0))
         row = {"kl": float(kls["kl"].mean()), "kl_k1": float(kls["k1"].mean()), "kl_k3": float(kls["k3"].mean()),
                "proxy": float(px), "gold": float(per_prompt.mean()), "winrate": self.winrate(gold_all),
                **{f"gold_{d}": float(dims[d].mean() - self.base_dims[d]) for d in GOLD_DIMS},
                "length": float(dims["n_words"].mean())}
         if proxy is not None and proxy.get("watch") is not None:  # an ensemble watched along the curve
-            row["disagreement"] = float(member_scores(proxy["watch"], self.prompts, s.tokens, self.world.pad).std(0).mean())
+            spread = member_scores(proxy["watch"], self.prompts, s.tokens, self.world.pad).std(0)
+            row["disagreement"] = float(spread.mean())
         return row, per_prompt
 
 
@@ -114,7 +118,7 @@ def run_curve(run, world, pi0, proxy: dict, evaluator: Evaluator, key: str, desc
         trainer.gen.set_state(ckpt["gen"])
         trainer.n_steps = start = ckpt["step"]
         rng.bit_generator.state = ckpt["rng"]
-        rows, per_prompt, samples = ckpt["rows"], ckpt["per_prompt"], ckpt.get("samples", [])
+        rows, per_prompt, samples = ckpt["rows"], ckpt["per_prompt"], ckpt["samples"]
         if source is not None:
             source.load(ckpt["source"])
     schedule = eval_steps(c.rl.steps, c.rl.eval_points, c.rl.eval_spacing)
@@ -126,9 +130,7 @@ def run_curve(run, world, pi0, proxy: dict, evaluator: Evaluator, key: str, desc
                 row, pp = evaluator(policy, current(), seed=run.seed(62, step))
                 rows.append({**base, "kl_coef": trainer.kl_ctl.value, "step": step, **row})
                 per_prompt.append(pp)
-                tok = np.full((len(evaluator.last_tokens), c.world.max_new_tokens), world.pad, dtype=np.int32)
-                tok[:, : evaluator.last_tokens.shape[1]] = evaluator.last_tokens  # responses may stop early
-                samples.append(tok)
+                samples.append(evaluator.last_tokens)
                 run.cache.put("rl-ckpt", key, {
                     "policy": policy.state_dict(), "opt": trainer.opt.state_dict(),
                     "value": trainer.value.state_dict() if trainer.value is not None else None,

@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .config import PRESET_DIR, Config, ConfigError, _build, _merge, _read_yaml, list_presets, validate
+from .config import PRESET_DIR, Config, ConfigError, _merge, _read_yaml, config_from_dict, list_presets
 
 GRID_KEYS = {"preset", "config", "set", "grid", "resources", "slurm", "out"}
 CELL_COLUMNS = ["cell", "status", "seconds", "error"]
@@ -93,7 +93,7 @@ def expand(grid: dict) -> list[dict]:
         for k, v in zip(keys, values):
             data = _merge(data, _override_dict(k, v))
         try:
-            cfg = validate(_build(Config, data, ""))
+            cfg = config_from_dict(data)
         except ConfigError as e:
             raise SweepError(f"cell {dict(zip(keys, values))}: {e}")
         cells.append({"id": cell_hash(cfg), "params": dict(zip(keys, values)), "config": cfg.to_dict()})
@@ -101,6 +101,25 @@ def expand(grid: dict) -> list[dict]:
     if len(set(ids)) != len(ids):
         raise SweepError("two cells of the grid have the same config (a repeated value?)")
     return cells
+
+
+def _failure(e: BaseException, seconds: float, tb: bool = True) -> dict:
+    """A cell's failure record: the error in one line (and, where it ran here, the traceback)."""
+    first = str(e).splitlines()[0] if str(e) else ""
+    info = {"status": "failed", "error": f"{type(e).__name__}: {first}", "seconds": round(seconds, 2)}
+    if tb:
+        info["traceback"] = traceback.format_exc()
+    return info
+
+
+def _record_failure(d: str | Path, info: dict) -> dict:
+    Path(d, "FAILED").write_text(json.dumps({k: v for k, v in info.items() if k != "status"}, indent=1))
+    return info
+
+
+def _log_cell(log, d: str, i: int, n: int, r: dict) -> None:
+    log(f"cell {Path(d).name} ({i}/{n}): {r['status']} in {r['seconds']:.1f}s"
+        + (f": {r['error']}" if r["status"] == "failed" else ""))
 
 
 def run_cell(cell_dir: str, config: dict) -> dict:
@@ -114,14 +133,11 @@ def run_cell(cell_dir: str, config: dict) -> dict:
         return {"status": "done", **json.loads((d / "DONE").read_text())}
     t = time.time()
     try:
-        cfg = validate(_build(Config, config, ""))
+        cfg = config_from_dict(config)
         (d / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         run_experiment(cfg, d / "run", quiet=True)
     except Exception as e:  # noqa: BLE001 - every failure is the cell's record, not the sweep's end
-        info = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                "traceback": traceback.format_exc(), "seconds": round(time.time() - t, 2)}
-        (d / "FAILED").write_text(json.dumps(info, indent=1))
-        return {"status": "failed", **info}
+        return _record_failure(d, _failure(e, time.time() - t))
     info = {"seconds": round(time.time() - t, 2)}
     (d / "FAILED").unlink(missing_ok=True)
     (d / "DONE").write_text(json.dumps(info))
@@ -140,9 +156,7 @@ def cell_status(d: Path) -> tuple[str, dict]:
 
 def launch_local(todo: list[tuple[str, dict]], log) -> None:
     for i, (d, config) in enumerate(todo):
-        r = run_cell(d, config)
-        log(f"cell {Path(d).name} ({i + 1}/{len(todo)}): {r['status']} in {r['seconds']:.1f}s"
-            + (f": {r['error']}" if r["status"] == "failed" else ""))
+        _log_cell(log, d, i + 1, len(todo), run_cell(d, config))
 
 
 def launch_ray(todo: list[tuple[str, dict]], log, resources: dict, address: str | None = None,
@@ -166,11 +180,9 @@ def launch_ray(todo: list[tuple[str, dict]], log, resources: dict, address: str 
             try:
                 r = ray.get(ready[0])
             except Exception as e:  # noqa: BLE001 - a worker lost or killed: record it as the cell's failure
-                r = {"status": "failed", "error": f"{type(e).__name__}: {str(e).splitlines()[0]}", "seconds": 0.0}
-                Path(d, "FAILED").write_text(json.dumps(r))
+                r = _record_failure(d, _failure(e, 0.0, tb=False))
             done += 1
-            log(f"cell {Path(d).name} ({done}/{len(todo)}): {r['status']} in {r['seconds']:.1f}s"
-                + (f": {r['error']}" if r["status"] == "failed" else ""))
+            _log_cell(log, d, done, len(todo), r)
     finally:
         if started:
             ray.shutdown()
@@ -198,18 +210,16 @@ def launch_slurm(todo: list[tuple[str, dict]], log, slurm: dict, folder: Path, c
         try:
             r = job.result()
         except Exception as e:  # noqa: BLE001 - a job that died (time limit, node failure) is the cell's failure
-            r = {"status": "failed", "error": f"{type(e).__name__}: {str(e).splitlines()[0]}", "seconds": 0.0}
-            Path(d, "FAILED").write_text(json.dumps(r))
-        log(f"cell {Path(d).name} ({i + 1}/{len(jobs)}): {r['status']} in {r['seconds']:.1f}s"
-            + (f": {r['error']}" if r["status"] == "failed" else ""))
+            r = _record_failure(d, _failure(e, 0.0, tb=False))
+        _log_cell(log, d, i + 1, len(jobs), r)
 
 
 # ---------------------------------------------------------------- the sweep
 
 def sweep(grid_path: str | Path, launcher: str = "local", out: str | Path | None = None, retry_failed: bool = False,
           ray_address: str | None = None, ray_cpus: int | None = None, slurm_cluster: str | None = None,
-          log=print) -> Path:
-    """Run (or finish) every cell of the grid, then aggregate. Returns the sweep folder."""
+          log=print) -> tuple[Path, pd.DataFrame]:
+    """Run (or finish) every cell of the grid, then aggregate. Returns the sweep folder and cells.csv's table."""
     grid = read_grid(grid_path)
     cells = expand(grid)
     out = Path(out or grid["out"] or Path("runs") / f"sweep-{Path(grid_path).stem}")
@@ -239,7 +249,7 @@ def sweep(grid_path: str | Path, launcher: str = "local", out: str | Path | None
     table = aggregate(out, cells)
     n_done = int((table["status"] == "done").sum())
     log(f"{n_done}/{len(cells)} cells finished; tables in {out / 'tables'}, report {out / 'report.html'}")
-    return out
+    return out, table
 
 
 def aggregate(out: Path, cells: list[dict]) -> pd.DataFrame:

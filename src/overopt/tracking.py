@@ -11,6 +11,7 @@ uploads later). Tracking reads the finished tables, so a resumed run logs the sa
 """
 from __future__ import annotations
 
+import importlib
 import math
 from pathlib import Path
 
@@ -25,6 +26,19 @@ CURVES = {  # table: (the column naming the curve, the step column, the logged c
 
 class TrackingError(ValueError):
     """A tracking backend that cannot be used: the message names the config key or package."""
+
+
+BACKENDS = {"tensorboard": "torch.utils.tensorboard", "wandb": "wandb"}  # backend: the module it needs
+
+
+def require(backend: str):
+    """The module a backend logs through, or a TrackingError naming the package to install."""
+    if backend not in BACKENDS:
+        raise TrackingError(f"run.track: unknown backend '{backend}' (tensorboard or wandb)")
+    try:
+        return importlib.import_module(BACKENDS[backend])
+    except ImportError:
+        raise TrackingError(f"run.track: {backend} needs the {backend} package: pip install 'overopt[tracking]'")
 
 
 def scalars(out: Path) -> list[tuple[str, float, int]]:
@@ -57,27 +71,20 @@ def track(out: str | Path, backends, name: str | None = None, config: dict | Non
     points = scalars(out)
     where = {}
     for b in backends:
+        module = require(b)
         if b == "tensorboard":
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise TrackingError("run.track: tensorboard needs the tensorboard package: pip install 'overopt[tracking]'")
             logdir = out / "tracking" / "tensorboard"
-            w = SummaryWriter(log_dir=str(logdir))
+            w = module.SummaryWriter(log_dir=str(logdir))
             for tag, v, step in points:
                 w.add_scalar(tag, v, step)
             if config:
                 w.add_text("config", f"```\n{config}\n```")
             w.close()
             where[b] = str(logdir)
-        elif b == "wandb":
-            try:
-                import wandb
-            except ImportError:
-                raise TrackingError("run.track: wandb needs the wandb package: pip install 'overopt[tracking]'")
+        else:
             wdir = out / "tracking"
             wdir.mkdir(parents=True, exist_ok=True)
-            r = wandb.init(project=wandb_project, name=name, dir=str(wdir), mode=wandb_mode, config=config or {},
+            r = module.init(project=wandb_project, name=name, dir=str(wdir), mode=wandb_mode, config=config or {},
                            reinit="create_new")
             # W&B steps only grow: each curve gets its own step axis (<prefix>/step) and its points in order
             for prefix in sorted({t.rsplit("/", 1)[0] for t, _, _ in points}):
@@ -89,6 +96,4 @@ def track(out: str | Path, backends, name: str | None = None, config: dict | Non
                 r.log({**vals, f"{prefix}/step": step})
             r.finish()
             where[b] = str(wdir / "wandb")
-        else:
-            raise TrackingError(f"run.track: unknown backend '{b}' (tensorboard or wandb)")
     return where
