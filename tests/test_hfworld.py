@@ -207,7 +207,8 @@ def test_unsafe_or_bad_checkpoints_are_refused_in_one_line(checkpoints, tmp_path
     for sets, msg in ((["ensemble.enabled=true"], "'ensemble.enabled' is a toy-world study"),
                       (["world.max_new_tokens=250"], "exceed the model's 256 positions; lower hf.max_prompt_tokens"),
                       ([f"hf.prompts={tmp_path / 'none.jsonl'}"], "does not exist"),
-                      ([f"hf.policy={tmp_path}"], "not a model folder")):
+                      ([f"hf.policy={tmp_path}"], "not a model folder"),
+                      ([f"hf.policy={tmp_path / 'missing'}"], "hf.policy: " + str(tmp_path / "missing") + " does not exist")):
         args = ["run", "--config", str(hf_config(checkpoints, tmp_path / "d.yaml")), "--out", str(tmp_path / "o2"),
                 "--quiet", "--set", f"run.cache_dir={tmp_path / 'c'}"]
         for s in sets:

@@ -72,8 +72,11 @@ def _safe_kwargs(path: str, hcfg) -> dict:
     return kw
 
 
-def _check_remote_code(path: str, hcfg) -> None:
-    """Refuse, with the config key to change, a checkpoint whose config asks for its own code."""
+def _check_remote_code(path: str, hcfg, key: str) -> None:
+    """Refuse a path that looks local and is missing (rather than let it be read as a hub name), and, with the
+    config key to change, a checkpoint whose config asks for its own code."""
+    if str(path).startswith(("/", "./", "../", "~")) and not Path(path).expanduser().exists():
+        raise HFWorldError(f"{key}: {path} does not exist")
     cfg_file = Path(path) / "config.json"
     if not hcfg.trust_remote_code and cfg_file.is_file():
         try:
@@ -100,7 +103,7 @@ def load_tokenizer(path: str, hcfg):
     if p.is_dir() and not ((p / "tokenizer_config.json").is_file() or (p / "tokenizer.json").is_file()):
         raise HFWorldError(f"hf.policy: {path}: not a model folder with a tokenizer (no tokenizer.json or "
                            "tokenizer_config.json)")
-    _check_remote_code(path, hcfg)
+    _check_remote_code(path, hcfg, "hf.policy")
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=bool(hcfg.trust_remote_code))
     except (OSError, ValueError) as e:
@@ -113,7 +116,7 @@ def load_tokenizer(path: str, hcfg):
 def load_causal_lm(path: str, hcfg, device, dtype=torch.float32, key: str = "hf.policy"):
     from transformers import AutoModelForCausalLM
 
-    _check_remote_code(path, hcfg)
+    _check_remote_code(path, hcfg, key)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **_safe_kwargs(path, hcfg))
     except (OSError, ValueError) as e:
@@ -125,7 +128,7 @@ def load_backbone(path: str, hcfg, device, key: str = "hf.proxies"):
     """The base model of a checkpoint (a causal LM's trunk, or a base model), float32, for a reward model."""
     from transformers import AutoModel
 
-    _check_remote_code(path, hcfg)
+    _check_remote_code(path, hcfg, key)
     try:
         model = AutoModel.from_pretrained(path, dtype=torch.float32, **_safe_kwargs(path, hcfg))
     except (OSError, ValueError) as e:
@@ -188,7 +191,7 @@ def load_gold(spec: str, hcfg, device):
         return lambda prompts, responses: np.asarray(f(prompts, responses), dtype=np.float64)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    _check_remote_code(spec, hcfg)
+    _check_remote_code(spec, hcfg, "hf.gold")
     try:
         tok = AutoTokenizer.from_pretrained(spec, trust_remote_code=bool(hcfg.trust_remote_code))
         model = AutoModelForSequenceClassification.from_pretrained(
