@@ -14,7 +14,7 @@ from math import comb
 
 import numpy as np
 
-from overopt.bon import best_of_n
+from overopt.measure.bon import best_of_n
 
 
 def baseline(proxy: np.ndarray, values: np.ndarray, ns) -> np.ndarray:

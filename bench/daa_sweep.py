@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from overopt.config import load_config
-from overopt.daa import DAASettings, DAATrainer, PreferenceData, reference_logps
-from overopt.experiment import Run, build_pairs, build_pi0, build_world, labelled_pairs
+from overopt.optimizers.daa import DAASettings, DAATrainer, PreferenceData, reference_logps
+from overopt.pipeline.run import Run
+from overopt.pipeline.build import build_pairs, build_pi0, build_world, labelled_pairs
 from overopt.world.toy import EOS, PAD
 
 LOSSES = {"dpo": "sigmoid", "ipo": "ipo", "slic": "hinge"}

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from overopt.config import load_config
-from overopt.experiment import Run, build_pi0, build_world
-from overopt.policy import response_logits, sample
-from overopt.rl import RLSettings, RLTrainer
+from overopt.pipeline.run import Run
+from overopt.pipeline.build import build_pi0, build_world
+from overopt.models.policy import response_logits, sample
+from overopt.optimizers.rl import RLSettings, RLTrainer
 from overopt.world.toy import EOS, PAD
 
 

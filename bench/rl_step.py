@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from overopt.config import load_config
-from overopt.experiment import Run, build_pi0, build_world
-from overopt.rl import RLSettings, RLTrainer
+from overopt.pipeline.run import Run
+from overopt.pipeline.build import build_pi0, build_world
+from overopt.optimizers.rl import RLSettings, RLTrainer
 from overopt.world.toy import EOS, NEGATIVE, PAD, POSITIVE
 
 

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from overopt.config import load_config
-from overopt.experiment import Run, build_pi0, build_world
-from overopt.policy import sample
+from overopt.pipeline.run import Run
+from overopt.pipeline.build import build_pi0, build_world
+from overopt.models.policy import sample
 from overopt.world.toy import EOS, PAD
 
 

@@ -20,10 +20,10 @@ import time
 import torch
 
 from overopt.config import load_config, parse_size
-from overopt.experiment import rl_settings
-from overopt.policy import build_lm, sample
-from overopt.reward import build_rm, score
-from overopt.rl import RLTrainer
+from overopt.pipeline.curves import rl_settings
+from overopt.models.policy import build_lm, sample
+from overopt.models.reward import build_rm, score
+from overopt.optimizers.rl import RLTrainer
 from overopt.world.toy import EOS, PAD
 
 VOCAB, PROMPT_LEN = 512, 12

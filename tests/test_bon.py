@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from overopt import bon
+from overopt.measure import bon
 
 
 def brute_force(proxy, values, n):

@@ -1,7 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from overopt.claims import _peak, claim_table, frontier_gap
+from overopt.laws.claims import claim_table, frontier_gap
+from overopt.laws.curves import peak_of as _peak
 
 
 def test_peak_needs_a_fall_beyond_the_interval():
@@ -45,7 +46,7 @@ def test_claim_table_reads_the_tables():
 
 
 def test_daa_claims_from_a_summary():
-    from overopt.claims import daa_claims
+    from overopt.laws.claims import daa_claims
     rows = []
     for policy, params, scale in (("16x1", 1000, 1.0), ("64x2", 9000, 2.0)):
         for loss, growth0 in (("dpo", 6.0), ("rdpo", 1.0)):

@@ -8,12 +8,16 @@ import pandas as pd
 import pytest
 
 from overopt.cli import main
-from overopt.experiment import BON_COLUMNS, FIT_COLUMNS, RM_COLUMNS, TILT_COLUMNS
-from overopt.claims import CLAIM_COLUMNS
-from overopt.daarun import DAA_COLUMNS, SUMMARY_COLUMNS
-from overopt.ensemblerun import CALIBRATION_COLUMNS, ENSEMBLE_COLUMNS, ENSEMBLE_RL_COLUMNS, RELIABILITY_COLUMNS
-from overopt.lengthstudy import LENGTH_BON_COLUMNS, LENGTH_COLUMNS
-from overopt.rlrun import RL_COLUMNS
+from overopt.studies.bon import BON_COLUMNS, TILT_COLUMNS
+from overopt.studies.fits import FIT_COLUMNS
+from overopt.pipeline.core import RM_COLUMNS
+from overopt.laws.claims import CLAIM_COLUMNS
+from overopt.laws.curves import SUMMARY_COLUMNS
+from overopt.studies.daa import DAA_COLUMNS
+from overopt.pipeline.proxies import CALIBRATION_COLUMNS, RELIABILITY_COLUMNS
+from overopt.studies.ensembles import ENSEMBLE_COLUMNS, ENSEMBLE_RL_COLUMNS
+from overopt.studies.length import LENGTH_BON_COLUMNS, LENGTH_COLUMNS
+from overopt.studies.rl import RL_TABLE_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +41,16 @@ def test_smoke_run_writes_every_file_with_the_contract_columns(smoke):
         assert (t["beta"].diff().dropna() < 0).all() and (t["kl"].diff().dropna() > 0).all()
         assert t["kl"].iloc[0] < 0.05 and t["kl"].iloc[-1] <= np.log(32) + 1e-9
     rl = pd.read_csv(out / "rl.csv")
-    assert list(rl.columns) == RL_COLUMNS and set(rl["rm"]) == {"8x1", "16x1", "32x1"}
+    assert list(rl.columns) == RL_TABLE_COLUMNS and set(rl["rm"]) == {"8x1", "16x1", "32x1"}
+    # each curve's identity is in columns, matching its name
+    for curve, g in rl.groupby("curve"):
+        v = g.iloc[0]
+        want = ("kl_penalty" if "/kl" in curve else "policy_size" if "/pi0-" in curve else
+                "iterated" if "/iter" in curve else "family")
+        assert (g["variant"] == want).all(), curve
+        assert (v["policy"] == curve.split("/pi0-")[1]) if want == "policy_size" else v["policy"] == "32x1"
+        assert (float(curve.split("/kl")[1]) == v["penalty"]) if want == "kl_penalty" else np.isnan(v["penalty"])
+        assert v["rounds"] == (int(curve.split("/iter")[1]) if want == "iterated" else 1)
     assert (rl.groupby("curve")["step"].max() == 12).all() and (rl.groupby("curve")["kl"].last() > 0).all()
     assert set(rl["curve"]) == {"8x1", "16x1", "32x1", "8x1/kl0.1", "8x1/pi0-16x1", "8x1/iter2"}
     one, two = rl[rl["curve"] == "8x1"], rl[rl["curve"] == "8x1/iter2"]
@@ -125,7 +138,7 @@ def test_smoke_length_tables(smoke):
 
 
 def test_smoke_multi_objective(smoke):
-    from overopt.multiobjective import COLLAPSE_COLUMNS, MULTI_COLUMNS, PARETO_COLUMNS, pareto_front
+    from overopt.studies.multi import COLLAPSE_COLUMNS, MULTI_COLUMNS, PARETO_COLUMNS, pareto_front
     from overopt.world.toy import GOLD_DIMS
 
     out, _ = smoke
@@ -151,7 +164,7 @@ def test_smoke_multi_objective(smoke):
 
 
 def test_smoke_ai_labelled_preferences(smoke):
-    from overopt.aif import AIF_COLUMNS
+    from overopt.studies.aif import AIF_COLUMNS
 
     out, _ = smoke
     aif, bon = pd.read_csv(out / "aif.csv"), pd.read_csv(out / "bon.csv")
@@ -168,7 +181,7 @@ def test_smoke_ai_labelled_preferences(smoke):
 
 
 def test_smoke_active_learning(smoke):
-    from overopt.active import ACTIVE_COLUMNS
+    from overopt.studies.active import ACTIVE_COLUMNS
 
     out, _ = smoke
     act = pd.read_csv(out / "active.csv")
@@ -182,7 +195,7 @@ def test_smoke_active_learning(smoke):
 
 
 def test_smoke_monitor_evaluation(smoke):
-    from overopt.monitorrun import GOLD_EVAL, MONITOR_COLUMNS, REFERENCES, RULES
+    from overopt.studies.monitor import GOLD_EVAL, MONITOR_COLUMNS, REFERENCES, RULES
 
     out, _ = smoke
     mon, trace = pd.read_csv(out / "monitor.csv"), pd.read_csv(out / "monitor_trace.csv")
@@ -296,7 +309,7 @@ def test_console_script_help():
 
 
 def test_interrupted_run_resumes_from_the_cache(tmp_path, monkeypatch, capsys):
-    import overopt.experiment as ex
+    import overopt.pipeline.core as ex
     out, cache = tmp_path / "out", tmp_path / "cache"
     args = ["run", "--preset", "smoke", "--out", str(out), "--quiet", "--set", f"run.cache_dir={cache}"]
 

@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 import torch
 
-from overopt import daarun
-from overopt.daa import DAASettings, DAATrainer, PreferenceData, policy_logps, preference_loss
+from overopt.stats import r2_linear
+from overopt.studies import daa as daarun
+from overopt.optimizers.daa import DAASettings, DAATrainer, PreferenceData, policy_logps, preference_loss
 
 # h = [log pi(y_w) - log ref(y_w)] - [log pi(y_l) - log ref(y_l)] = [0.5 - (-0.5), -0.5 - 1.0] = [1.0, -1.5]
 PC, PR = torch.tensor([-1.0, -2.0]), torch.tensor([-3.0, -1.0])
@@ -61,8 +62,8 @@ def test_dpo_gradient_raises_the_margin():
 
 def test_r2_linear():
     x = np.arange(10.0)
-    assert daarun.r2_linear(x, 3 * x + 1) == pytest.approx(1.0)
-    assert daarun.r2_linear(x, np.ones(10)) == 0.0
+    assert r2_linear(x, 3 * x + 1) == pytest.approx(1.0)
+    assert r2_linear(x, np.ones(10)) == 0.0
 
 
 def test_smoke_sweep_computes_reference_once_and_learns(tmp_path, monkeypatch):
@@ -96,7 +97,7 @@ def test_matches_trl_dpo_trainer(tmp_path, loss, trl_loss):
     from datasets import Dataset
 
     from overopt.config import WorldConfig
-    from overopt.policy import build_lm
+    from overopt.models.policy import build_lm
     from overopt.world.toy import ToyWorld
 
     world = ToyWorld(WorldConfig(n_bigram=2000), seed=0)
@@ -124,15 +125,15 @@ def test_matches_trl_dpo_trainer(tmp_path, loss, trl_loss):
 
 
 def test_relabel_by_a_proxy_puts_its_preferred_response_first():
-    from overopt.labels import Pairs
-    from overopt.reward import build_rm, score
+    from overopt.measure.labels import Pairs
+    from overopt.models.reward import Proxy, build_rm, score
 
     rng = np.random.default_rng(0)
     prompt_ids = rng.integers(3, 20, size=(5, 4))
     a, b = rng.integers(3, 20, size=(12, 6)), rng.integers(3, 20, size=(12, 6))
     pairs = Pairs(rng.integers(0, 5, 12), a, b, np.zeros(12), np.zeros(12), np.zeros(12, bool))
     rm = build_rm(20, 16, 1, 16, seed=0)
-    ch, rj = daarun._relabel(pairs, prompt_ids, {"model": rm}, "cpu", 0)
+    ch, rj = daarun._relabel(pairs, prompt_ids, Proxy("rm", 0, rm), "cpu", 0)
     p = torch.tensor(prompt_ids[pairs.prompt_idx])
     s_ch, s_rj = score(rm, p, torch.tensor(ch), 0), score(rm, p, torch.tensor(rj), 0)
     assert (s_ch >= s_rj).all()
@@ -142,7 +143,7 @@ def test_relabel_by_a_proxy_puts_its_preferred_response_first():
 
 
 def test_non_finite_loss_stops_the_run_with_one_line_and_keeps_finished_runs(tmp_path, monkeypatch, capsys):
-    from overopt import daa as daa_mod
+    from overopt.optimizers import daa as daa_mod
     from overopt.cli import main
 
     real = daa_mod.preference_loss

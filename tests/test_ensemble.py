@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from overopt.reward import ensemble_objective, fit_temperature, reliability
+from overopt.models.ensemble import ensemble_objective, fit_temperature, reliability
 
 
 def test_ensemble_objectives_by_hand():
@@ -47,7 +47,8 @@ def test_reliability_by_hand_and_on_calibrated_pairs():
 
 
 def test_ensemble_rm_combines_scaled_members():
-    from overopt.reward import EnsembleRM, build_rm, member_scores, score
+    from overopt.models.reward import build_rm, score
+    from overopt.models.ensemble import EnsembleRM, member_scores
 
     members = [build_rm(20, 8, 1, 16, seed=s) for s in range(3)]
     for m, off in zip(members, (0.1, -0.2, 0.3)):
@@ -66,7 +67,7 @@ def test_ensemble_rm_combines_scaled_members():
 
 
 def test_length_slope_and_normalised_rm():
-    from overopt.reward import build_rm, length_normalize, length_slope, score
+    from overopt.models.reward import build_rm, length_normalize, length_slope, score
 
     assert length_slope([1.0, 3.0, 5.0], [1, 2, 3]) == pytest.approx(2.0)
     assert length_slope([2.0, 2.0, 2.0], [1, 5, 9]) == pytest.approx(0.0)
@@ -87,7 +88,7 @@ def test_length_slope_and_normalised_rm():
 
 
 def test_pareto_front_against_brute_force():
-    from overopt.multiobjective import pareto_front
+    from overopt.studies.multi import pareto_front
 
     def brute(p):
         return np.array([not any(np.all(q >= x) and np.any(q > x) for q in p) for x in p])
@@ -102,7 +103,8 @@ def test_pareto_front_against_brute_force():
 
 
 def test_weighted_sum_rm():
-    from overopt.reward import WeightedSumRM, build_rm, score
+    from overopt.models.reward import build_rm, score
+    from overopt.models.ensemble import WeightedSumRM
 
     members = [build_rm(20, 8, 1, 16, seed=s) for s in range(2)]
     g = torch.Generator().manual_seed(3)
@@ -113,7 +115,7 @@ def test_weighted_sum_rm():
 
 
 def test_active_selection_picks_the_most_disputed_unlabelled_pairs():
-    from overopt.active import select_by_disagreement
+    from overopt.studies.active import select_by_disagreement
 
     # three members, five pairs: pair 1 split (+3 / -3), pair 3 split less, pair 0 agreed; pair 4 labelled
     margins = np.array([[2.0, 3.0, 0.0, 1.0, 5.0],

@@ -2,8 +2,8 @@ import itertools
 
 import torch
 
-from overopt.kl import kl_from_logits, sequence_kl, token_kl
-from overopt.policy import build_lm, response_logprobs, sample
+from overopt.measure.kl import kl_from_logits, sequence_kl, token_kl
+from overopt.models.policy import build_lm, response_logprobs, sample
 
 V, EOS, PAD, L = 5, 2, 0, 3  # tokens 1..4 can be emitted (pad never), responses of at most L tokens
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from overopt.cli import main
 from overopt.laws import peak, predict
-from overopt.logs import LogError, read_log, recognise, tidy
+from overopt.online.logs import LogError, read_log, recognise, tidy
 
 
 def trainer_state(path, kl, reward):
@@ -169,7 +169,7 @@ def test_reads_the_trainer_state_of_a_real_trl_run(tmp_path, capsys):
     from trl import RLOOConfig, RLOOTrainer
 
     from overopt.config import WorldConfig
-    from overopt.policy import build_lm
+    from overopt.models.policy import build_lm
     from overopt.world.toy import POSITIVE, ToyWorld
 
     warnings.filterwarnings("ignore")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from overopt.laws import peak, predict
-from overopt.monitor import Monitor, OveroptCallback
+from overopt.online.monitor import Monitor, OveroptCallback
 
 
 def feed(mon, kl, proxy, reference=None, members=None):

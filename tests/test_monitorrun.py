@@ -2,7 +2,8 @@
 import numpy as np
 import pandas as pd
 
-from overopt.monitorrun import MONITOR_COLUMNS, evaluate, summary
+from overopt.laws.curves import monitor_summary as summary
+from overopt.studies.monitor import MONITOR_COLUMNS, evaluate
 
 
 def trace(curve, gold, reference, kl=None):

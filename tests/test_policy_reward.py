@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from overopt.policy import _filter_top_p, build_lm, response_logprobs, sample, train_lm
-from overopt.reward import bradley_terry_loss, build_rm, score, train_rm
+from overopt.models.policy import _filter_top_p, build_lm, response_logprobs, sample, train_lm
+from overopt.models.reward import bradley_terry_loss, build_rm, score, train_rm
 
 V, EOS, PAD = 12, 2, 0
 
@@ -96,7 +96,7 @@ def test_reward_model_learns_a_token_preference_and_scores_the_last_real_token()
 def test_lean_decoder_matches_the_model_forward(parallel, rotary_pct):
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from overopt.fastdecode import NeoXDecoder
+    from overopt.models.fastdecode import NeoXDecoder
     torch.manual_seed(0)
     cfg = GPTNeoXConfig(vocab_size=V, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=64, max_position_embeddings=32, use_parallel_residual=parallel,
@@ -131,7 +131,7 @@ def test_lean_decoder_matches_the_model_forward(parallel, rotary_pct):
 
 
 def test_draw_never_picks_a_zero_probability_token(monkeypatch):
-    from overopt import policy
+    from overopt.models import policy
     probs = torch.tensor([[0.0, 0.5, 0.5, 0.0], [0.0, 0.0, 1.0, 0.0]])
     for u, want in ((0.0, [1, 2]), (1 - 2 ** -24, [2, 2]), (0.5, [2, 2]), (0.25, [1, 2])):
         monkeypatch.setattr(policy.torch, "rand", lambda *a, u=u, **k: torch.full((2, 1), u))
@@ -140,9 +140,9 @@ def test_draw_never_picks_a_zero_probability_token(monkeypatch):
 
 def test_batches_that_run_out_of_memory_are_halved(monkeypatch):
     """An out-of-memory batch is halved and the results are those of a run that never ran out."""
-    import overopt.policy as P
-    from overopt.policy import build_lm, sample_in_batches
-    from overopt.reward import _score_rows
+    import overopt.models.policy as P
+    from overopt.models.policy import build_lm, sample_in_batches
+    from overopt.models.reward import score_rows
 
     lm = build_lm(20, 16, 1, 1, 32, 0)
     prompts = torch.randint(3, 20, (12, 4))
@@ -170,5 +170,5 @@ def test_batches_that_run_out_of_memory_are_halved(monkeypatch):
         return seq.float().sum(1)
 
     resp = torch.randint(3, 20, (12, 6))
-    out = _score_rows(fn, prompts, resp, 0, 12)
+    out = score_rows(fn, prompts, resp, 0, 12)
     assert seen[:3] == [12, 6, 3] and np.allclose(out, torch.cat([prompts, resp], 1).float().sum(1).numpy())

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from overopt.policy import build_lm
-from overopt.rl import (KLController, RLError, RLSettings, RLTrainer, clipped_pg_loss, clipped_value_loss, gae,
+from overopt.models.policy import build_lm
+from overopt.optimizers.rl import (KLController, RLError, RLSettings, RLTrainer, clipped_pg_loss, clipped_value_loss, gae,
                         rloo_advantages)
 
 V, EOS, PAD = 12, 2, 0
@@ -89,7 +89,7 @@ def test_rl_curve_interrupted_mid_way_resumes_to_the_same_rows(tmp_path, monkeyp
     """A curve stopped after some evaluation points continues from its checkpoint, bit for bit."""
     import pandas as pd
 
-    from overopt import rl as rl_mod
+    from overopt.optimizers import rl as rl_mod
     from overopt.cli import main
 
     base = ["run", "--preset", "smoke", "--quiet", "--set", "rm.sizes=[8x1]", *ONLY_RL]
@@ -113,7 +113,7 @@ def test_rl_curve_interrupted_mid_way_resumes_to_the_same_rows(tmp_path, monkeyp
 
 
 def test_iterated_prediction_hand_computed():
-    from overopt.iterated import iterated_prediction
+    from overopt.laws import iterated_prediction
     from overopt.laws import predict
     kl = np.array([0.0, 1.0, 4.0])
     np.testing.assert_allclose(iterated_prediction(0.5, 0.2, kl, 1), predict("rl", 0.5, 0.2, kl))
@@ -123,7 +123,7 @@ def test_iterated_prediction_hand_computed():
 def test_non_finite_rl_stops_the_run_with_one_line_and_keeps_the_points(tmp_path, monkeypatch, capsys):
     import pandas as pd
 
-    from overopt import rl as rl_mod
+    from overopt.optimizers import rl as rl_mod
     from overopt.cli import main
 
     real_step = rl_mod.RLTrainer.step
@@ -145,7 +145,7 @@ def test_non_finite_rl_stops_the_run_with_one_line_and_keeps_the_points(tmp_path
 
 
 def test_evaluator_winrate_against_brute_force():
-    from overopt.rlrun import Evaluator
+    from overopt.measure.evaluator import Evaluator
     rng = np.random.default_rng(0)
     ev = Evaluator.__new__(Evaluator)
     ev.n_prompts = 3

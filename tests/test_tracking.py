@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from overopt.cli import main
-from overopt.tracking import scalars, track
+from overopt.pipeline.tracking import scalars, track
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from overopt.config import GoldConfig, WorldConfig
-from overopt.reward import build_rm, score
-from overopt.trladapter import gold_func, reward_func, toy_reward_funcs
+from overopt.models.reward import build_rm, score
+from overopt.online.trladapter import gold_func, reward_func, toy_reward_funcs
 from overopt.world.toy import PAD, ToyWorld
 
 
@@ -38,7 +38,7 @@ def test_trl_run_logs_gold_at_weight_zero(world, tmp_path):
     from transformers import AutoModelForCausalLM
     from trl import RLOOConfig, RLOOTrainer
 
-    from overopt.policy import build_lm
+    from overopt.models.policy import build_lm
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from overopt.config import GoldConfig, WorldConfig
-from overopt.labels import label_pairs
+from overopt.measure.labels import label_pairs
 from overopt.world.toy import EOS, PAD, ToyWorld
 
 
@@ -71,7 +71,7 @@ def test_labels_follow_gold_and_noise_flips_at_its_rate():
 
 
 def test_long_texts_go_beyond_the_world_and_fit():
-    from overopt.lengthstudy import long_texts
+    from overopt.studies.length import long_texts
 
     w = ToyWorld(WorldConfig(n_names=2, n_bigram=200), seed=0)
     ends = {w.tok2id["."], w.tok2id["!"]}

@@ -54,7 +54,7 @@ def fit_file(path: str, form: str, kl_col: str | None, reward_col: str | None, g
     returns rows with the fields of fits.csv, plus the log's last KL (``kl_now``). ``until_kl`` keeps only the
     points up to that KL (a forecast from a partial curve)."""
     from .laws import FitError, fit
-    from .logs import read_log, recognise, tidy
+    from .online.logs import read_log, recognise, tidy
 
     df = read_log(path)
     cols = recognise(df, path, kl_col, reward_col, step_col, group_col)
@@ -117,8 +117,8 @@ def cmd_monitor(args) -> int:
 
     import pandas as pd
 
-    from .logs import read_log, recognise, tidy
-    from .monitor import Monitor
+    from .online.logs import read_log, recognise, tidy
+    from .online.monitor import Monitor
 
     mon = Monitor(form=args.form, drop=args.drop, patience=args.patience, disagreement_rise=args.disagreement_rise)
     seen, last, idle, state = set(), None, 0.0, "ok"
@@ -162,7 +162,7 @@ def cmd_monitor(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
+    from .report.page import write_report
 
     path = write_report(args.dir)
     print(f"wrote {path}")
@@ -248,15 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .config import ConfigError
-    from .laws import FitError
-    from .logs import LogError
-    from .report import ReportError
-    from .daa import DAAError
-    from .rl import RLError
-    from .world.hf import HFWorldError
-    from .sweep import SweepError
-    from .tracking import TrackingError
+    from .errors import (ConfigError, DAAError, FitError, HFWorldError, LogError, ReportError, RLError, SweepError,
+                         TrackingError)
 
     args = build_parser().parse_args(argv)
     if args.cmd == "run" and args.preset is None and not args.config:

@@ -20,7 +20,8 @@ grid's values as columns), ``OUT/cells.csv`` and ``OUT/report.html``.
 """
 from __future__ import annotations
 
-import hashlib
+from .errors import SweepError  # noqa: F401
+
 import html
 import itertools
 import json
@@ -31,14 +32,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .config import PRESET_DIR, Config, ConfigError, _merge, _read_yaml, config_from_dict, list_presets
+from .config import PRESET_DIR, ConfigError, config_from_dict, list_presets, merge, read_yaml
 
 GRID_KEYS = {"preset", "config", "set", "grid", "resources", "slurm", "out"}
 CELL_COLUMNS = ["cell", "status", "seconds", "error"]
-
-
-class SweepError(ValueError):
-    """A grid file that cannot be swept: the message names the key."""
 
 
 def _override_dict(key: str, value) -> dict:
@@ -51,7 +48,7 @@ def _override_dict(key: str, value) -> dict:
 def read_grid(path: str | Path) -> dict:
     """The grid file, checked: {"base": config dict, "axes": {key: [values]}, "resources", "slurm", "out"}."""
     p = Path(path)
-    spec = _read_yaml(p, "grid file")  # a missing file, bad YAML or a non-mapping: ConfigError, one line
+    spec = read_yaml(p, "grid file")  # a missing file, bad YAML or a non-mapping: ConfigError, one line
     unknown = set(spec) - GRID_KEYS
     if unknown:
         raise SweepError(f"{path}: unknown key '{sorted(unknown)[0]}' (known: {', '.join(sorted(GRID_KEYS))})")
@@ -59,12 +56,12 @@ def read_grid(path: str | Path) -> dict:
     if spec.get("preset"):
         if spec["preset"] not in list_presets():
             raise SweepError(f"{path}: unknown preset '{spec['preset']}' (available: {', '.join(list_presets())})")
-        base = _read_yaml(PRESET_DIR / f"{spec['preset']}.yaml", "preset")
+        base = read_yaml(PRESET_DIR / f"{spec['preset']}.yaml", "preset")
     if spec.get("config"):
         cfg_path = Path(spec["config"])
-        base = _merge(base, _read_yaml(cfg_path if cfg_path.is_absolute() else p.parent / cfg_path, "config file"))
+        base = merge(base, read_yaml(cfg_path if cfg_path.is_absolute() else p.parent / cfg_path, "config file"))
     for k, v in (spec.get("set") or {}).items():
-        base = _merge(base, _override_dict(k, v))
+        base = merge(base, _override_dict(k, v))
     axes = spec.get("grid") or {}
     if not isinstance(axes, dict) or not axes:
         raise SweepError(f"{path}: grid: must map section.key to a list of values")
@@ -76,14 +73,6 @@ def read_grid(path: str | Path) -> dict:
             "out": spec.get("out")}
 
 
-def cell_hash(cfg: Config) -> str:
-    """Hash of a cell's whole config, less what cannot change its results (cache folder, threads, tracking)."""
-    d = cfg.to_dict()
-    d["run"] = {k: v for k, v in d["run"].items() if k not in ("cache_dir", "threads", "track", "wandb_mode",
-                                                                     "wandb_project")}
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def expand(grid: dict) -> list[dict]:
     """Every cell: {"id", "params" (grid key -> value), "config" (a dict that builds its Config)}."""
     keys = list(grid["axes"])
@@ -91,12 +80,12 @@ def expand(grid: dict) -> list[dict]:
     for values in itertools.product(*(grid["axes"][k] for k in keys)):
         data = grid["base"]
         for k, v in zip(keys, values):
-            data = _merge(data, _override_dict(k, v))
+            data = merge(data, _override_dict(k, v))
         try:
             cfg = config_from_dict(data)
         except ConfigError as e:
             raise SweepError(f"cell {dict(zip(keys, values))}: {e}")
-        cells.append({"id": cell_hash(cfg), "params": dict(zip(keys, values)), "config": cfg.to_dict()})
+        cells.append({"id": cfg.hash, "params": dict(zip(keys, values)), "config": cfg.to_dict()})
     ids = [c["id"] for c in cells]
     if len(set(ids)) != len(ids):
         raise SweepError("two cells of the grid have the same config (a repeated value?)")
@@ -279,7 +268,7 @@ def aggregate(out: Path, cells: list[dict]) -> pd.DataFrame:
 
 def write_sweep_report(out: Path, table: pd.DataFrame, cells: list[dict], frames: dict) -> None:
     keys = list(cells[0]["params"]) if cells else []
-    from .report import CSS, _table
+    from .report.kit import CSS, html_table as _table
 
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>overopt sweep</title><style>{CSS}</style>"
              "</head><body>", f"<h1>Sweep: {html.escape(str(out))}</h1>",

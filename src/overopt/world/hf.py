@@ -17,7 +17,8 @@ named by import path, which is the user's own code by construction.
 """
 from __future__ import annotations
 
-import functools
+from ..errors import HFWorldError  # noqa: F401
+
 import hashlib
 import importlib
 import json
@@ -27,35 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .toy import GOLD_DIMS  # the toy world's gold dimensions: NaN in this world
-
-# what a checkpoint or prompts folder holds that changes what it computes
-FINGERPRINT_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt", ".jinja", ".jsonl", ".csv", ".parquet",
-                        ".arrow")
-
-
-class HFWorldError(ValueError):
-    """A Hugging Face world that cannot be built: the message names the config key or file."""
+from ..config import GOLD_DIMS, fingerprint  # the toy world's gold dimensions: NaN in this world
 
 
 # ---------------------------------------------------------------- loading
-
-@functools.lru_cache(maxsize=8)
-def fingerprint(hcfg) -> str:
-    """A hash of the local files behind the policy, gold, proxies and prompts (names, sizes, modification
-    times), so that a retrained checkpoint at the same path is not mistaken for a cached one. Hub names
-    hash as themselves. Computed once per config in a process (every cache key asks for it)."""
-    h = hashlib.sha256()
-    for p in (hcfg.policy, hcfg.gold, *hcfg.proxies, hcfg.prompts):
-        h.update(str(p).encode())
-        path = Path(str(p))
-        files = sorted(path.rglob("*")) if path.is_dir() else ([path] if path.is_file() else [])
-        for f in files:
-            if f.is_file() and (f.suffix in FINGERPRINT_SUFFIXES or path.is_file()):
-                st = f.stat()
-                h.update(f"{f.relative_to(path) if path.is_dir() else f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
-
 
 def _safe_kwargs(path: str, hcfg) -> dict:
     """from_pretrained arguments that never run checkpoint code or unpickle arbitrary objects."""
@@ -311,14 +287,6 @@ class HFWorld:
         dims["n_words"] = n_words
         total = raw if norm is None else (raw - norm[0]) / norm[1]
         return np.asarray(total, dtype=np.float64), dims
-
-
-def proxy_names(paths) -> list[str]:
-    """A short unique name per proxy checkpoint: its folder name, prefixed with its parent's where two folder
-    names coincide. Never a '/': the tables mark a curve's variants with one (16x1/kl0.1)."""
-    parts = [Path(str(p).rstrip("/")).parts or (str(p),) for p in paths]
-    names = [q[-1] for q in parts]
-    return [n if names.count(n) == 1 else "-".join(q[-2:]) for n, q in zip(names, parts)]
 
 
 def name_seed(name: str) -> int:

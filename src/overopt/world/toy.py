@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config import GOLD_DIMS  # noqa: F401  (the gold's dimensions, named by the config)
+
 TOPICS = {
     "hotel": ["room", "staff", "price", "location", "breakfast", "bed", "view", "service"],
     "restaurant": ["food", "staff", "price", "menu", "service", "dessert", "wine", "table"],
@@ -45,7 +47,6 @@ SPECIAL = ["[PAD]", "[BOS]", "[EOS]", "[UNK]"]
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 POSITIVE = set(POS_ADJ + POS_VERB + ["recommend", "recommended"])
 NEGATIVE = set(NEG_ADJ + NEG_VERB)
-GOLD_DIMS = ("sentiment", "fluency", "relevance", "length", "diversity")
 
 
 def _vocab() -> list[str]:

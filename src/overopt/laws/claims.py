@@ -1,0 +1,252 @@
+"""Gao et al.'s claims, measured on a run's tables: `claims.csv`, one row per claim and curve.
+
+    df = claim_table(bon_df, rl_df, fits_df)    # columns: claim, curve, value, reference, holds, detail
+
+Each row states what was measured (``value``), what it is compared with (``reference``) and whether
+the claim holds on this run, so a reproduction that disagrees with the paper says where.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .curves import peak_of
+
+CLAIM_COLUMNS = ["claim", "curve", "value", "reference", "holds", "detail"]
+
+
+def frontier_gap(kl0, gold0, hw0, kl1, gold1, hw1) -> tuple[float, float]:
+    """Largest |gold1 - gold0(kl1)| over the points of curve 1 inside curve 0's KL range, with
+    curve 0 (and its interval half-width) interpolated linearly in sqrt(KL); returns (gap, gap / combined
+    half-width) at the point where that ratio is largest."""
+    d0, d1 = np.sqrt(np.asarray(kl0)), np.sqrt(np.asarray(kl1))
+    order = np.argsort(d0)
+    d0, gold0, hw0 = d0[order], np.asarray(gold0)[order], np.asarray(hw0)[order]
+    inside = (d1 > 0) & (d1 <= d0.max())
+    if not inside.any():
+        return float("nan"), float("nan")
+    g0 = np.interp(d1[inside], d0, gold0)
+    h0 = np.interp(d1[inside], d0, hw0)
+    gap = np.asarray(gold1)[inside] - g0
+    ratio = np.abs(gap) / np.sqrt(h0 ** 2 + np.asarray(hw1)[inside] ** 2).clip(min=1e-9)
+    j = int(np.argmax(ratio))
+    return float(gap[j]), float(ratio[j])
+
+
+def daa_claims(summary: pd.DataFrame) -> list[dict]:
+    """Rafailov et al. 2024's findings, from `daarun.summary_table` (one row per run)."""
+    rows = []
+    sizes = summary.groupby("policy")["policy_params"].first().sort_values()
+    small = sizes.index[0]
+    low, high = summary["beta"].min(), summary["beta"].max()
+    for loss, g in summary[(summary["policy"] == small) & (summary["beta"] == low)].groupby("loss", sort=False):
+        r = g.iloc[0]
+        rows.append({"claim": "daa gold humps at the lowest beta (smallest policy)", "curve": r["curve"],
+                     "value": r["peak_kl"], "reference": r["peak_gold"], "holds": bool(r["falls"]),
+                     "detail": "value: KL at the gold peak; reference: gold there; holds when gold then falls "
+                               "below the peak's interval"})
+    early = summary[summary["falls"].astype(bool) & (summary["peak_epoch_frac"] < 1)]
+    rows.append({"claim": "daa gold starts to fall within the first epoch", "curve": "all runs",
+                 "value": float(len(early)), "reference": float(len(summary)), "holds": len(early) > 0,
+                 "detail": "value: runs whose gold peaks before the end of epoch 1 and then falls; reference: runs"
+                           + (f"; earliest: {early.sort_values('peak_epoch_frac').iloc[0]['curve']} at epoch "
+                              f"{early['peak_epoch_frac'].min():.3f}" if len(early) else "")})
+    if len(sizes) > 1:
+        big = sizes.index[-1]
+        for loss, g in summary.groupby("loss", sort=False):
+            a = g[g["policy"] == small].set_index("beta")
+            b = g[g["policy"] == big].set_index("beta")
+            both = a.index.intersection(b.index)
+            more = [(a.loc[x, "peak_gold"] < b.loc[x, "peak_gold"]) or
+                    (a.loc[x, "falls"] and a.loc[x, "peak_epoch_frac"] < b.loc[x, "peak_epoch_frac"]) for x in both]
+            frac = float(np.mean(more)) if more else float("nan")
+            rows.append({"claim": "the smaller policy overoptimizes more", "curve": f"{loss}: pi0-{small} vs pi0-{big}",
+                         "value": frac, "reference": float(len(both)), "holds": bool(frac >= 0.5),
+                         "detail": "value: share of betas where the smaller policy peaks lower, or falls and peaks "
+                                   "earlier; reference: betas compared"})
+    for (loss, policy), g in summary.groupby(["loss", "policy"], sort=False):
+        if low == high:
+            break
+        gl = float(g.loc[g["beta"] == low, "length_growth"].iloc[0])
+        gh = float(g.loc[g["beta"] == high, "length_growth"].iloc[0])
+        rows.append({"claim": "low beta lengthens outputs more than high beta", "curve": f"{loss}/pi0-{policy}",
+                     "value": gl, "reference": gh, "holds": gl > gh,
+                     "detail": f"value: length growth (words, mean over checkpoints) at beta {low:g}; reference: "
+                               f"at beta {high:g}"})
+    if {"dpo", "rdpo"} <= set(summary["loss"]):
+        for policy, g in summary.groupby("policy", sort=False):
+            r = g[g["loss"] == "rdpo"]["length_growth"].mean()
+            dp = g[g["loss"] == "dpo"]["length_growth"].mean()
+            rows.append({"claim": "R-DPO reduces length growth", "curve": f"pi0-{policy}", "value": float(r),
+                         "reference": float(dp), "holds": bool(r < dp),
+                         "detail": "value: R-DPO's length growth (words, mean over checkpoints and betas); "
+                                   "reference: DPO's"})
+    return rows
+
+
+def _order_row(claim: str, values: np.ndarray, params: np.ndarray, rising: bool, what: str) -> dict:
+    """Adjacent inversions of ``values`` ordered by parameter count (value; at most one holds) and
+    their Spearman rank correlation with it (reference)."""
+    steps = np.diff(values)
+    inversions = int((steps < 0).sum() if rising else (steps > 0).sum())
+    rho = float(pd.Series(values).corr(pd.Series(params), method="spearman"))
+    return {"claim": claim, "curve": "proxy family", "value": inversions, "reference": rho,
+            "holds": inversions <= 1, "detail": f"value: adjacent inversions of {what} by proxy size; "
+                                                f"reference: Spearman correlation with parameter count"}
+
+
+def _size_order_claims(family: pd.DataFrame, fits: pd.DataFrame) -> list[dict]:
+    """Gao's claim 3 on best-of-n: larger proxies reach more gold and overoptimize less (beta falls)."""
+    if "rm_params" not in family or family["rm"].nunique() < 3:
+        return []
+    params = family.groupby("rm", sort=False)["rm_params"].first().sort_values()
+    at_n = family[family["n"] == family["n"].max()].set_index("rm")["gold"].reindex(params.index)
+    rows = [_order_row("gold at n = N grows with proxy size", at_n.to_numpy(), params.to_numpy(), True,
+                       "gold at n = N")]
+    keys = [(f"bon/gold/{rm}", "bon") for rm in params.index]
+    if "beta" in fits and all(k in fits.index for k in keys):
+        beta = np.array([float(fits.loc[k, "beta"]) for k in keys])
+        rows.append(_order_row("beta_bon falls with proxy size", beta, params.to_numpy(), False, "beta_bon"))
+    return rows
+
+
+def claim_table(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.DataFrame,
+                daa_summary: pd.DataFrame | None = None, ens_bon: pd.DataFrame | None = None,
+                ens_rl: pd.DataFrame | None = None, monitor: pd.DataFrame | None = None) -> pd.DataFrame:
+    rows = _gao_claims(bon_df, rl_df, fits_df)
+    if daa_summary is not None and len(daa_summary):
+        rows += daa_claims(daa_summary)
+    if ens_bon is not None and len(ens_bon):
+        rows += ensemble_claims(ens_bon, ens_rl)
+    if monitor is not None and len(monitor):
+        rows += monitor_claims(monitor)
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+
+
+def ensemble_claims(ens_bon: pd.DataFrame, ens_rl: pd.DataFrame | None = None) -> list[dict]:
+    """Coste et al. 2023: an ensemble objective reaches a higher gold peak than a single member (most of all
+    under label noise), and the members' disagreement grows as gold falls."""
+    rows = []
+    tables = [("best-of-n", ens_bon, "kl_bound")] + ([("rl", ens_rl, "kl")] if ens_rl is not None and len(ens_rl) else [])
+    for method, df, kl in tables:
+        for name, g in df.groupby("ensemble", sort=False):
+            curves = {o: c for o, c in g.groupby("objective", sort=False)}
+            if "single" not in curves:
+                continue
+            single = curves["single"]
+            ref = float(single["gold"].max())
+            for obj, c in curves.items():
+                if obj == "single" or obj.startswith("member"):
+                    continue
+                rows.append({"claim": f"ensemble {obj} reaches a higher {method} gold peak than one member",
+                             "curve": f"{name}/{obj}", "value": float(c["gold"].max()), "reference": ref,
+                             "holds": bool(c["gold"].max() > ref),
+                             "detail": "value: the objective's gold peak; reference: one member's alone (for best-of-n "
+                                       "averaged over the members, for RL member 0)"})
+            p = peak_of(single[kl].to_numpy(), single["gold"].to_numpy(), single["gold_lo"].to_numpy())
+            i = int(np.argmax(single["gold"].to_numpy()))
+            dis = single["disagreement"].to_numpy()
+            rise = float(dis[-1] - dis[i])
+            rows.append({"claim": f"ensemble disagreement rises as gold falls ({method}, one member optimized)",
+                         "curve": f"{name}/single", "value": rise, "reference": float(single["gold"].iloc[-1] - p["gold"]),
+                         "holds": bool(p["falls"] and rise > 0),
+                         "detail": "value: disagreement at the last point minus at the gold peak; reference: the gold "
+                                   "change over the same span (the claim needs gold to fall below the peak's interval)"})
+    return rows
+
+
+def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.DataFrame) -> list[dict]:
+    rows = []
+    fits = fits_df.set_index(["curve", "form"])
+
+    def r2(curve, form):
+        return float(fits.loc[(curve, form), "r2"]) if (curve, form) in fits.index else float("nan")
+
+    n_train = bon_df["n_train"].max()
+    family = bon_df[bon_df["n_train"] == n_train]
+    bon_peaks = {rm: peak_of(g["kl_bound"].to_numpy(), g["gold"].to_numpy(), g["gold_lo"].to_numpy())
+                 for rm, g in family.groupby("rm", sort=False)}
+    def peak_and_fit(method: str, rm: str, p: dict, form_text: str) -> None:
+        rows.append({"claim": f"{method} gold peaks and falls", "curve": f"{method}/{rm}", "value": p["kl"],
+                     "reference": p["gold"], "holds": p["falls"],
+                     "detail": "value: KL at the gold peak; reference: gold there"})
+        a, q = r2(f"{method}/gold/{rm}", method), r2(f"{method}/gold/{rm}", "quad_kl")
+        rows.append({"claim": f"{method} form fits (R^2 >= 0.9) and beats a quadratic in KL",
+                     "curve": f"{method}/{rm}", "value": a, "reference": q, "holds": bool(a >= 0.9 and a > q),
+                     "detail": f"value: R^2 of {form_text}; reference: R^2 of the quadratic"})
+
+    for rm, p in bon_peaks.items():
+        peak_and_fit("bon", rm, p, "d(alpha - beta d)")
+    rows += _size_order_claims(family, fits)
+    if rl_df is None or not len(rl_df):
+        return rows
+
+    curves = {c: g for c, g in rl_df.groupby("curve", sort=False)}
+    for rm in bon_peaks:
+        if rm not in curves:
+            continue
+        g = curves[rm]
+        p = peak_of(g["kl"].to_numpy(), g["gold"].to_numpy(), g["gold_lo"].to_numpy())
+        peak_and_fit("rl", rm, p, "d(alpha - beta ln d)")
+        if p["interior"] and bon_peaks[rm]["interior"]:
+            rows.append({"claim": "rl gold peaks at a larger KL than bon", "curve": rm, "value": p["kl"],
+                         "reference": bon_peaks[rm]["kl"], "holds": p["kl"] > bon_peaks[rm]["kl"],
+                         "detail": "value: RL KL at the gold peak; reference: best-of-n's"})
+        # Gao's claim 4: RL spends more KL for the same gold gain, at the largest gain both reach.
+        bon = family[family["rm"] == rm]
+        target = 0.9 * min(p["gold"], bon_peaks[rm]["gold"])
+        if target <= 0:
+            continue
+        kl_rl = float(g["kl"].to_numpy()[np.argmax(g["gold"].to_numpy() >= target)])
+        kl_bon = float(bon["kl_bound"].to_numpy()[np.argmax(bon["gold"].to_numpy() >= target)])
+        rows.append({"claim": "rl spends more KL than bon for the same gold gain", "curve": rm, "value": kl_rl,
+                     "reference": kl_bon, "holds": kl_rl > kl_bon,
+                     "detail": f"first KL reaching gold {target:.3f} (90% of the lower peak): RL, best-of-n"})
+    for curve, g in curves.items():
+        rm = curve.split("/")[0]
+        if "/" not in curve or rm not in curves:
+            continue
+        base = curves[rm]
+        if "/kl" in curve:
+            gap, ratio = frontier_gap(base["kl"], base["gold"], (base["gold_hi"] - base["gold_lo"]) / 2,
+                                      g["kl"], g["gold"], (g["gold_hi"] - g["gold_lo"]) / 2)
+            rows.append({"claim": "a KL penalty leaves the gold-KL frontier unchanged", "curve": curve,
+                         "value": gap, "reference": ratio, "holds": bool(ratio <= 1.0),
+                         "detail": "value: largest gold gap to the unpenalized curve at equal KL; reference: that "
+                                   "gap over the combined interval half-widths (<= 1: within the intervals)"})
+        if "/pi0-" in curve:
+            p0 = peak_of(base["kl"].to_numpy(), base["gold"].to_numpy(), base["gold_lo"].to_numpy())
+            p1 = peak_of(g["kl"].to_numpy(), g["gold"].to_numpy(), g["gold_lo"].to_numpy())
+            if not (p0["interior"] and p1["interior"]):
+                continue
+            ratio = p1["kl"] / p0["kl"]
+            rows.append({"claim": "policy size moves the peak KL little", "curve": curve, "value": p1["kl"],
+                         "reference": p0["kl"], "holds": bool(0.5 <= ratio <= 2.0),
+                         "detail": "value: KL at the gold peak with this pi0; reference: with the default pi0 "
+                                   "(holds within a factor of 2)"})
+        if "/iter" in curve:
+            kl_end, gold_end = float(g["kl"].iloc[-1]), float(g["gold"].iloc[-1])
+            d0 = np.sqrt(base["kl"].to_numpy())
+            one = float(np.interp(np.sqrt(kl_end), d0[np.argsort(d0)], base["gold"].to_numpy()[np.argsort(d0)]))
+            rows.append({"claim": "iterated RLHF beats one round at equal KL", "curve": curve, "value": gold_end,
+                         "reference": one, "holds": gold_end > one,
+                         "detail": "value: gold at the iterated curve's end; reference: one round at that KL"})
+    return rows
+
+
+def monitor_claims(mon: pd.DataFrame) -> list[dict]:
+    """The monitor's targets (issue 6), for each reference it was given: median gold regret at its stop <= 10%,
+    and it stops before half of the peak gain in at most 1 curve in 10."""
+    rows = []
+    for ref, m in mon[mon["rule"] == "monitor"].groupby("reference", sort=False):
+        early = m["early"].astype(str).str.lower() == "true"
+        n = f"{len(m)} family RL curves, reference: {ref}"
+        rows += [{"claim": "the monitor's median gold regret is at most 10%", "curve": n,
+                  "value": float(m["regret"].median()), "reference": 0.1, "holds": bool(m["regret"].median() <= 0.1),
+                  "detail": "regret = (gold peak - gold at the stop) / gold peak; " + (
+                      "for comparison: this reference is gold labels of a small evaluation set" if "gold" in ref
+                      else "the monitor never sees gold")},
+                 {"claim": "the monitor stops before half of the peak gain in at most 1 run in 10", "curve": n,
+                  "value": float(early.mean()), "reference": 0.1, "holds": bool(early.mean() <= 0.1),
+                  "detail": "value: the share of curves stopped that early"}]
+    return rows

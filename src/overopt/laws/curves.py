@@ -1,0 +1,51 @@
+"""What one measured curve says, read from its table rows alone: its observed peak and whether it falls after it,
+and (for direct alignment) each run's summary (`daa_summary.csv`)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SUMMARY_COLUMNS = ["curve", "loss", "beta", "policy", "policy_params", "peak_gold", "peak_kl", "peak_epoch_frac",
+                   "falls", "final_gold", "length_start", "length_end", "length_growth", "length_growth_final",
+                   "length_growth_max", "implicit_len_r2", "implicit_acc"]
+
+
+def peak_of(kl: np.ndarray, gold: np.ndarray, lo: np.ndarray) -> dict:
+    """The observed gold peak, and whether the curve falls after it: the last point lies below the
+    peak's lower interval bound (a fall the bootstrap over prompts cannot explain)."""
+    i = int(np.argmax(gold))
+    return {"kl": float(kl[i]), "gold": float(gold[i]), "interior": 0 < i < len(gold) - 1,
+            "falls": bool(i < len(gold) - 1 and gold[-1] < lo[i])}
+
+
+
+def summarise_daa(rows: list[dict]) -> dict:
+    """Peak, whether gold falls after it (below the peak's lower bound), and length growth: the mean over
+    checkpoints of the change from the start (robust to one erratic checkpoint of a collapsing run), the
+    change at the end, and the largest change reached."""
+    df = pd.DataFrame(rows)
+    i = int(df["gold"].idxmax())
+    last = df.iloc[-1]
+    return {**{k: df[k].iloc[0] for k in ("curve", "loss", "beta", "policy", "policy_params")},
+            "peak_gold": df["gold"][i], "peak_kl": df["kl"][i], "peak_epoch_frac": df["epoch_frac"][i],
+            "falls": bool(i < len(df) - 1 and last["gold"] < df["gold_lo"][i]), "final_gold": last["gold"],
+            "length_start": df["length"].iloc[0], "length_end": last["length"],
+            "length_growth": df["length"].mean() - df["length"].iloc[0],
+            "length_growth_final": last["length"] - df["length"].iloc[0],
+            "length_growth_max": df["length"].max() - df["length"].iloc[0], "implicit_len_r2": last["implicit_len_r2"],
+            "implicit_acc": last["implicit_acc"]}
+
+
+def daa_summary_table(daa_df: pd.DataFrame) -> pd.DataFrame:
+    """`summarise_daa` for every run of a daa.csv table (the report rebuilds it from the table alone)."""
+    return pd.DataFrame([summarise_daa(g.to_dict("records")) for _, g in daa_df.groupby("curve", sort=False)]) \
+        .reindex(columns=SUMMARY_COLUMNS)
+
+
+def monitor_summary(mon: pd.DataFrame) -> pd.DataFrame:
+    """Per reference and rule: curves, median and mean regret, the share stopped early and the share stopped."""
+    mon = mon.assign(reference=mon["reference"].fillna(""))  # "none" has no reference (empty, NaN from a CSV)
+    return mon.groupby(["reference", "rule"], sort=False).agg(
+        curves=("curve", "size"), median_regret=("regret", "median"), mean_regret=("regret", "mean"),
+        early=("early", "mean"), stopped=("stopped", "mean"),
+        median_regret_rollback=("regret_pick", "median")).reset_index()

@@ -1,0 +1,217 @@
+"""The functional forms of Gao et al. 2022 in d = sqrt(KL), fitted with bootstrap intervals.
+
+    r = fit(kl, gain, "bon")      # KL in nats
+    r.alpha, r.beta, r.r2, r.kl_peak, r.gain_peak, r.alpha_lo, r.alpha_hi
+
+Every form is linear in (alpha, beta), so each fit is one least-squares solve.
+"""
+from __future__ import annotations
+
+from ..errors import FitError  # noqa: F401
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..stats import interval
+
+
+def _xlogx(d: np.ndarray) -> np.ndarray:
+    return np.where(d > 0, d * np.log(np.where(d > 0, d, 1.0)), 0.0)
+
+
+# form -> (basis for alpha, basis for -beta), both functions of d
+FORMS = {
+    "bon": (lambda d: d, lambda d: d * d),                      # Gao eq. 1: d (alpha - beta d)
+    "rl": (lambda d: d, _xlogx),                                # Gao eq. 2: d (alpha - beta ln d)
+    "log1p": (lambda d: d, lambda d: d * np.log1p(d)),          # rejected: d (alpha - beta ln(1+d))
+    "quad_kl": (lambda d: d * d, lambda d: d ** 4),             # rejected: alpha KL - beta KL^2
+}
+# The alternatives Gao et al. considered and rejected for each chosen form.
+ALTERNATIVES = {"bon": ("log1p", "quad_kl"), "rl": ("log1p", "quad_kl")}
+
+
+def predict(form: str, alpha: float, beta: float, kl) -> np.ndarray:
+    d = np.sqrt(np.asarray(kl, dtype=np.float64))
+    fa, fb = FORMS[form]
+    return alpha * fa(d) - beta * fb(d)
+
+
+def peak(form: str, alpha: float, beta: float) -> tuple[float, float]:
+    """(KL at the gold peak, gain at the peak); inf where the form never turns down."""
+    if not (beta > 0 and alpha > 0) and form != "rl":
+        return math.inf, math.inf
+    if form == "bon":      # d* = alpha / (2 beta), R* = alpha^2 / (4 beta)
+        d = alpha / (2 * beta)
+        return d * d, alpha * alpha / (4 * beta)
+    if form == "rl":       # d* = exp(alpha/beta - 1), R* = beta d*
+        if beta <= 0:
+            return math.inf, math.inf
+        e = alpha / beta - 1
+        if e > 300:
+            return math.inf, math.inf
+        d = math.exp(e)
+        return d * d, beta * d
+    if form == "quad_kl":  # KL* = alpha / (2 beta)
+        return alpha / (2 * beta), alpha * alpha / (4 * beta)
+    # log1p: alpha = beta (ln(1+d) + d/(1+d)), solved by bisection (the right side increases in d)
+    f = lambda d: beta * (math.log1p(d) + d / (1 + d)) - alpha  # noqa: E731
+    hi = 1.0
+    while f(hi) < 0:
+        hi *= 2
+        if hi > 1e12:
+            return math.inf, math.inf
+    lo = 0.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
+    d = (lo + hi) / 2
+    return d * d, float(predict("log1p", alpha, beta, d * d))
+
+
+@dataclass
+class FitResult:
+    form: str
+    alpha: float
+    beta: float
+    r2: float
+    kl_peak: float
+    gain_peak: float
+    alpha_lo: float = math.nan
+    alpha_hi: float = math.nan
+    beta_lo: float = math.nan
+    beta_hi: float = math.nan
+    kl_peak_lo: float = math.nan
+    kl_peak_hi: float = math.nan
+    gain_peak_lo: float = math.nan
+    gain_peak_hi: float = math.nan
+    n_points: int = 0
+
+    def predict(self, kl) -> np.ndarray:
+        return predict(self.form, self.alpha, self.beta, kl)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check(kl, gain) -> tuple[np.ndarray, np.ndarray]:
+    kl = np.asarray(kl, dtype=np.float64).ravel()
+    gain = np.asarray(gain, dtype=np.float64).ravel()
+    if len(kl) != len(gain):
+        raise FitError(f"kl has {len(kl)} values but gain has {len(gain)}")
+    if not np.all(np.isfinite(kl)) or not np.all(np.isfinite(gain)):
+        raise FitError("kl and gain must be finite numbers (found NaN or infinity)")
+    if np.any(kl < 0):
+        raise FitError(f"KL must be >= 0 (found {kl.min():.4g})")
+    if len(kl) < 3:
+        raise FitError(f"too few points to fit: {len(kl)} (need at least 3)")
+    if np.count_nonzero(kl > 0) < 2:
+        raise FitError("need at least 2 points with KL > 0 to fit")
+    return kl, gain
+
+
+def _solve(form: str, kl: np.ndarray, gain: np.ndarray) -> tuple[float, float, float]:
+    d = np.sqrt(kl)
+    fa, fb = FORMS[form]
+    X = np.stack([fa(d), -fb(d)], 1)
+    (alpha, beta), *_ = np.linalg.lstsq(X, gain, rcond=None)
+    resid = gain - X @ np.array([alpha, beta])
+    ss_tot = float(((gain - gain.mean()) ** 2).sum())
+    r2 = 1 - float((resid ** 2).sum()) / ss_tot if ss_tot > 0 else math.nan
+    return float(alpha), float(beta), r2
+
+
+def fit(kl, gain, form: str = "bon", boot_gains=None, n_boot: int = 200, ci: float = 0.9,
+        seed: int = 0) -> FitResult:
+    """Fit gain = form(sqrt(kl)) by least squares, with bootstrap intervals.
+
+    ``boot_gains`` ([B, len(kl)]: the curve re-measured on resampled prompts) gives intervals
+    from refitting each replicate; without it, residuals are resampled (n_boot times).
+    """
+    if form not in FORMS:
+        raise FitError(f"unknown form '{form}' (choose from {', '.join(FORMS)})")
+    kl, gain = _check(kl, gain)
+    alpha, beta, r2 = _solve(form, kl, gain)
+    kp, gp = peak(form, alpha, beta)
+    if boot_gains is None and n_boot < 1:  # the point fit alone, no intervals
+        return FitResult(form, alpha, beta, r2, kp, gp, n_points=int(len(kl)))
+    if boot_gains is not None:
+        reps = np.asarray(boot_gains, dtype=np.float64)
+        if reps.ndim != 2 or reps.shape[1] != len(kl):
+            raise FitError(f"boot_gains must be [replicates, {len(kl)}], got {reps.shape}")
+    else:
+        rng = np.random.default_rng(seed)
+        fitted = predict(form, alpha, beta, kl)
+        resid = gain - fitted
+        reps = fitted + resid[rng.integers(len(kl), size=(n_boot, len(kl)))]
+    coefs = np.array([_solve(form, kl, g)[:2] for g in reps])
+    peaks = np.array([peak(form, a, b) for a, b in coefs])
+    lo_hi = lambda x: interval(x, ci, None) if np.all(np.isfinite(x)) else (  # noqa: E731
+        interval(x[np.isfinite(x)], ci, None)[0] if np.isfinite(x).any() else math.inf, math.inf)
+    (a_lo, a_hi), (b_lo, b_hi) = interval(coefs[:, 0], ci, None), interval(coefs[:, 1], ci, None)
+    (k_lo, k_hi), (g_lo, g_hi) = lo_hi(peaks[:, 0]), lo_hi(peaks[:, 1])
+    return FitResult(form, alpha, beta, r2, kp, gp, float(a_lo), float(a_hi), float(b_lo), float(b_hi),
+                     float(k_lo), float(k_hi), float(g_lo), float(g_hi), int(len(kl)))
+
+
+@dataclass
+class Scaling:
+    coef: str
+    slope: float       # change of the coefficient per decade of parameters
+    intercept: float
+    r2: float
+    spearman: float    # rank correlation with parameter count (sign says rise or fall)
+
+
+def fit_scaling(params, values, coef: str) -> Scaling:
+    """coef = intercept + slope * log10(params), the near log-linear trend of Gao et al. Fig. 3."""
+    x = np.log10(np.asarray(params, dtype=np.float64))
+    y = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) < 2:
+        return Scaling(coef, math.nan, math.nan, math.nan, math.nan)
+    slope, intercept = np.polyfit(x, y, 1)
+    ss_tot = ((y - y.mean()) ** 2).sum()
+    r2 = 1 - ((y - (intercept + slope * x)) ** 2).sum() / ss_tot if ss_tot > 0 else math.nan
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    rho = float(np.corrcoef(rx, ry)[0, 1]) if len(x) > 2 else float(np.sign(slope))
+    return Scaling(coef, float(slope), float(intercept), float(r2), rho)
+
+
+def fit_shared_alpha(curves: dict, form: str = "rl") -> tuple[float, dict[str, float], dict[str, float]]:
+    """One alpha across curves, one beta per curve (Gao et al. fit RL curves so).
+
+    ``curves``: name -> (kl, gain). Returns (alpha, {name: beta}, {name: r2 of that curve}).
+    """
+    names = list(curves)
+    if not names:
+        raise FitError("no curves to fit")
+    fa, fb = FORMS[form]
+    rows, ys = [], []
+    for j, name in enumerate(names):
+        kl, gain = _check(*curves[name])
+        d = np.sqrt(kl)
+        X = np.zeros((len(d), 1 + len(names)))
+        X[:, 0] = fa(d)
+        X[:, 1 + j] = -fb(d)
+        rows.append(X)
+        ys.append(gain)
+    coef, *_ = np.linalg.lstsq(np.vstack(rows), np.concatenate(ys), rcond=None)
+    alpha = float(coef[0])
+    betas, r2 = {}, {}
+    for j, name in enumerate(names):
+        betas[name] = float(coef[1 + j])
+        pred = rows[j] @ coef
+        y = ys[j]
+        ss = ((y - y.mean()) ** 2).sum()
+        r2[name] = float(1 - ((y - pred) ** 2).sum() / ss) if ss > 0 else math.nan
+    return alpha, betas, r2
+
+
+def iterated_prediction(alpha: float, beta: float, kl, rounds: int) -> np.ndarray:
+    """Gao et al. eq. for k rounds of equal KL: d (alpha - beta ln d + beta ln k)."""
+    d = np.sqrt(np.asarray(kl, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(d > 0, d * (alpha - beta * np.log(np.where(d > 0, d, 1.0)) + beta * np.log(rounds)), 0.0)

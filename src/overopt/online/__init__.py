@@ -1,0 +1,1 @@
+"""Tools for a practitioner's own training: the monitor, log readers and the TRL adapter."""

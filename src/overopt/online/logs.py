@@ -1,0 +1,213 @@
+"""Training logs of other trainers as one tidy curve: (group, step, kl, reward).
+
+    df = read_log("out/checkpoint-100/trainer_state.json")   # or CSV, JSONL, a W&B CSV export
+    cols = recognise(df)             # {"kl": "objective/kl", "reward": "objective/scores", "step": "step", ...}
+    curve = tidy(df, cols)           # columns group, step, kl, reward
+
+Formats: CSV; JSONL (one object per line); JSON, either a list of objects or the `trainer_state.json` that
+`transformers.Trainer` (and so TRL) writes, whose `log_history` is read; a Weights & Biases CSV export, whose
+columns "<run> - <metric>" become one group per run (the "__MIN"/"__MAX" columns are dropped).
+
+TRL's GRPO and RLOO trainers log a per-token "kl"; beside their "completions/mean_length" it is multiplied by
+that length, so every curve's KL is the sequence KL in nats.
+
+Documented handling: rows without a KL or a reward (a log line of another kind, as `log_history` mixes training
+and evaluation lines) are dropped; unsorted steps are sorted; repeated steps are averaged; a negative KL (a sampled
+estimate such as the k1 that TRL's RLOO logs dips below zero) is read as 0, and the count is kept in
+``curve.attrs["negative_kl"]``. Everything else that
+is wrong raises `LogError` with one line naming the file and the column or line.
+"""
+from __future__ import annotations
+
+from ..errors import LogError  # noqa: F401
+
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# Names other trainers use, most specific first (TRL PPO/RLOO: objective/kl, objective/scores; TRL GRPO and
+# OpenRLHF: kl, reward; overopt's own tables: kl, kl_bound, gold).
+KL_NAMES = ("kl", "objective/kl", "train/objective/kl", "train/kl", "kl_bound", "kl_est", "policy/kl", "env/kl")
+REWARD_NAMES = ("gold", "reward", "objective/scores", "train/objective/scores", "train/reward", "objective/rlhf_reward",
+                "rewards/mean", "env/reward_mean", "score", "gain")
+STEP_NAMES = ("step", "global_step", "train/global_step", "Step", "_step", "n")
+WANDB_COL = re.compile(r"^(?P<run>.+?) - (?P<metric>.+)$")
+
+
+def _show(name) -> str:
+    """A column name as one line of text, whatever it holds."""
+    return str(name).encode("unicode_escape").decode("ascii")
+
+
+def _json_rows(path: str, text: str) -> list[dict]:
+    stripped = text.lstrip()
+    if stripped.startswith("[") or (stripped.startswith("{") and "\n{" not in text.strip()):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            if stripped.startswith("["):
+                raise LogError(f"{path} is not valid JSON: {e.msg} (line {e.lineno})")
+            obj = None
+        if isinstance(obj, dict):
+            if "log_history" in obj:
+                if not isinstance(obj["log_history"], list):
+                    raise LogError(f"{path}: 'log_history' is not a list")
+                obj = obj["log_history"]
+            else:
+                obj = [obj]
+        if isinstance(obj, list):
+            bad = next((i for i, r in enumerate(obj) if not isinstance(r, dict)), None)
+            if bad is not None:
+                raise LogError(f"{path}: entry {bad + 1} is not a JSON object")
+            return obj
+    rows = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise LogError(f"{path} line {i} is not valid JSON: {e.msg}")
+        if not isinstance(obj, dict):
+            raise LogError(f"{path} line {i} is not a JSON object")
+        rows.append(obj)
+    return rows
+
+
+def _wandb_long(df: pd.DataFrame) -> pd.DataFrame:
+    """A W&B export ("<run> - <metric>" columns) as one row per (run, step)."""
+    step = next((c for c in df.columns if c in STEP_NAMES), None)
+    parts = {}
+    for c in df.columns:
+        m = WANDB_COL.match(str(c))
+        if m and not c.endswith(("__MIN", "__MAX")):
+            parts.setdefault(m["run"], {})[m["metric"]] = df[c]
+    frames = []
+    for run, cols in parts.items():
+        f = pd.DataFrame(cols)
+        if step is not None:
+            f.insert(0, "step", df[step])
+        f.insert(0, "run", run)
+        frames.append(f)
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_log(path: str, complete_lines: bool = False) -> pd.DataFrame:
+    """Any supported log as a DataFrame (one row per logged line). ``complete_lines``: ignore a last line that
+    has no newline yet (a file another process is still writing)."""
+    p = Path(path)
+    if not p.exists():
+        raise LogError(f"file not found: {path}")
+    if p.is_dir():
+        raise LogError(f"{path} is a directory, not a log file")
+    text = p.read_text(errors="replace")
+    if complete_lines and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    if complete_lines and not text.strip():  # nothing whole written yet
+        return pd.DataFrame()
+    if not text.strip():
+        raise LogError(f"{path} is empty")
+    if p.suffix in (".json", ".jsonl", ".ndjson") or text.lstrip()[:1] in ("{", "["):
+        rows = _json_rows(path, text)
+        if not rows:
+            raise LogError(f"{path} holds no log lines")
+        return pd.json_normalize(rows, sep="/") if any(isinstance(v, dict) for r in rows for v in r.values()) \
+            else pd.DataFrame(rows)
+    try:
+        df = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise LogError(f"{path} is not a readable CSV file: {str(e).splitlines()[0]}")
+    except pd.errors.EmptyDataError:
+        raise LogError(f"{path} is empty")
+    if len(df.columns) and sum(bool(WANDB_COL.match(str(c))) for c in df.columns) >= 1 and \
+            not any(c in df.columns for c in KL_NAMES):
+        df = _wandb_long(df)
+    return df
+
+
+def _find(df: pd.DataFrame, given: str | None, names: tuple, what: str, flag: str, path: str,
+          required: bool = True) -> str | None:
+    cols = list(map(str, df.columns))
+    if given:
+        if given not in cols:
+            raise LogError(f"{path} has no column '{_show(given)}' ({flag}); columns: {', '.join(map(_show, cols))}")
+        return given
+    for n in names:
+        if n in cols:
+            return n
+    if what == "reward":  # TRL GRPO logs one column per reward function: rewards/<name>/mean
+        per_func = [c for c in cols if c.startswith("rewards/") and c.endswith("/mean")]
+        if len(per_func) == 1:
+            return per_func[0]
+    if required:
+        raise LogError(f"{path}: no {what} column found; name it with {flag} "
+                       f"(columns: {', '.join(map(_show, cols))})")
+    return None
+
+
+# TRL's GRPO and RLOO trainers log "kl" as a mean over completion tokens; the laws need the sequence KL
+TRL_TOKEN_KL, TRL_LENGTH = "kl", "completions/mean_length"
+
+
+def recognise(df: pd.DataFrame, path: str = "log", kl: str | None = None, reward: str | None = None,
+              step: str | None = None, group: str | None = None) -> dict:
+    """Which columns hold KL, reward, step and group: the ones named, else the usual names of other trainers.
+
+    ``kl_length`` names a mean-length column the KL is multiplied by: set when the log is TRL's GRPO/RLOO
+    (a per-token "kl" beside "completions/mean_length"), so the curve's KL is per sequence, as everywhere here."""
+    cols = {"kl": _find(df, kl, KL_NAMES, "KL", "--kl-col", path),
+            "reward": _find(df, reward, REWARD_NAMES, "reward", "--reward-col", path),
+            "step": _find(df, step, STEP_NAMES, "step", "--step-col", path, required=False),
+            "group": _find(df, group, ("run",), "group", "--group-col", path, required=group is not None)}
+    cols["kl_length"] = TRL_LENGTH if cols["kl"] == TRL_TOKEN_KL and TRL_LENGTH in df.columns else None
+    return cols
+
+
+def _numbers(df: pd.DataFrame, col: str, path: str) -> np.ndarray:
+    """A column as floats (missing: NaN); a non-numeric or infinite value raises naming the column and row."""
+    vals = pd.to_numeric(df[col], errors="coerce")
+    bad = vals.isna() & df[col].notna() & ~df[col].isin(["", "NaN", "nan"])
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise LogError(f"{path}: column '{_show(col)}' has a non-numeric value {df[col].iloc[i]!r} (row {i + 1})")
+    vals = vals.to_numpy(dtype=float, na_value=np.nan)
+    if np.isinf(vals).any():
+        raise LogError(f"{path}: column '{_show(col)}' has an infinite value "
+                       f"(row {int(np.flatnonzero(np.isinf(vals))[0]) + 1})")
+    return vals
+
+
+def tidy(df: pd.DataFrame, cols: dict, path: str = "log", extra: tuple = ()) -> pd.DataFrame:
+    """One row per (group, step): kl and reward as numbers, rows missing either dropped, sorted by step,
+    repeated steps averaged. Without a step column the order of the log is the step.
+
+    ``extra`` columns (a reference score, ensemble members) are averaged over every line of the same step,
+    those without a KL included: a trainer logs evaluations on lines of their own."""
+    out = pd.DataFrame(index=df.index)
+    out["group"] = df[cols["group"]].astype(str) if cols.get("group") else Path(path).stem
+    for key in ("kl", "reward", "step", "kl_length"):
+        if cols.get(key):
+            out[key] = _numbers(df, cols[key], path)
+    for col in extra:
+        out[f"extra:{col}"] = _numbers(df, col, path)
+    if "step" not in out:
+        out["step"] = np.arange(len(out), dtype=float)
+    if "kl_length" in out:  # per-token KL times mean completion length: the sequence KL
+        out["kl"] = out.pop("kl_length") * out["kl"]
+    extras = out.dropna(subset=["step"]).groupby(["group", "step"])[[f"extra:{c}" for c in extra]].mean()
+    neg = out["kl"] < 0
+    low = float(df[cols["kl"]][neg].astype(float).min()) if neg.any() else 0.0
+    out = out.dropna(subset=["kl", "reward", "step"])
+    if out.empty:
+        raise LogError(f"{path}: no line has both a KL ('{_show(cols['kl'])}') and a reward "
+                       f"('{_show(cols['reward'])}')")
+    out = out.groupby(["group", "step"], as_index=False, sort=True)[["kl", "reward"]].mean()
+    out["kl"] = out["kl"].clip(lower=0.0)
+    out = out.join(extras.rename(columns=lambda c: c[len("extra:"):]), on=["group", "step"])
+    # a sampled estimate (k1, as TRL's RLOO logs) dips below zero near the start: read as 0, and said
+    out.attrs["negative_kl"] = (int(neg.sum()), low)
+    return out

@@ -1,0 +1,179 @@
+"""Online overoptimization detection from what a trainer sees: KL, the proxy reward, and optionally a reference
+score (a second reward model, or a small gold-labelled evaluation set) and ensemble member scores. Never gold.
+
+    mon = Monitor()
+    status = mon.update(step, kl, proxy, reference=None, members=None)
+    status.state      # "ok", "warn" or "stop"
+    status.reasons    # one line per signal that fired
+
+Signals (each a documented threshold, all arguments of `Monitor`):
+  reference falls    the reference's gain over its first value (the policy at the start, KL about 0) fell more than ``drop`` of its best gain below
+                     that best: warn; for ``patience`` updates in a row: stop;
+  divergence         over the last ``window`` updates the proxy rose while the reference fell (least-squares
+                     slopes against KL): warn;
+  fitted peak        the RL form d(alpha - beta ln d) fitted to the reference's gains puts the current KL past
+                     the upper end of the peak's bootstrap interval: stop;
+  disagreement       the members' standard deviation rose more than ``disagreement_rise`` (relative) above its
+                     lowest value while the proxy kept rising: warn; twice that: stop.
+
+`OveroptCallback` runs a monitor inside a `transformers.Trainer` (TRL's trainers included) from its logs and sets
+``should_training_stop`` on "stop".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..laws import FitError, fit
+from ..stats import ols_slope
+from .logs import KL_NAMES, REWARD_NAMES, TRL_LENGTH, TRL_TOKEN_KL
+
+STATES = ("ok", "warn", "stop")
+SIGNALS = ("reference-drop", "divergence", "fitted-peak", "disagreement")
+# what the callback reads as the proxy: the usual names, never gold (a log may carry gold at weight zero)
+PROXY_NAMES = tuple(n for n in REWARD_NAMES if n != "gold")
+
+
+@dataclass
+class Status:
+    state: str
+    reasons: list[str] = field(default_factory=list)
+    step: float = 0.0
+    kl: float = 0.0
+    signals: list[str] = field(default_factory=list)  # which of SIGNALS fired, in the order of ``reasons``
+    best_step: float | None = None  # the checkpoint to roll back to: where the reference was best so far
+
+
+class Monitor:
+    def __init__(self, form: str = "rl", min_points: int = 5, window: int = 4, drop: float = 0.1, patience: int = 2,
+                 disagreement_rise: float = 0.5, n_boot: int = 100, ci: float = 0.9, signals=SIGNALS):
+        if min_points < 3 or window < 2 or patience < 1 or not 0 < drop < 1 or disagreement_rise <= 0:
+            raise ValueError("Monitor needs min_points >= 3, window >= 2, patience >= 1, 0 < drop < 1 and "
+                             "disagreement_rise > 0")
+        unknown = set(signals) - set(SIGNALS)
+        if unknown or not signals:
+            raise ValueError(f"Monitor signals must be a non-empty subset of {', '.join(SIGNALS)}; got {sorted(unknown)}")
+        self.signals = tuple(signals)
+        self.form, self.min_points, self.window, self.drop, self.patience = form, min_points, window, drop, patience
+        self.rise, self.n_boot, self.ci = disagreement_rise, n_boot, ci
+        self.steps: list[float] = []
+        self.kl: list[float] = []
+        self.proxy: list[float] = []
+        self.reference: list[float] = []   # NaN where an update had none
+        self.disagreement: list[float] = []
+        self._below = 0
+        self.history: list[Status] = []
+
+    def update(self, step: float, kl: float, proxy: float, reference: float | None = None,
+               members=None, disagreement: float | None = None) -> Status:
+        """Add one point and return the status with every reason that fired.
+
+        ``members``: the ensemble members' scores at this point (their spread is the disagreement), or
+        ``disagreement``: a spread the trainer measured itself (e.g. the members' per-sample standard deviation,
+        averaged), which is better: it has no offsets between members in it."""
+        if not all(np.isfinite(v) for v in (step, kl, proxy)):
+            raise ValueError(f"step {step}: step, kl and proxy must be finite numbers")
+        self.steps.append(float(step))
+        self.kl.append(max(float(kl), 0.0))
+        self.proxy.append(float(proxy))
+        self.reference.append(float("nan") if reference is None else float(reference))
+        if disagreement is None and members is not None:
+            m = np.asarray(members, dtype=float)
+            disagreement = float(m.std()) if m.size > 1 else None
+        self.disagreement.append(float("nan") if disagreement is None else float(disagreement))
+        warn, stop = [], []   # (signal, message)
+        self._reference_signals(warn, stop)
+        self._disagreement_signals(warn, stop)
+        warn = [w for w in warn if w[0] in self.signals]
+        stop = [w for w in stop if w[0] in self.signals]
+        fired = stop + warn
+        state = "stop" if stop else ("warn" if warn else "ok")
+        status = Status(state, [m for _, m in fired], float(step), self.kl[-1], [n for n, _ in fired],
+                        self.best_step())
+        self.history.append(status)
+        return status
+
+    def best_step(self) -> float | None:
+        """The step where the reference was highest so far (None without a reference): on "stop", the checkpoint
+        to roll back to, since the point where a fall is seen is already past the peak."""
+        ref = np.array(self.reference)
+        have = np.flatnonzero(np.isfinite(ref))
+        return None if not len(have) else self.steps[int(have[np.argmax(ref[have])])]
+
+    def _reference_signals(self, warn: list, stop: list) -> None:
+        ref = np.array(self.reference)
+        have = np.isfinite(ref)
+        if have.sum() < self.min_points or not have[-1]:
+            return
+        kl, prox, ref = np.array(self.kl)[have], np.array(self.proxy)[have], ref[have]
+        gain = ref - ref[0]
+        best = int(np.argmax(gain))
+        if gain[best] > 0 and gain[-1] < gain[best] - self.drop * gain[best]:
+            self._below += 1
+            msg = (f"reference gain {gain[-1]:.3g} is {100 * (1 - gain[-1] / gain[best]):.0f}% below its best "
+                   f"{gain[best]:.3g} (at KL {kl[best]:.3g})")
+            (stop if self._below >= self.patience else warn).append(("reference-drop", msg))
+        else:
+            self._below = 0
+        w = slice(-self.window, None)
+        if ols_slope(kl[w], prox[w]) > 0 and ols_slope(kl[w], gain[w]) < 0:
+            warn.append(("divergence", f"proxy rising while the reference falls over the last {self.window} points"))
+        if "fitted-peak" not in self.signals:
+            return
+        try:
+            r = fit(kl, gain, self.form, n_boot=self.n_boot, ci=self.ci)
+        except FitError:
+            return
+        if np.isfinite(r.kl_peak_hi) and kl[-1] > r.kl_peak_hi and r.kl_peak > 0:
+            stop.append(("fitted-peak", f"KL {kl[-1]:.3g} is past the fitted peak of the reference, {r.kl_peak:.3g} "
+                                        f"[{r.kl_peak_lo:.3g}, {r.kl_peak_hi:.3g}]"))
+
+    def _disagreement_signals(self, warn: list, stop: list) -> None:
+        dis = np.array(self.disagreement)
+        have = np.isfinite(dis)
+        if have.sum() < self.min_points or not have[-1]:
+            return
+        dis, prox = dis[have], np.array(self.proxy)[have]
+        low = int(np.argmin(dis))
+        if low == len(dis) - 1 or dis[low] <= 0 or prox[-1] <= prox[low]:
+            return
+        rise = dis[-1] / dis[low] - 1
+        if rise > self.rise:
+            msg = (f"ensemble disagreement up {100 * rise:.0f}% from its low (step {self.steps[-1]:g}) while the proxy "
+                   f"rose {prox[-1] - prox[low]:.3g}")
+            (stop if rise > 2 * self.rise else warn).append(("disagreement", msg))
+
+
+def _log_value(logs: dict, names, given: str | None):
+    if given:
+        return logs.get(given)
+    return next((logs[n] for n in names if n in logs), None)
+
+
+def OveroptCallback(monitor: Monitor | None = None, kl_key: str | None = None, reward_key: str | None = None,
+                    reference_key: str | None = None, member_keys: tuple = ()):
+    """A `transformers.TrainerCallback` that feeds each training log line to ``monitor`` and stops training on
+    "stop". Keys default to the usual names (TRL: objective/kl or kl, objective/scores or reward); TRL's per-token
+    kl is multiplied by completions/mean_length. ``callback.monitor.history`` keeps every status."""
+    from transformers import TrainerCallback
+
+    class _Callback(TrainerCallback):
+        def __init__(self):
+            self.monitor = monitor or Monitor()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            kl, proxy = _log_value(logs, KL_NAMES, kl_key), _log_value(logs, PROXY_NAMES, reward_key)
+            if kl is None or proxy is None:
+                return control
+            if kl_key is None and TRL_TOKEN_KL in logs and TRL_LENGTH in logs:
+                kl = logs[TRL_TOKEN_KL] * logs[TRL_LENGTH]
+            members = [logs[k] for k in member_keys if k in logs] or None
+            status = self.monitor.update(state.global_step, kl, proxy, logs.get(reference_key) if reference_key
+                                         else None, members)
+            if status.state == "stop":
+                control.should_training_stop = True
+            return control
+
+    return _Callback()

@@ -1,0 +1,1 @@
+"""The optimizers: RL (PPO, RLOO), direct alignment (DPO, IPO, SLiC, R-DPO) and iterated RLHF's proxy."""

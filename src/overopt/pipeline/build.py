@@ -1,0 +1,172 @@
+"""The core artifacts of a run, each built once and cached by content: the world, pi0 (and pi0s of other sizes),
+the labelled preference pairs and the best-of-n pool. Proxies are in `pipeline.proxies`."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import parse_size
+from ..measure.evaluator import Evaluator
+from ..measure.labels import label_pairs
+from ..models.policy import as_ids, build_lm, n_params, sample_in_batches, train_lm
+from ..models.reward import Proxy, score
+from ..world.base import World
+from ..world.toy import ToyWorld
+from .artifacts import PairsData, Pool
+from .run import Run
+
+
+def build_world(run: Run):
+    """The toy world (cached), or with hf.policy set the Hugging Face world (`world.hf`, rebuilt each run)."""
+    if run.cfg.hf.policy:
+        from ..world.hf import HFWorld
+        with run.stage("world") as st:
+            st["kind"] = "hf"
+            world = HFWorld(run.cfg.hf, run.cfg.world.max_new_tokens, run.cfg.run.seed, run.device, run.cache)
+            st.update(prompts=len(world.texts), prompt_tokens=world.prompt_len)
+        return world
+    key = run.cfg.section_hash("world")
+    with run.stage("world") as st:
+        world = run.cache.get("world", key)
+        st["cached"] = world is not None
+        if world is None:
+            world = ToyWorld(run.cfg.world, run.cfg.run.seed)
+            run.cache.put("world", key, world)
+    return world
+
+
+def _lm(run: Run, world: World, p):
+    return build_lm(len(world.vocab), p.hidden, p.layers, p.heads,
+                    world.prompt_len + run.cfg.world.max_new_tokens + 1, run.seed(10))
+
+
+def build_pi0(run: Run, world: World, policy_cfg=None, name: str = "pi0"):
+    """The base policy: a small GPT-NeoX trained on the world's corpus (``policy_cfg`` for another size); in the
+    Hugging Face world, the hf.policy checkpoint as it is."""
+    if world.kind == "hf":
+        from ..world.hf import load_causal_lm
+        with run.stage(name) as st:
+            model = load_causal_lm(run.cfg.hf.policy, run.cfg.hf, run.device)
+            world.check_fits(model, "hf.policy")
+            st.update(cached=True, params=n_params(model))
+        return model.eval()
+    p = policy_cfg or run.cfg.policy
+    key = run.cfg.section_hash("world", "policy") if policy_cfg is None else \
+        run.cfg.section_hash("world", extra=dataclasses.asdict(p))
+    model = _lm(run, world, p)
+    with run.stage(name) as st:
+        state = run.cache.get("pi0", key)
+        st["cached"] = state is not None
+        if state is None:
+            pidx, resp = world.corpus(run.cfg.world.n_corpus, np.random.default_rng([run.cfg.run.seed, 3]))
+            resp = resp[:, : run.cfg.world.max_new_tokens]
+            prompts = torch.tensor(world.prompt_ids[pidx])
+            with run.bar(p.steps, f"{name} training") as b:
+                losses = train_lm(model, prompts, torch.tensor(resp), p.steps, p.batch_size, p.lr, run.seed(11), world.pad, b)
+            state = {"state_dict": model.state_dict(), "final_loss": float(np.mean(losses[-50:]))}
+            run.cache.put("pi0", key, state)
+        model.load_state_dict(state["state_dict"])
+        st["params"] = n_params(model)
+        st["final_loss"] = state["final_loss"]
+    return model.to(run.device).eval()
+
+
+def sample(run: Run, pi0, prompt_idx: np.ndarray, world: World, seed: int, desc: str):
+    prompts = torch.tensor(world.prompt_ids[prompt_idx], device=run.device)
+    with run.bar(len(prompts), desc) as b:
+        s = sample_in_batches(pi0, prompts, run.cfg.policy.sample_batch, run.cfg.world.max_new_tokens,
+                              world.eos, world.pad, seed, progress=b)
+    return s.tokens.cpu().numpy().astype(np.int32), s.logprob.cpu().numpy()
+
+
+def build_pairs(run: Run, world: World, pi0) -> PairsData:
+    """Two pi0 samples for each of n_train + n_val prompts (drawn with repetition), gold-scored.
+
+    The samples are cached; gold is recomputed on load, so a change of the gold section reuses them.
+
+    Validation pairs use prompts that no training pair uses. Gold is normalised to mean 0 and
+    unit standard deviation over these pi0 samples (DESIGN.md).
+    """
+    c = run.cfg
+    key = c.section_hash("world", "policy", extra=[c.rm.n_train, c.rm.n_val])
+    with run.stage("pairs") as st:
+        data = run.cache.get("pairs", key)
+        st["cached"] = data is not None
+        if data is None:
+            rng = np.random.default_rng([c.run.seed, 4])
+            prompts = rng.permutation(world.train_prompt_idx)
+            n_val_prompts = max(1, len(prompts) // 6)
+            val_p, train_p = prompts[:n_val_prompts], prompts[n_val_prompts:]
+            pidx = np.concatenate([train_p[rng.integers(len(train_p), size=c.rm.n_train)],
+                                   val_p[rng.integers(len(val_p), size=c.rm.n_val)]])
+            tok, _ = sample(run, pi0, np.repeat(pidx, 2), world, run.seed(12), "pair sampling")
+            data = {"prompt_idx": pidx, "a": tok[0::2], "b": tok[1::2]}
+            run.cache.put("pairs", key, data)
+    # Gold is cheap and depends on the gold section only: computed afresh, never cached.
+    ga, _ = world.gold(data["prompt_idx"], data["a"], c.gold)
+    gb, _ = world.gold(data["prompt_idx"], data["b"], c.gold)
+    both = np.concatenate([ga, gb])
+    return PairsData(data["prompt_idx"], data["a"], data["b"], ga, gb, float(both.mean()), float(both.std()))
+
+
+def labelled_pairs(run: Run, world: World, pairs: PairsData, noise: float | None = None):
+    """(training pairs, validation pairs with true gold labels, (prompts, responses) of pi0 to centre on).
+
+    ``noise``: the label-flip rate of the training pairs (default rm.label_noise)."""
+    c = run.cfg
+    m, s = pairs.gold_norm
+    n_all = len(pairs.prompt_idx)
+    n_train = c.rm.n_train
+    labelled = label_pairs(pairs.prompt_idx, pairs.a, pairs.b, (pairs.gold_raw_a - m) / s, (pairs.gold_raw_b - m) / s,
+                           c.rm.label_noise if noise is None else noise, np.random.default_rng([c.run.seed, 5]))
+    train_all, val = labelled.head(n_train), labelled.subset(slice(n_train, n_all))
+    # Validation accuracy is against gold: undo any label noise on the validation pairs.
+    val_true = label_pairs(val.prompt_idx, val.chosen, val.rejected, val.gold_chosen, val.gold_rejected,
+                           0.0, np.random.default_rng(0))
+    t = partial(as_ids, device=run.device)
+    val_prompts = t(world.prompt_ids[val_true.prompt_idx])
+    center = (torch.cat([val_prompts, val_prompts]),
+              t(np.concatenate([pairs.a[n_train:], pairs.b[n_train:]])))
+    return train_all, val_true, center
+
+
+def build_pool(run: Run, world: World, pi0) -> Pool:
+    """N pi0 samples (temperature 1, no truncation) for each held-out prompt, with log pi0(y)."""
+    c = run.cfg
+    key = c.section_hash("world", "policy", extra=[c.bon.pool_size])
+    with run.stage("pool") as st:
+        pool = run.cache.get("pool", key)
+        st["cached"] = pool is not None
+        if pool is None:
+            pidx = np.repeat(world.eval_prompt_idx, c.bon.pool_size)
+            tok, lp = sample(run, pi0, pidx, world, run.seed(30), "best-of-n pool")
+            pool = {"prompt_idx": pidx, "tokens": tok, "logprob": lp, "key": key}
+            run.cache.put("pool", key, pool)
+    return Pool(**pool)
+
+
+def other_policy(run: Run, world: World, spec: str, proxy: Proxy | None, gold_norm, n_prompts: int | None = None,
+                  n_samples: int | None = None):
+    """A pi0 of another size (trained like pi0) and an evaluator whose baseline is its own samples."""
+    c = run.cfg
+    hidden, layers = parse_size(spec)
+    pcfg = replace(c.policy, hidden=hidden, layers=layers, heads=max(1, hidden // 16))
+    policy = build_pi0(run, world, pcfg, name=f"pi0-{spec}")
+    n = 32  # baseline samples per evaluation prompt
+    pidx = np.repeat(world.eval_prompt_idx[: n_prompts or c.rl.eval_prompts], n)
+    tok, _ = sample(run, policy, pidx, world, run.seed(64, hidden, layers), f"pi0-{spec} baseline")
+    base = {}
+    if proxy is not None:
+        base[proxy.name] = score(proxy.model, torch.tensor(world.prompt_ids[pidx], device=run.device),
+                                  torch.tensor(tok.astype(np.int64), device=run.device), world.pad)
+    return policy, Evaluator(run, world, policy, pidx, tok, base, gold_norm, n_prompts, n_samples)
+
+
+def pi0_name(cfg) -> str:
+    """pi0's name in the tables: its size in the toy world, its folder in the Hugging Face world."""
+    return Path(cfg.hf.policy.rstrip("/")).name if cfg.hf.policy else f"{cfg.policy.hidden}x{cfg.policy.layers}"

@@ -1,0 +1,175 @@
+"""The proxy reward models of a run: the family (rm.sizes) and the data-size sweep, each trained on gold-labelled
+pi0 pairs (or loaded from the cache), centred so that pi0's mean score is 0, read as a preference model
+(temperature and calibration), and its scores of the best-of-n pool (cached per proxy and pool)."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import Config, family_sizes, parse_size
+from ..models.ensemble import fit_temperature, reliability
+from ..models.policy import as_ids, n_params
+from ..models.reward import Proxy, RewardModel, bradley_terry_loss, build_rm, length_normalize, score, train_rm
+from ..stats import tie_accuracy
+from ..world.base import World
+from .artifacts import PairsData, Pool
+from .build import labelled_pairs
+from .run import Run
+
+CALIBRATION_COLUMNS = ["rm", "size", "noise", "member", "n_train", "val_acc", "tau", "ece", "ece_calibrated"]
+RELIABILITY_COLUMNS = ["rm", "calibrated", "bin_lo", "bin_hi", "count", "confidence", "accuracy"]
+
+
+def rm_specs(cfg: Config) -> list[tuple[str, int]]:
+    """(size, n_train) of every proxy: the family at rm.n_train, then the data-size sweep."""
+    sizes = family_sizes(cfg)
+    specs = [(s, cfg.rm.n_train) for s in sizes]
+    sweep_rm = cfg.rm.data_sweep_rm or sizes[len(sizes) // 2]
+    specs += [(sweep_rm, n) for n in cfg.rm.data_sizes if n != cfg.rm.n_train]
+    return specs
+
+
+def rm_name(size: str, n_train: int, cfg: Config) -> str:
+    return size if n_train == cfg.rm.n_train else f"{size}@{n_train}"
+
+
+def build_proxies(run: Run, world: World, pairs: PairsData) -> list[Proxy]:
+    """Train (or load) every proxy; centre each so that pi0's mean score is 0."""
+    c = run.cfg
+    train_all, val_true, center = labelled_pairs(run, world, pairs)
+    return [train_proxy(run, world, size, n, train_all, val_true, center, rm_name(size, n, c))
+            for size, n in rm_specs(c)]
+
+
+def proxy_key(cfg: Config, size: str, n: int, noise: float | None = None, member: int = 0, tag: str = "") -> str:
+    """Cache key of a proxy: its size, data, label noise, (for ensemble members past the first) seed index and
+    ``tag`` (what else labels its pairs, e.g. one gold dimension)."""
+    rm_cfg = {k: v for k, v in cfg.to_dict()["rm"].items()
+              if k not in ("sizes", "data_sizes", "data_sweep_rm", "length_norm")}  # length_norm: after training
+    if noise is not None:
+        rm_cfg["label_noise"] = noise
+    return cfg.section_hash("world", "gold", "policy",
+                            extra=[rm_cfg, size, n] + ([member] if member else []) + ([tag] if tag else []))
+
+
+def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, center, name: str,
+                noise: float | None = None, member: int = 0, bootstrap: bool = False, tag: str = "") -> Proxy:
+    """One proxy of ``size`` on the first ``n`` training pairs, trained (or loaded) and centred on pi0.
+
+    Member m > 0 of an ensemble differs from member 0 in its seeds (initialisation and data order, as
+    Coste et al. 2023) and, with ``bootstrap``, trains on a resample of the n pairs drawn with replacement
+    (bagging); member 0 is the family's proxy itself."""
+    c = run.cfg
+    pi0_prompts, pi0_resp = center
+    t = partial(as_ids, device=run.device)
+    val_prompts = pi0_prompts[: len(val_true)]  # the centring set is the validation pairs' two sides
+    bootstrap = bootstrap and member > 0
+    key = proxy_key(c, size, n, noise, member, tag) + ("-bag" if bootstrap else "")
+    hidden, layers = size_seed(c, size)
+    init_seed = run.seed(20, hidden, layers) if member == 0 else run.seed(20, hidden, layers, 1000 + member)
+    rm = new_rm(run, world, size, init_seed)
+    with run.stage(f"rm {name}") as st:
+        state = run.cache.get("rm", key)
+        st["cached"] = state is not None
+        rm = rm.to(run.device)
+        if state is None:
+            tr = train_all.head(n)
+            if bootstrap:
+                tr = tr.subset(np.random.default_rng([c.run.seed, 22, member]).integers(n, size=n))
+            t0 = time.time()
+            steps = c.rm.epochs * max(1, n // c.rm.batch_size)
+            order_seed = run.seed(21, hidden, layers, n) if member == 0 else run.seed(21, hidden, layers, n, 1000 + member)
+            with run.bar(steps, f"rm {name}") as b:
+                train_rm(rm, t(world.prompt_ids[tr.prompt_idx]), t(tr.chosen), t(tr.rejected), c.rm.epochs,
+                         min(c.rm.batch_size, n), c.rm.lr, c.rm.weight_decay, order_seed, world.pad, b)
+            train_s = time.time() - t0
+            rm.offset.fill_(float(score(rm, pi0_prompts, pi0_resp, world.pad).mean()))
+            rc, rr = score(rm, val_prompts, t(val_true.chosen), world.pad), score(rm, val_prompts, t(val_true.rejected), world.pad)
+            state = {"state_dict": {k: v.cpu() for k, v in rm.state_dict().items()},
+                     "val_loss": float(bradley_terry_loss(torch.tensor(rc), torch.tensor(rr)).mean()),
+                     "val_acc": float(tie_accuracy(rc, rr, dtype=np.float32)),
+                     "train_s": round(train_s, 2)}
+            run.cache.put("rm", key, state)
+        rm.load_state_dict(state["state_dict"])
+        st.update(val_acc=round(state["val_acc"], 4))
+        if c.rm.length_norm:  # the same weights, read as a length-normalised reward: new scores downstream
+            st["length_coef"] = round(length_normalize(rm, pi0_prompts, pi0_resp, world.pad), 5)
+            key = f"{key}-lnorm"
+    return Proxy(name=name, params=n_params(rm), model=rm.eval(), size=size, key=key, n_train=n, seed=c.run.seed,
+                 val_loss=state["val_loss"], val_acc=state["val_acc"], train_s=state["train_s"],
+                 noise=None if noise is None else float(noise), member=member)
+
+
+def size_seed(cfg: Config, size: str) -> tuple[int, int]:
+    """Two integers that stand for a proxy size in seeds: (hidden, layers), or a hash of a checkpoint's name."""
+    if cfg.hf.policy:
+        from ..world.hf import name_seed
+        return name_seed(size), 0
+    return parse_size(size)
+
+
+def new_rm(run: Run, world, size: str, seed: int) -> RewardModel:
+    """An untrained proxy of ``size``: a GPT-NeoX of that shape, or the named hf.proxies checkpoint's base model
+    with a fresh scalar head (initialised from ``seed``)."""
+    c = run.cfg
+    if world.kind == "hf":
+        from ..world.hf import load_backbone
+        path = dict(zip(family_sizes(c), c.hf.proxies))[size]
+        backbone = load_backbone(path, c.hf, run.device)
+        world.check_fits(backbone, "hf.proxies")
+        torch.manual_seed(seed)
+        return RewardModel(backbone, backbone.config.hidden_size).eval()
+    hidden, layers = parse_size(size)
+    return build_rm(len(world.vocab), hidden, layers, world.prompt_len + c.world.max_new_tokens + 1, seed)
+
+
+def score_pool(run: Run, world: World, pool: Pool, proxies: list[Proxy]) -> dict[str, np.ndarray]:
+    """Proxy scores of every pool sample, cached per (proxy, pool)."""
+    out = {}
+    prompts = torch.tensor(world.prompt_ids[pool.prompt_idx], device=run.device)
+    resp = torch.tensor(pool.tokens.astype(np.int64), device=run.device)
+    for p in proxies:
+        key = f"{p.key}-{pool.key}"
+        with run.stage(f"score {p.name}") as st:
+            s = run.cache.get("scores", key)
+            st["cached"] = s is not None
+            if s is None:
+                with run.bar(len(resp), f"score {p.name}") as b:
+                    s = score(p.model, prompts, resp, world.pad, progress=b)
+                run.cache.put("scores", key, s)
+        out[p.name] = s
+    return out
+
+
+def _val_diffs(run: Run, world: World, proxy: Proxy, val) -> tuple[np.ndarray, np.ndarray]:
+    """Score differences on the validation pairs, each pair shown in a random order, and which side gold prefers."""
+    prompts = torch.tensor(world.prompt_ids[val.prompt_idx], device=run.device)
+    rc = score(proxy.model, prompts, torch.tensor(val.chosen.astype(np.int64), device=run.device), world.pad)
+    rr = score(proxy.model, prompts, torch.tensor(val.rejected.astype(np.int64), device=run.device), world.pad)
+    first = np.random.default_rng([run.cfg.run.seed, 70]).random(len(rc)) < 0.5
+    return np.where(first, rc - rr, rr - rc), first
+
+
+def calibrate(run: Run, world: World, proxies: list[Proxy], val) -> tuple[list[Proxy], pd.DataFrame, pd.DataFrame]:
+    """Temperature of every proxy fitted on the first half of the validation pairs; ECE before and after on the
+    second half, with the reliability diagram of each: (the proxies with ``tau`` set, calibration rows,
+    reliability rows)."""
+    out, rows, bins = [], [], []
+    for p in proxies:
+        d, y = _val_diffs(run, world, p, val)
+        h = len(d) // 2
+        tau = fit_temperature(d[:h], y[:h])
+        out.append(replace(p, tau=tau))
+        ece_raw, rel_raw = reliability(d[h:], y[h:], 1.0)
+        ece_cal, rel_cal = reliability(d[h:], y[h:], tau)
+        rows.append({"rm": p.name, "size": p.size, "noise": run.cfg.rm.label_noise if p.noise is None else p.noise,
+                     "member": p.member, "n_train": p.n_train, "val_acc": p.val_acc, "tau": tau,
+                     "ece": ece_raw, "ece_calibrated": ece_cal})
+        bins += [{"rm": p.name, "calibrated": False, **r} for r in rel_raw]
+        bins += [{"rm": p.name, "calibrated": True, **r} for r in rel_cal]
+    return out, pd.DataFrame(rows, columns=CALIBRATION_COLUMNS), pd.DataFrame(bins, columns=RELIABILITY_COLUMNS)

@@ -1,0 +1,55 @@
+"""The context of one `overopt run`: its config, cache, device, seeds, progress bars, stage timings and output
+folder. Every stage and study receives it; it holds no artifacts (those are `pipeline.artifacts`)."""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..config import Config
+from .cache import Cache, default_cache_dir
+from .writers import write_or_drop
+
+
+class Run:
+    """Holds the config, cache, device and timings of one `overopt run`."""
+
+    def __init__(self, cfg: Config, out: Path, quiet: bool = False):
+        self.cfg = cfg
+        self.out = Path(out)
+        self.quiet = quiet
+        self.cache = Cache(Path(cfg.run.cache_dir) if cfg.run.cache_dir else default_cache_dir())
+        want = cfg.run.device
+        self.device = torch.device("cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available())
+                                   else "cpu")
+        if cfg.run.threads:
+            torch.set_num_threads(cfg.run.threads)
+        self.timings: dict[str, dict] = {}
+
+    def log(self, msg: str) -> None:
+        if not self.quiet:
+            tqdm.write(msg)
+
+    def bar(self, total: int, desc: str):
+        return tqdm(total=total, desc=desc, disable=self.quiet, leave=False, dynamic_ncols=True)
+
+    @contextmanager
+    def stage(self, name: str):
+        t = time.time()
+        info = {"cached": False}
+        yield info
+        info["seconds"] = round(time.time() - t, 2)
+        self.timings[name] = info
+        self.log(f"[{name}] {'cached' if info['cached'] else 'built'} in {info['seconds']:.1f}s")
+
+    def seed(self, *parts: int) -> int:
+        return int(np.random.default_rng([self.cfg.run.seed, *parts]).integers(2 ** 31))
+
+    def write(self, name: str, df: pd.DataFrame | None) -> None:
+        """Write a table into the output folder as soon as it is complete (None: remove a stale one)."""
+        write_or_drop(df, self.out, name)

@@ -1,0 +1,52 @@
+"""Writing a run's files: tidy tables (CSV, and Parquet where pyarrow is present) and the manifest."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import __version__
+
+
+def write_table(df: pd.DataFrame, out: Path, name: str) -> None:
+    tmp = out / f".{name}.csv.tmp"
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, out / f"{name}.csv")
+    try:
+        import pyarrow  # noqa: F401
+        df.to_parquet(out / f"{name}.parquet", index=False)
+    except ImportError:
+        pass
+
+
+def write_or_drop(df: pd.DataFrame | None, out: Path, name: str) -> None:
+    """Write a stage's table, or remove one an earlier run with that stage on left behind (it would
+    otherwise be reported as this run's)."""
+    if df is not None:
+        write_table(df, out, name)
+        return
+    for stale in (out / f"{name}.csv", out / f"{name}.parquet"):
+        stale.unlink(missing_ok=True)
+
+
+def write_manifest(run, status: str, started: float) -> None:
+    """manifest.json: versions, seed, the config's hash, status, wall time, peak memory and every stage's timing."""
+    m = {"overopt": __version__, "python": platform.python_version(), "torch": torch.__version__,
+         "numpy": np.__version__, "platform": platform.platform(), "device": str(run.device),
+         "threads": torch.get_num_threads(), "seed": run.cfg.run.seed, "config_hash": run.cfg.hash,
+         "status": status, "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+         "wall_s": round(time.time() - started, 2), "stages": run.timings}
+    if torch.cuda.is_available() and run.device.type == "cuda":
+        m["peak_gpu_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+    try:
+        import resource
+        m["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    except ImportError:
+        pass
+    (run.out / "manifest.json").write_text(json.dumps(m, indent=2))

@@ -1,0 +1,1 @@
+"""The HTML report, built from a run directory's tables alone (torch-free)."""

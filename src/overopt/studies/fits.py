@@ -1,0 +1,144 @@
+"""The laws fitted to every curve of the run, and what the run says of the papers' claims: `fits.csv` (the chosen
+and rejected forms per curve, with bootstrap intervals), `scaling.csv` (coefficients against proxy size, Gao et
+al. Fig. 3), `extrapolation.csv` (fit on small n, predict at N), `claims.csv`, `forecast.csv` (the peak forecast
+from every prefix of each family RL curve) and `samples.csv` (texts a reader can look at)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import laws
+from ..laws.claims import claim_table
+from ..pipeline.artifacts import Artifacts
+from ..pipeline.run import Run
+from .base import Output, Study
+
+FIT_COLUMNS = ["curve", "form", "alpha", "beta", "alpha_lo", "alpha_hi", "beta_lo", "beta_hi", "r2",
+               "kl_peak", "gain_peak", "kl_peak_lo", "kl_peak_hi", "gain_peak_lo", "gain_peak_hi", "n_points"]
+
+
+def bon_fits(c, bon_df: pd.DataFrame, boots: dict) -> tuple[list[dict], list[dict]]:
+    """Every best-of-n curve: the chosen form and its alternatives on gold, the chosen form on the proxy, and the
+    extrapolation check (fit on n <= fit.extrap_frac * N, predict at N)."""
+    fits, extrap = [], []
+    for rm, g in bon_df.groupby("rm", sort=False):
+        kl, gold = g["kl_bound"].to_numpy(), g["gold"].to_numpy()
+        for form in ("bon", *laws.ALTERNATIVES["bon"]):
+            r = laws.fit(kl, gold, form, boot_gains=boots.get(rm), ci=c.fit.ci)
+            fits.append({"curve": f"bon/gold/{rm}", **r.to_dict()})
+        r = laws.fit(kl, g["proxy"].to_numpy(), "bon", ci=c.fit.ci, n_boot=c.bon.n_boot)
+        fits.append({"curve": f"bon/proxy/{rm}", **r.to_dict()})
+        n = g["n"].to_numpy()
+        N = int(n.max())
+        early = n <= max(4, int(c.fit.extrap_frac * N))
+        if early.sum() >= 3:
+            r = laws.fit(kl[early], gold[early], "bon", ci=c.fit.ci, n_boot=c.bon.n_boot)
+            pred = float(r.predict(kl[-1]))
+            extrap.append({"rm": rm, "n_fit_max": int(n[early].max()), "n_target": N, "kl_target": kl[-1],
+                           "gold_target": gold[-1], "gold_predicted": pred, "abs_error": abs(pred - gold[-1]),
+                           "r2_early": r.r2})
+    return fits, extrap
+
+
+def family_curves(rl_df: pd.DataFrame | None) -> dict:
+    """{curve: (kl, gold)} of the family's RL curves (one per proxy, no variant)."""
+    if rl_df is None or not len(rl_df):
+        return {}
+    family = rl_df[rl_df["variant"] == "family"]
+    return {c: (g["kl"].to_numpy(), g["gold"].to_numpy()) for c, g in family.groupby("curve", sort=False)}
+
+
+def rl_fits(c, rl_df: pd.DataFrame | None, rl_boots: dict) -> list[dict]:
+    """Every RL curve: the RL form, its alternatives and the best-of-n form; the family with one alpha shared."""
+    fits = []
+    if rl_df is None or not len(rl_df):
+        return fits
+    for curve, g in rl_df.groupby("curve", sort=False):
+        kl, gold = g["kl"].to_numpy(), g["gold"].to_numpy()
+        for form in ("rl", *laws.ALTERNATIVES["rl"], "bon"):
+            r = laws.fit(kl, gold, form, boot_gains=rl_boots.get(curve), ci=c.fit.ci)
+            fits.append({"curve": f"rl/gold/{curve}", **r.to_dict()})
+    family = family_curves(rl_df)
+    if len(family) > 1:
+        alpha, betas, r2 = laws.fit_shared_alpha(family, "rl")
+        for rm, b in betas.items():
+            kp, gp = laws.peak("rl", alpha, b)
+            fits.append({"curve": f"rl/gold/{rm}", "form": "rl_shared_alpha", "alpha": alpha, "beta": b,
+                         "r2": r2[rm], "kl_peak": kp, "gain_peak": gp, "n_points": len(family[rm][0])})
+    return fits
+
+
+def daa_fits(c, daa_df: pd.DataFrame | None) -> list[dict]:
+    """Rafailov et al.: one curve per loss and policy size, pooling every beta and checkpoint."""
+    fits = []
+    if daa_df is None or not len(daa_df):
+        return fits
+    for (loss, policy), g in daa_df.groupby(["loss", "policy"], sort=False):
+        for form in ("rl", "quad_kl"):
+            r = laws.fit(g["kl"].to_numpy(), g["gold"].to_numpy(), form, ci=c.fit.ci, n_boot=c.bon.n_boot)
+            fits.append({"curve": f"daa/gold/{loss}/pi0-{policy}", **r.to_dict()})
+    return fits
+
+
+def scaling_table(c, bon_df: pd.DataFrame, fits_df: pd.DataFrame) -> pd.DataFrame:
+    """Each coefficient of the family against proxy size: coef = intercept + slope log10(params)."""
+    family = bon_df[bon_df["n_train"] == c.rm.n_train]
+    params = family.groupby("rm", sort=False)["rm_params"].first()
+    chosen = fits_df[fits_df["form"] == "bon"].set_index("curve")
+    scal = []
+    for coef in ("alpha", "beta", "kl_peak", "gain_peak"):
+        vals = [chosen.loc[f"bon/gold/{rm}", coef] for rm in params.index]
+        scal.append(vars(laws.fit_scaling(params.to_numpy(), vals, f"{coef}_bon")))
+    at_n = family[family["n"] == family["n"].max()].set_index("rm")["gold"]
+    scal.append(vars(laws.fit_scaling(params.to_numpy(), at_n[params.index].to_numpy(), "gold_at_N")))
+    for form, name in (("rl", "beta_rl"), ("rl_shared_alpha", "beta_rl_shared_alpha")):
+        rows = fits_df[(fits_df["form"] == form) & fits_df["curve"].str.startswith("rl/gold/")]
+        rows = rows[rows["curve"].str[len("rl/gold/"):].isin(params.index)]
+        if len(rows) > 1:
+            rms = rows["curve"].str[len("rl/gold/"):]
+            scal.append(vars(laws.fit_scaling(params[rms].to_numpy(), rows["beta"].to_numpy(), name)))
+    return pd.DataFrame(scal)
+
+
+def sample_table(run: Run, art: Artifacts) -> pd.DataFrame:
+    """pi0's text beside the best-of-N choice of the smallest and largest proxy, for a few prompts."""
+    c, world = run.cfg, art.world
+    P, N = len(world.eval_prompt_idx), c.bon.pool_size
+    family = art.family
+    chosen = [family[0], family[-1]] if len(family) > 1 else family
+    gold = art.pool_gold[0].reshape(P, N)
+    toks = art.pool.tokens.reshape(P, N, -1)
+    rows = []
+    for i in np.random.default_rng([c.run.seed, 50]).choice(P, size=min(c.bon.n_examples, P), replace=False):
+        prompt = world.prompt_text(world.eval_prompt_idx[i])
+        rows.append({"prompt": prompt, "policy": "pi0", "rm": "", "text": world.decode(toks[i, 0]),
+                     "gold": gold[i, 0], "proxy": np.nan})
+        for p in chosen:
+            scores = art.scores[p.name].reshape(P, N)
+            j = int(np.argmax(scores[i]))
+            rows.append({"prompt": prompt, "policy": f"best-of-{N}", "rm": p.name, "text": world.decode(toks[i, j]),
+                         "gold": gold[i, j], "proxy": scores[i, j]})
+    return pd.DataFrame(rows)
+
+
+def run_fits(run: Run, art: Artifacts, before: dict) -> Output:
+    c = run.cfg
+    table = lambda study, name: before[study].tables.get(name) if study in before else None  # noqa: E731
+    bon_df, rl_df, daa_df = table("bon", "bon"), table("rl", "rl"), table("daa", "daa")
+    with run.stage("tables"):
+        fits, extrap = bon_fits(c, bon_df, before["bon"].boots)
+        fits += rl_fits(c, rl_df, before["rl"].boots if "rl" in before else {})
+        fits += daa_fits(c, daa_df)
+        fits_df = pd.DataFrame(fits).reindex(columns=FIT_COLUMNS)
+        claims = claim_table(bon_df, rl_df, fits_df, table("daa", "daa_summary"), table("ensembles", "ensembles"),
+                             table("ensembles", "ensemble_rl"), table("monitor", "monitor"))
+        # how well a partial RL curve forecasts its gold peak: every family curve, every prefix
+        family = family_curves(rl_df)
+        forecast = laws.forecast_table(family, "rl", n_boot=c.bon.n_boot // 2, ci=c.fit.ci) if family else None
+        return Output({"fits": fits_df, "scaling": scaling_table(c, bon_df, fits_df),
+                       "extrapolation": pd.DataFrame(extrap), "claims": claims, "forecast": forecast,
+                       "samples": sample_table(run, art)})
+
+
+STUDY = Study("fits", run_fits, tables=("fits", "scaling", "extrapolation", "claims", "forecast", "samples"),
+              needs=("bon", "rl", "daa", "ensembles", "monitor"))

@@ -1,0 +1,86 @@
+"""RL against every proxy of the family (Gao et al. 2022), and on one proxy (rl.sweep_rm) the KL-penalty sweep
+(their Fig. 9), pi0s of other sizes and iterated RLHF (their sec. 4.3): `rl.csv`, one row per evaluation of
+every curve. Each row names its curve (``curve``, kept for compatibility) and says what the curve is in columns:
+``variant`` (family, kl_penalty, policy_size, iterated), ``penalty`` (the sweep's fixed coefficient),
+``policy`` (the pi0 size) and ``rounds``."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from ..config import parse_size
+from ..measure.evaluator import EVAL_VERSION, Evaluator
+from ..optimizers.iterated import IteratedProxy
+from ..optimizers.rl import RLError
+from ..pipeline.artifacts import Artifacts
+from ..pipeline.build import labelled_pairs, other_policy, pi0_name
+from ..pipeline.curves import RL_COLUMNS, curve_key, rl_settings, run_curve
+from ..pipeline.run import Run
+from .base import Output, Study
+
+VARIANT_COLUMNS = ["variant", "penalty", "policy", "rounds"]
+RL_TABLE_COLUMNS = RL_COLUMNS + VARIANT_COLUMNS
+
+
+def curve_jobs(run: Run, art: Artifacts) -> list[dict]:
+    """Every curve to run: its proxy, name, settings, reference policy, evaluator and identity columns."""
+    c, world = run.cfg, art.world
+    evaluator = Evaluator(run, world, art.pi0, art.pool.prompt_idx, art.pool.tokens, art.scores, art.gold_norm)
+    default = pi0_name(c)
+    family = art.family
+    jobs = [dict(proxy=p, curve=p.name, settings=rl_settings(c), ref=art.pi0, ev=evaluator, variant="family",
+                 penalty=np.nan, policy=default, rounds=1) for p in family]
+    sweep = next(p for p in family if p.name == (c.rl.sweep_rm or family[0].name))
+    jobs += [dict(proxy=sweep, curve=f"{sweep.name}/kl{coef:g}", ref=art.pi0, ev=evaluator, variant="kl_penalty",
+                  settings=replace(rl_settings(c), kl_coef=float(coef), kl_target=0.0), penalty=float(coef),
+                  policy=default, rounds=1) for coef in c.rl.kl_sweep]
+    for spec in c.rl.policy_sizes:
+        policy, ev = other_policy(run, world, spec, sweep, art.gold_norm)
+        jobs.append(dict(proxy=sweep, curve=f"{sweep.name}/pi0-{spec}", settings=rl_settings(c), ref=policy, ev=ev,
+                         variant="policy_size", penalty=np.nan, policy=spec, rounds=1))
+    if c.rl.iterated_rounds >= 2:
+        jobs.append(dict(proxy=sweep, curve=f"{sweep.name}/iter{c.rl.iterated_rounds}", settings=rl_settings(c),
+                         ref=art.pi0, ev=evaluator, variant="iterated", penalty=np.nan, policy=default,
+                         rounds=c.rl.iterated_rounds))
+    return jobs
+
+
+def _source(run: Run, art: Artifacts, job: dict):
+    """The proxy that changes between rounds of an iterated curve (None for every other curve)."""
+    c = run.cfg
+    if job["variant"] != "iterated":
+        return None
+    train, _, center = labelled_pairs(run, art.world, art.pairs)
+    hidden, layers = parse_size(job["proxy"].size)
+    return IteratedProxy(run, art.world, job["proxy"], hidden, layers, train, center, art.gold_norm,
+                         c.rl.iterated_rounds, c.rl.steps, c.rl.iterated_pairs or c.rm.n_train // c.rl.iterated_rounds)
+
+
+def run_rl(run: Run, art: Artifacts, before: dict) -> Output:
+    """rl.csv rows, each curve's bootstrap replicates and each family curve's evaluation responses."""
+    c = run.cfg
+    rows, boots, samples = [], {}, {}
+    for job in curve_jobs(run, art):
+        p, curve = job["proxy"], job["curve"]
+        own = [c.rl.iterated_rounds, c.rl.iterated_pairs] if job["variant"] == "iterated" else []
+        key = curve_key(c, own, p.key, art.pool.key, curve, EVAL_VERSION)
+        identity = {k: job[k] for k in VARIANT_COLUMNS}
+        with run.stage(f"rl {curve}") as st:
+            st["cached"] = run.cache.get("rl", key) is not None
+            try:
+                res = run_curve(run, art.world, job["ref"], p, job["ev"], key, f"rl {curve}", job["settings"], curve,
+                                _source(run, art, job))
+            except RLError as e:  # every point evaluated so far stays written
+                done = rows + [{**r, **identity} for r in getattr(e, "rows", [])]
+                run.write("rl", pd.DataFrame(done).reindex(columns=RL_TABLE_COLUMNS))
+                raise
+        rows += [{**r, **identity} for r in res["rows"]]
+        boots[curve] = res["boot"]
+        if job["variant"] == "family":
+            samples[curve] = res["samples"]
+    return Output({"rl": pd.DataFrame(rows).reindex(columns=RL_TABLE_COLUMNS)}, boots=boots, samples=samples)
+
+
+STUDY = Study("rl", run_rl, tables=("rl",), enabled=lambda cfg: cfg.rl.enabled)

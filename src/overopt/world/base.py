@@ -1,0 +1,29 @@
+"""What every stage may ask of a world: the `World` protocol, implemented by the toy world (`world.toy`) and the
+Hugging Face world (`world.hf`). Code past the world reads only this; what only the toy world can do (write texts
+to order, train a policy of any size) is asked for by name where it is used (``world.kind == "toy"``)."""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class World(Protocol):
+    kind: str                     # "toy" or "hf"
+    eos: int                      # the end token that closes every response
+    pad: int                      # the padding token (prompts are left-padded, responses right-padded)
+    prompt_len: int               # tokens per prompt, padding included
+    prompt_ids: np.ndarray        # [prompts, prompt_len]
+    train_prompt_idx: np.ndarray  # prompts that label pairs and train RL
+    eval_prompt_idx: np.ndarray   # held-out prompts: best-of-n and every evaluation
+
+    def gold(self, prompt_idx, resp, gcfg, norm: tuple[float, float] | None = None
+             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Gold of responses [M, T] (normalised with ``norm``) and its named dimensions (config.GOLD_DIMS, raw),
+        plus ``n_words``."""
+
+    def decode(self, ids) -> str:
+        """A response's text (up to its end token)."""
+
+    def prompt_text(self, idx: int) -> str:
+        """A prompt's text."""
