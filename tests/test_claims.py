@@ -30,9 +30,9 @@ def test_claim_table_reads_the_tables():
     bon = pd.DataFrame({"rm": "8x1", "n_train": 100, "n": n, "kl_bound": kl, "gold": gold, "gold_lo": gold - 0.01})
     rl_kl = np.array([0.0, 0.5, 1.0, 2.0, 4.0, 8.0])
     rl_gold = np.array([0.0, 0.2, 0.35, 0.45, 0.40, 0.2])
-    rl = pd.DataFrame({"curve": "8x1", "kl": rl_kl, "gold": rl_gold, "gold_lo": rl_gold - 0.02,
+    rl = pd.DataFrame({"curve": "8x1", "rm": "8x1", "kl": rl_kl, "gold": rl_gold, "gold_lo": rl_gold - 0.02,
                        "gold_hi": rl_gold + 0.02})
-    pen = pd.DataFrame({"curve": "8x1/kl0.1", "kl": [0.0, 0.5, 1.0], "gold": [0.0, 0.21, 0.6],
+    pen = pd.DataFrame({"curve": "8x1/kl0.1", "rm": "8x1", "kl_coef": 0.1, "kl": [0.0, 0.5, 1.0], "gold": [0.0, 0.21, 0.6],
                         "gold_lo": [0.0, 0.19, 0.58], "gold_hi": [0.0, 0.23, 0.62]})
     fits = pd.DataFrame({"curve": ["bon/gold/8x1", "bon/gold/8x1", "rl/gold/8x1", "rl/gold/8x1"],
                          "form": ["bon", "quad_kl", "rl", "quad_kl"], "r2": [0.99, 0.5, 0.95, 0.97]})

@@ -9,7 +9,7 @@ import pytest
 
 from overopt.cli import main
 from overopt.studies.bon import BON_COLUMNS, TILT_COLUMNS
-from overopt.studies.fits import FIT_COLUMNS
+from overopt.studies.fits import FIT_COLUMNS, FIT_TABLE_COLUMNS
 from overopt.pipeline.core import RM_COLUMNS
 from overopt.laws.claims import CLAIM_COLUMNS
 from overopt.laws.curves import SUMMARY_COLUMNS
@@ -34,7 +34,14 @@ def test_smoke_run_writes_every_file_with_the_contract_columns(smoke):
         assert (out / f).exists(), f
     assert list(pd.read_csv(out / "rm.csv").columns) == RM_COLUMNS
     assert list(pd.read_csv(out / "bon.csv").columns) == BON_COLUMNS
-    assert list(pd.read_csv(out / "fits.csv").columns) == FIT_COLUMNS
+    assert list(pd.read_csv(out / "fits.csv").columns) == FIT_TABLE_COLUMNS
+    fits = pd.read_csv(out / "fits.csv")  # each fitted curve's identity in columns, matching its name
+    bon_fits, rl_fits = fits[fits["method"] == "bon"], fits[fits["method"] == "rl"]
+    assert (bon_fits["curve"] == "bon/" + bon_fits["reward"] + "/" + bon_fits["rm"]).all()
+    assert (rl_fits["curve"].str.split("/").str[2] == rl_fits["rm"]).all()
+    assert set(rl_fits["variant"]) == {"family", "kl_penalty", "policy_size", "iterated"}
+    daa_fits = fits[fits["method"] == "daa"]
+    assert (daa_fits["curve"] == "daa/gold/" + daa_fits["loss"] + "/pi0-" + daa_fits["policy"]).all()
     tilt = pd.read_csv(out / "tilt.csv")
     assert list(tilt.columns) == TILT_COLUMNS and set(tilt["rm"]) == {"8x1", "16x1", "32x1"}
     for _, t in tilt.groupby("rm"):  # beta falls, KL rises from ~0 to at most ln N

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from overopt.config import ConfigError, load_config, list_presets, parse_override
@@ -69,3 +71,20 @@ def test_configs_are_frozen():
     cfg = load_config("smoke")
     with pytest.raises(Exception):
         cfg.rm.n_train = 5
+
+
+def test_help_config_prints_every_field_with_default_and_help(capsys):
+    from overopt.cli import main
+    from overopt.config import Config, field_help
+
+    assert main(["run", "--help-config", "rm"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("rm:\n") and "  n_train = 12000\n" in text and "  sizes = [8x1, 16x1, 32x2, 64x2, 96x3]" in text
+    assert field_help(type(Config().rm))["n_train"] in text
+    assert main(["run", "--help-config"]) == 0
+    every = capsys.readouterr().out
+    for section in ("run", "world", "gold", "rl", "daa", "monitor", "hf", "fit"):
+        assert f"\n{section}:\n" in "\n" + every
+    assert len(re.findall(r"^  \w+ = ", every, re.M)) == sum(len(field_help(type(getattr(Config(), s)))) for s in Config().to_dict())
+    assert main(["run", "--help-config", "nope"]) == 2
+    assert "unknown config section 'nope'" in capsys.readouterr().err

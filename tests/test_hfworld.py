@@ -10,7 +10,7 @@ import yaml
 
 from overopt.cli import main
 from overopt.studies.bon import BON_COLUMNS
-from overopt.studies.fits import FIT_COLUMNS
+from overopt.studies.fits import FIT_TABLE_COLUMNS
 from overopt.pipeline.core import RM_COLUMNS
 from overopt.studies.rl import RL_TABLE_COLUMNS
 
@@ -104,7 +104,7 @@ def test_hf_world_writes_the_toy_worlds_tables_and_report(hf_run):
     rm, bon, rl = pd.read_csv(out / "rm.csv"), pd.read_csv(out / "bon.csv"), pd.read_csv(out / "rl.csv")
     assert list(rm.columns) == RM_COLUMNS and rm["rm"].tolist() == ["rm-16", "rm-32"]
     assert list(bon.columns) == BON_COLUMNS and list(rl.columns) == RL_TABLE_COLUMNS
-    assert list(pd.read_csv(out / "fits.csv").columns) == FIT_COLUMNS
+    assert list(pd.read_csv(out / "fits.csv").columns) == FIT_TABLE_COLUMNS
     for f in ("tilt.csv", "length.csv", "claims.csv", "samples.csv", "report.html", "plots/fig1_bon.png"):
         assert (out / f).exists(), f
     # the proxies learn the gold callable from 300 pairs, and best-of-16 against them gains gold

@@ -28,7 +28,11 @@ def _presets_help() -> str:
 
 
 def cmd_run(args) -> int:
-    from .config import load_config
+    from .config import help_text, load_config
+
+    if args.help_config is not None:  # every field (or one section's) with its default and help
+        print(help_text(args.help_config or None))
+        return 0
     from .experiment import run_experiment
 
     cfg = load_config(args.preset if not (args.config and args.preset is None) else None,
@@ -169,6 +173,33 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _monitor_parser(sub) -> None:
+    from .config import MonitorConfig
+
+    m = sub.add_parser("monitor", help="watch a training log for overoptimization: ok, warn or stop, with reasons",
+                       description=cmd_monitor.__doc__)
+    m.add_argument("file", help="a log file (CSV, JSONL, trainer_state.json, W&B export), possibly still growing")
+    m.add_argument("--follow", action="store_true", help="keep reading as the file grows, until the status is stop")
+    m.add_argument("--interval", type=float, default=2.0, help="seconds between reads with --follow (default 2)")
+    m.add_argument("--max-wait", type=float, default=0.0,
+                   help="with --follow, give up after this many seconds without a new line (0: never)")
+    m.add_argument("--kl-col", help="KL column (default: the usual names, as for fit)")
+    m.add_argument("--reward-col", help="proxy reward column (default: the usual names)")
+    m.add_argument("--step-col", help="step column (default: step, global_step, ...)")
+    m.add_argument("--reference-col", help="a reference score the proxy is checked against (a second RM, a small "
+                                           "gold-labelled eval set)")
+    m.add_argument("--member-cols", help="comma-separated ensemble member score columns (their spread is the "
+                                         "disagreement)")
+    m.add_argument("--form", choices=["bon", "rl"], default="rl", help="form fitted to the reference (default rl)")
+    d = MonitorConfig()  # the defaults of monitor.* in a run's config
+    m.add_argument("--drop", type=float, default=d.drop,
+                   help=f"reference fall below its best gain that counts ({d.drop:g})")
+    m.add_argument("--patience", type=int, default=d.patience, help=f"updates below that before stop ({d.patience})")
+    m.add_argument("--disagreement-rise", type=float, default=d.disagreement_rise,
+                   help=f"relative rise of disagreement that warns (twice it stops; {d.disagreement_rise:g})")
+    m.set_defaults(func=cmd_monitor)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="overopt", description="Measure, model and mitigate reward-model "
                                  "overoptimization (Gao et al. 2022 scaling laws).")
@@ -183,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one config value, e.g. --set rm.n_train=4000 (repeatable)")
     r.add_argument("--out", help="output directory (default: runs/PRESET)")
     r.add_argument("--quiet", action="store_true", help="no progress bars or stage lines")
+    r.add_argument("--help-config", nargs="?", const="", metavar="SECTION",
+                   help="print every config field (or one section's) with its default and help, then exit")
     r.set_defaults(func=cmd_run)
 
     f = sub.add_parser("fit", help="fit a functional form to a CSV or JSONL file of (KL, reward) points",
@@ -205,26 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true", help="print a JSON list with the fields of fits.csv")
     f.set_defaults(func=cmd_fit)
 
-    m = sub.add_parser("monitor", help="watch a training log for overoptimization: ok, warn or stop, with reasons",
-                       description=cmd_monitor.__doc__)
-    m.add_argument("file", help="a log file (CSV, JSONL, trainer_state.json, W&B export), possibly still growing")
-    m.add_argument("--follow", action="store_true", help="keep reading as the file grows, until the status is stop")
-    m.add_argument("--interval", type=float, default=2.0, help="seconds between reads with --follow (default 2)")
-    m.add_argument("--max-wait", type=float, default=0.0,
-                   help="with --follow, give up after this many seconds without a new line (0: never)")
-    m.add_argument("--kl-col", help="KL column (default: the usual names, as for fit)")
-    m.add_argument("--reward-col", help="proxy reward column (default: the usual names)")
-    m.add_argument("--step-col", help="step column (default: step, global_step, ...)")
-    m.add_argument("--reference-col", help="a reference score the proxy is checked against (a second RM, a small "
-                                           "gold-labelled eval set)")
-    m.add_argument("--member-cols", help="comma-separated ensemble member score columns (their spread is the "
-                                         "disagreement)")
-    m.add_argument("--form", choices=["bon", "rl"], default="rl", help="form fitted to the reference (default rl)")
-    m.add_argument("--drop", type=float, default=0.1, help="reference fall below its best gain that counts (0.1)")
-    m.add_argument("--patience", type=int, default=2, help="updates below that before stop (2)")
-    m.add_argument("--disagreement-rise", type=float, default=0.5, help="relative rise of disagreement that warns "
-                                                                        "(twice it stops; 0.5)")
-    m.set_defaults(func=cmd_monitor)
+    _monitor_parser(sub)
 
     w = sub.add_parser("sweep", help="run a grid of configs locally, on Ray or on SLURM; resumable",
                        description="Every cell of GRID.yaml (preset/config/set, then grid: section.key -> values) "

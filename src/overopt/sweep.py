@@ -20,8 +20,6 @@ grid's values as columns), ``OUT/cells.csv`` and ``OUT/report.html``.
 """
 from __future__ import annotations
 
-from .errors import SweepError  # noqa: F401
-
 import html
 import itertools
 import json
@@ -32,7 +30,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .config import PRESET_DIR, ConfigError, config_from_dict, list_presets, merge, read_yaml
+from .config import ConfigError, config_data, config_from_dict, merge, read_yaml
+from .errors import SweepError
 
 GRID_KEYS = {"preset", "config", "set", "grid", "resources", "slurm", "out"}
 CELL_COLUMNS = ["cell", "status", "seconds", "error"]
@@ -52,16 +51,14 @@ def read_grid(path: str | Path) -> dict:
     unknown = set(spec) - GRID_KEYS
     if unknown:
         raise SweepError(f"{path}: unknown key '{sorted(unknown)[0]}' (known: {', '.join(sorted(GRID_KEYS))})")
-    base: dict = {}
-    if spec.get("preset"):
-        if spec["preset"] not in list_presets():
-            raise SweepError(f"{path}: unknown preset '{spec['preset']}' (available: {', '.join(list_presets())})")
-        base = read_yaml(PRESET_DIR / f"{spec['preset']}.yaml", "preset")
-    if spec.get("config"):
-        cfg_path = Path(spec["config"])
-        base = merge(base, read_yaml(cfg_path if cfg_path.is_absolute() else p.parent / cfg_path, "config file"))
-    for k, v in (spec.get("set") or {}).items():
-        base = merge(base, _override_dict(k, v))
+    cfg_path = Path(spec["config"]) if spec.get("config") else None
+    if cfg_path is not None and not cfg_path.is_absolute():
+        cfg_path = p.parent / cfg_path  # relative to the grid file
+    sets = [_override_dict(k, v) for k, v in (spec.get("set") or {}).items()]
+    try:
+        base = config_data(spec.get("preset"), cfg_path, sets)
+    except ConfigError as e:
+        raise SweepError(f"{path}: {e}")
     axes = spec.get("grid") or {}
     if not isinstance(axes, dict) or not axes:
         raise SweepError(f"{path}: grid: must map section.key to a list of values")

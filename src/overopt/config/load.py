@@ -113,9 +113,9 @@ def parse_override(item: str) -> dict:
     return {parts[0]: {parts[1]: value}}
 
 
-def load_config(preset: str | None = "default", config_file: str | None = None,
-                overrides: list[str] | tuple = ()) -> Config:
-    """Preset, then a YAML file, then ``--set`` overrides, each over the last."""
+def config_data(preset: str | None = None, config_file: str | Path | None = None, overrides=()) -> dict:
+    """The mapping a Config is built from: a preset, then a YAML file, then each override ({section: {key: value}}),
+    each over the last. `load_config` and `sweep.read_grid` both build on it."""
     data: dict = {}
     if preset:
         if preset not in list_presets():
@@ -124,12 +124,27 @@ def load_config(preset: str | None = "default", config_file: str | None = None,
     if config_file:
         data = merge(data, read_yaml(Path(config_file), "config file"))
     for item in overrides:
-        data = merge(data, parse_override(item))
-    return validate(_build(Config, data, ""))
+        data = merge(data, item)
+    return data
+
+
+def load_config(preset: str | None = "default", config_file: str | None = None,
+                overrides: list[str] | tuple = ()) -> Config:
+    """Preset, then a YAML file, then ``--set`` overrides (section.key=value), each over the last."""
+    return config_from_dict(config_data(preset, config_file, [parse_override(item) for item in overrides]))
 
 
 def config_from_dict(data: dict) -> Config:
     return validate(_build(Config, data, ""))
+
+
+def _as_yaml(value) -> str:
+    """A default as it would be written in a config file."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_as_yaml(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return '""' if value == "" else str(value)
 
 
 def help_text(section: str | None = None) -> str:
@@ -143,8 +158,5 @@ def help_text(section: str | None = None) -> str:
         lines.append(f"{sec.name}:")
         helps, defaults = field_help(cls), dataclasses.asdict(cls())
         for f in fields(cls):
-            default = defaults[f.name]
-            shown = list(default) if isinstance(default, tuple) else default
-            lines.append(f"  {f.name} = {yaml.safe_dump(shown, default_flow_style=True).strip().removesuffix(chr(10) + '...')}")
-            lines.append(f"      {helps[f.name]}")
+            lines += [f"  {f.name} = {_as_yaml(defaults[f.name])}", f"      {helps[f.name]}"]
     return "\n".join(lines)

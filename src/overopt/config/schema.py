@@ -9,8 +9,6 @@ Loading, overrides and validation live in `config.load` and `config.validate`.
 """
 from __future__ import annotations
 
-from ..errors import ConfigError  # noqa: F401
-
 import dataclasses
 import functools
 import hashlib
@@ -18,6 +16,8 @@ import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from ..errors import ConfigError  # noqa: F401  (re-exported)
 
 PRESET_DIR = Path(__file__).parent.parent / "presets"
 # Bump when a change to the code invalidates cached artifacts.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .curves import peak_of
+from .curves import peak_of, with_variants
 
 CLAIM_COLUMNS = ["claim", "curve", "value", "reference", "holds", "detail"]
 
@@ -181,11 +181,13 @@ def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
     if rl_df is None or not len(rl_df):
         return rows
 
+    rl_df = with_variants(rl_df)
     curves = {c: g for c, g in rl_df.groupby("curve", sort=False)}
+    family_rl = {c: g for c, g in curves.items() if g["variant"].iloc[0] == "family"}
     for rm in bon_peaks:
-        if rm not in curves:
+        if rm not in family_rl:
             continue
-        g = curves[rm]
+        g = family_rl[rm]
         p = peak_of(g["kl"].to_numpy(), g["gold"].to_numpy(), g["gold_lo"].to_numpy())
         peak_and_fit("rl", rm, p, "d(alpha - beta ln d)")
         if p["interior"] and bon_peaks[rm]["interior"]:
@@ -202,19 +204,26 @@ def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
         rows.append({"claim": "rl spends more KL than bon for the same gold gain", "curve": rm, "value": kl_rl,
                      "reference": kl_bon, "holds": kl_rl > kl_bon,
                      "detail": f"first KL reaching gold {target:.3f} (90% of the lower peak): RL, best-of-n"})
+    return rows + _variant_claims(curves, family_rl)
+
+
+def _variant_claims(curves: dict, family: dict) -> list[dict]:
+    """Each variant curve on a proxy (rl.csv's variant column) against that proxy's family curve: the KL penalty
+    (Gao Fig. 9), the policy size and iterated RLHF (sec. 4.3)."""
+    rows = []
     for curve, g in curves.items():
-        rm = curve.split("/")[0]
-        if "/" not in curve or rm not in curves:
+        variant, rm = g["variant"].iloc[0], g["rm"].iloc[0]
+        if variant == "family" or rm not in family:
             continue
-        base = curves[rm]
-        if "/kl" in curve:
+        base = family[rm]
+        if variant == "kl_penalty":
             gap, ratio = frontier_gap(base["kl"], base["gold"], (base["gold_hi"] - base["gold_lo"]) / 2,
                                       g["kl"], g["gold"], (g["gold_hi"] - g["gold_lo"]) / 2)
             rows.append({"claim": "a KL penalty leaves the gold-KL frontier unchanged", "curve": curve,
                          "value": gap, "reference": ratio, "holds": bool(ratio <= 1.0),
                          "detail": "value: largest gold gap to the unpenalized curve at equal KL; reference: that "
                                    "gap over the combined interval half-widths (<= 1: within the intervals)"})
-        if "/pi0-" in curve:
+        if variant == "policy_size":
             p0 = peak_of(base["kl"].to_numpy(), base["gold"].to_numpy(), base["gold_lo"].to_numpy())
             p1 = peak_of(g["kl"].to_numpy(), g["gold"].to_numpy(), g["gold_lo"].to_numpy())
             if not (p0["interior"] and p1["interior"]):
@@ -224,7 +233,7 @@ def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
                          "reference": p0["kl"], "holds": bool(0.5 <= ratio <= 2.0),
                          "detail": "value: KL at the gold peak with this pi0; reference: with the default pi0 "
                                    "(holds within a factor of 2)"})
-        if "/iter" in curve:
+        if variant == "iterated":
             kl_end, gold_end = float(g["kl"].iloc[-1]), float(g["gold"].iloc[-1])
             d0 = np.sqrt(base["kl"].to_numpy())
             one = float(np.interp(np.sqrt(kl_end), d0[np.argsort(d0)], base["gold"].to_numpy()[np.argsort(d0)]))

@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# what each fitted curve of fits.csv is, in columns (``curve`` names it too, for compatibility): the optimizer, the
+# reward fitted, the proxy, the RL variant (family, kl_penalty, policy_size, iterated) or best-of-n's (family,
+# data_size), and for direct alignment its loss and pi0
+FIT_ID_COLUMNS = ["method", "reward", "rm", "variant", "loss", "policy"]
 SUMMARY_COLUMNS = ["curve", "loss", "beta", "policy", "policy_params", "peak_gold", "peak_kl", "peak_epoch_frac",
                    "falls", "final_gold", "length_start", "length_end", "length_growth", "length_growth_final",
                    "length_growth_max", "implicit_len_r2", "implicit_acc"]
@@ -49,3 +53,31 @@ def monitor_summary(mon: pd.DataFrame) -> pd.DataFrame:
         curves=("curve", "size"), median_regret=("regret", "median"), mean_regret=("regret", "mean"),
         early=("early", "mean"), stopped=("stopped", "mean"),
         median_regret_rollback=("regret_pick", "median")).reset_index()
+
+
+def with_variants(rl: pd.DataFrame) -> pd.DataFrame:
+    """rl.csv with its identity columns; a table from before they existed gets them from its curve names
+    (rm/kl<coef>, rm/pi0-<size>, rm/iter<rounds>)."""
+    if "variant" in rl:
+        return rl
+    c = rl["curve"].astype(str)
+    variant = np.select([c.str.contains("/kl"), c.str.contains("/pi0-"), c.str.contains("/iter")],
+                        ["kl_penalty", "policy_size", "iterated"], "family")
+    rounds = c.str.extract(r"/iter(\d+)")[0].astype(float).fillna(1)
+    policy = c.str.extract(r"/pi0-(.+)$")[0]
+    return rl.assign(variant=variant, penalty=np.where(variant == "kl_penalty", rl["kl_coef"], np.nan),
+                     policy=policy, rounds=rounds)
+
+
+def fits_with_identity(fits: pd.DataFrame) -> pd.DataFrame:
+    """fits.csv with its method and reward columns; a table from before they existed gets them from its curve
+    names (method/reward/...)."""
+    if "method" in fits:
+        return fits
+    parts = fits["curve"].astype(str).str.split("/")
+    return fits.assign(method=parts.str[0], reward=parts.str[1])
+
+
+def shown(fits: pd.DataFrame) -> pd.DataFrame:
+    """Fit rows as a reader sees them: the identity columns left out (the curve names them)."""
+    return fits.drop(columns=[c for c in FIT_ID_COLUMNS if c in fits])

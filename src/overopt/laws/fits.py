@@ -7,13 +7,12 @@ Every form is linear in (alpha, beta), so each fit is one least-squares solve.
 """
 from __future__ import annotations
 
-from ..errors import FitError  # noqa: F401
-
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..errors import FitError
 from ..stats import interval
 
 

@@ -25,6 +25,12 @@ def token_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
     return torch.where(p > 0, p * (logp - logq), torch.zeros_like(p)).sum(-1)
 
 
+def k3(logratio: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 per sequence: sum_t (exp(-l_t) - 1 + l_t) over the positions in ``mask`` (l: the per-token
+    log-ratio log pi - log pi0), non-negative per token."""
+    return ((-logratio).exp() - 1 + logratio).masked_fill(~mask, 0.0).sum(1)
+
+
 def kl_from_logits(logits_p: torch.Tensor, logits_q: torch.Tensor, responses: torch.Tensor,
                    pad_id: int) -> dict[str, torch.Tensor]:
     """Per-sequence kl, k1 and k3 ([B] each) from policy and reference logits over the responses."""
@@ -33,7 +39,7 @@ def kl_from_logits(logits_p: torch.Tensor, logits_q: torch.Tensor, responses: to
     lp = logits_p.log_softmax(-1).gather(-1, responses[..., None]).squeeze(-1)
     lq = logits_q.log_softmax(-1).gather(-1, responses[..., None]).squeeze(-1)
     l = (lp - lq).masked_fill(~mask, 0.0)
-    return {"kl": kl, "k1": l.sum(1), "k3": ((-l).exp() - 1 + l).masked_fill(~mask, 0.0).sum(1)}
+    return {"kl": kl, "k1": l.sum(1), "k3": k3(l, mask)}
 
 
 @torch.no_grad()

@@ -19,8 +19,6 @@ is wrong raises `LogError` with one line naming the file and the column or line.
 """
 from __future__ import annotations
 
-from ..errors import LogError  # noqa: F401
-
 import io
 import json
 import re
@@ -28,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ..errors import LogError
 
 # Names other trainers use, most specific first (TRL PPO/RLOO: objective/kl, objective/scores; TRL GRPO and
 # OpenRLHF: kl, reward; overopt's own tables: kl, kl_bound, gold).

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import MonitorConfig
 from ..laws import FitError, fit
 from ..stats import ols_slope
 from .logs import KL_NAMES, REWARD_NAMES, TRL_LENGTH, TRL_TOKEN_KL
@@ -33,6 +34,7 @@ STATES = ("ok", "warn", "stop")
 SIGNALS = ("reference-drop", "divergence", "fitted-peak", "disagreement")
 # what the callback reads as the proxy: the usual names, never gold (a log may carry gold at weight zero)
 PROXY_NAMES = tuple(n for n in REWARD_NAMES if n != "gold")
+_DEFAULT = MonitorConfig()  # the thresholds' defaults live in the config (monitor.*), one place for every caller
 
 
 @dataclass
@@ -46,8 +48,10 @@ class Status:
 
 
 class Monitor:
-    def __init__(self, form: str = "rl", min_points: int = 5, window: int = 4, drop: float = 0.1, patience: int = 2,
-                 disagreement_rise: float = 0.5, n_boot: int = 100, ci: float = 0.9, signals=SIGNALS):
+    def __init__(self, form: str = "rl", min_points: int = _DEFAULT.min_points, window: int = _DEFAULT.window,
+                 drop: float = _DEFAULT.drop, patience: int = _DEFAULT.patience,
+                 disagreement_rise: float = _DEFAULT.disagreement_rise, n_boot: int = 100, ci: float = 0.9,
+                 signals=SIGNALS):
         if min_points < 3 or window < 2 or patience < 1 or not 0 < drop < 1 or disagreement_rise <= 0:
             raise ValueError("Monitor needs min_points >= 3, window >= 2, patience >= 1, 0 < drop < 1 and "
                              "disagreement_rise > 0")

@@ -15,14 +15,13 @@ response tokens (the end token included), the per-example losses are (DESIGN.md)
 """
 from __future__ import annotations
 
-from ..errors import DAAError  # noqa: F401
-
 import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from ..errors import DAAError
 from ..models.policy import response_logprobs
 
 LOSSES = ("dpo", "ipo", "slic", "rdpo")

@@ -12,8 +12,6 @@ so each can be read and tested on its own; sampling, log-probs and KL come from 
 """
 from __future__ import annotations
 
-from ..errors import RLError  # noqa: F401
-
 import copy
 import math
 from dataclasses import dataclass
@@ -21,6 +19,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ..config import RLConfig
+from ..errors import RLError  # noqa: F401  (raised here; the CLI catches it)
+from ..measure.kl import k3
 from ..models.policy import prompt_mask, response_logprobs, sample
 
 
@@ -122,16 +123,21 @@ class ValueModel(nn.Module):
 
 # ---------------------------------------------------------------- trainer
 
+_RL = RLConfig()  # the run's defaults: the trainer shares them rather than keeping its own
+
+
 @dataclass(frozen=True)
 class RLSettings:
-    algo: str = "rloo"          # rloo or ppo
-    k: int = 4                  # samples per prompt (RLOO's group; PPO may use 1)
-    lr: float = 1e-3
-    kl_coef: float = 0.0        # initial coefficient of the KL penalty in the reward
-    kl_target: float = 0.0      # > 0: adapt the coefficient toward this per-sequence KL
-    kl_horizon: int = 10000
-    epochs: int = 1             # optimisation passes over each rollout batch
-    minibatches: int = 1
+    """What the trainer needs. The fields named as in `config.RLConfig` take its defaults (and `pipeline.curves.
+    rl_settings` fills them from a run's config by name); the rest are the trainer's own."""
+    algo: str = _RL.algo              # rloo or ppo
+    k: int = _RL.k                    # samples per prompt (RLOO's group; PPO may use 1)
+    lr: float = _RL.lr
+    kl_coef: float = _RL.kl_coef      # initial coefficient of the KL penalty in the reward
+    kl_target: float = _RL.kl_target  # > 0: adapt the coefficient toward this per-sequence KL
+    kl_horizon: int = _RL.kl_horizon
+    epochs: int = _RL.epochs          # optimisation passes over each rollout batch
+    minibatches: int = _RL.minibatches
     clip: float = 0.2
     vf_coef: float = 0.5
     vf_clip: float = 0.2
@@ -180,7 +186,7 @@ class RLTrainer:
         lr = (s.token_logprob - ref).masked_fill(~mask, 0)  # per-token log-ratio
         score = torch.as_tensor(self.reward_fn(prompts, s.tokens), dtype=torch.float32, device=prompts.device)
         return {"prompts": prompts, "tokens": s.tokens, "mask": mask, "logp": s.token_logprob, "ref_logp": ref,
-                "score": score, "k1": lr.sum(1), "k3": ((-lr).exp() - 1 + lr).masked_fill(~mask, 0).sum(1)}
+                "score": score, "k1": lr.sum(1), "k3": k3(lr, mask)}
 
     def step(self, prompt_ids: torch.Tensor) -> dict:
         """One rollout and its updates; returns the batch's statistics."""

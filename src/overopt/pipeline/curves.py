@@ -7,6 +7,7 @@ their curves through `run_curve`; `curve_key` is the cache key they share.
 from __future__ import annotations
 
 import copy
+from dataclasses import fields
 
 import numpy as np
 import torch
@@ -31,11 +32,9 @@ def eval_steps(steps: int, points: int, spacing: float) -> list[int]:
 
 
 def rl_settings(cfg: Config) -> RLSettings:
-    """The trainer's settings from rl.* (one place: RLSettings holds what the trainer needs, not the schedule)."""
-    r = cfg.rl
-    return RLSettings(algo=r.algo, k=r.k, lr=r.lr, kl_coef=r.kl_coef, kl_target=r.kl_target,
-                      kl_horizon=r.kl_horizon, epochs=r.epochs, minibatches=r.minibatches,
-                      max_new_tokens=cfg.world.max_new_tokens)
+    """The trainer's settings: every rl.* field the trainer has, by name, and the response length."""
+    shared = {f.name: getattr(cfg.rl, f.name) for f in fields(RLSettings) if hasattr(cfg.rl, f.name)}
+    return RLSettings(**shared, max_new_tokens=cfg.world.max_new_tokens)
 
 
 def curve_key(cfg: Config, *extra) -> str:

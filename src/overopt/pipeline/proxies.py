@@ -89,7 +89,8 @@ def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, 
                          min(c.rm.batch_size, n), c.rm.lr, c.rm.weight_decay, order_seed, world.pad, b)
             train_s = time.time() - t0
             rm.offset.fill_(float(score(rm, pi0_prompts, pi0_resp, world.pad).mean()))
-            rc, rr = score(rm, val_prompts, t(val_true.chosen), world.pad), score(rm, val_prompts, t(val_true.rejected), world.pad)
+            rc = score(rm, val_prompts, t(val_true.chosen), world.pad)
+            rr = score(rm, val_prompts, t(val_true.rejected), world.pad)
             state = {"state_dict": {k: v.cpu() for k, v in rm.state_dict().items()},
                      "val_loss": float(bradley_terry_loss(torch.tensor(rc), torch.tensor(rr)).mean()),
                      "val_acc": float(tie_accuracy(rc, rr, dtype=np.float32)),

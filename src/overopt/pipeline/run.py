@@ -30,6 +30,7 @@ class Run:
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
         self.timings: dict[str, dict] = {}
+        self.written: dict[str, pd.DataFrame | None] = {}  # each table as last written
 
     def log(self, msg: str) -> None:
         if not self.quiet:
@@ -51,5 +52,9 @@ class Run:
         return int(np.random.default_rng([self.cfg.run.seed, *parts]).integers(2 ** 31))
 
     def write(self, name: str, df: pd.DataFrame | None) -> None:
-        """Write a table into the output folder as soon as it is complete (None: remove a stale one)."""
+        """Write a table into the output folder as soon as it is complete (None: remove a stale one); a table
+        already written as it is is not written again."""
+        if name in self.written and self.written[name] is df:
+            return
         write_or_drop(df, self.out, name)
+        self.written[name] = df

@@ -11,13 +11,13 @@ uploads later). Tracking reads the finished tables, so a resumed run logs the sa
 """
 from __future__ import annotations
 
-from ..errors import TrackingError  # noqa: F401
-
 import importlib
 import math
 from pathlib import Path
 
 import pandas as pd
+
+from ..errors import TrackingError
 
 CURVES = {  # table: (the column naming the curve, the step column, the logged columns)
     "bon": ("rm", "n", ("gold", "proxy", "kl_bound")),

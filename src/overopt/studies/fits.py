@@ -9,12 +9,14 @@ import pandas as pd
 
 from .. import laws
 from ..laws.claims import claim_table
+from ..laws.curves import FIT_ID_COLUMNS
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.run import Run
 from .base import Output, Study
 
 FIT_COLUMNS = ["curve", "form", "alpha", "beta", "alpha_lo", "alpha_hi", "beta_lo", "beta_hi", "r2",
                "kl_peak", "gain_peak", "kl_peak_lo", "kl_peak_hi", "gain_peak_lo", "gain_peak_hi", "n_points"]
+FIT_TABLE_COLUMNS = FIT_COLUMNS + FIT_ID_COLUMNS
 
 
 def bon_fits(c, bon_df: pd.DataFrame, boots: dict) -> tuple[list[dict], list[dict]]:
@@ -23,11 +25,12 @@ def bon_fits(c, bon_df: pd.DataFrame, boots: dict) -> tuple[list[dict], list[dic
     fits, extrap = [], []
     for rm, g in bon_df.groupby("rm", sort=False):
         kl, gold = g["kl_bound"].to_numpy(), g["gold"].to_numpy()
+        ident = {"method": "bon", "rm": rm, "variant": "family" if g["n_train"].iloc[0] == c.rm.n_train else "data_size"}
         for form in ("bon", *laws.ALTERNATIVES["bon"]):
             r = laws.fit(kl, gold, form, boot_gains=boots.get(rm), ci=c.fit.ci)
-            fits.append({"curve": f"bon/gold/{rm}", **r.to_dict()})
+            fits.append({"curve": f"bon/gold/{rm}", **r.to_dict(), **ident, "reward": "gold"})
         r = laws.fit(kl, g["proxy"].to_numpy(), "bon", ci=c.fit.ci, n_boot=c.bon.n_boot)
-        fits.append({"curve": f"bon/proxy/{rm}", **r.to_dict()})
+        fits.append({"curve": f"bon/proxy/{rm}", **r.to_dict(), **ident, "reward": "proxy"})
         n = g["n"].to_numpy()
         N = int(n.max())
         early = n <= max(4, int(c.fit.extrap_frac * N))
@@ -55,16 +58,19 @@ def rl_fits(c, rl_df: pd.DataFrame | None, rl_boots: dict) -> list[dict]:
         return fits
     for curve, g in rl_df.groupby("curve", sort=False):
         kl, gold = g["kl"].to_numpy(), g["gold"].to_numpy()
+        ident = {"method": "rl", "reward": "gold", "rm": g["rm"].iloc[0], "variant": g["variant"].iloc[0],
+                 "policy": g["policy"].iloc[0]}
         for form in ("rl", *laws.ALTERNATIVES["rl"], "bon"):
             r = laws.fit(kl, gold, form, boot_gains=rl_boots.get(curve), ci=c.fit.ci)
-            fits.append({"curve": f"rl/gold/{curve}", **r.to_dict()})
+            fits.append({"curve": f"rl/gold/{curve}", **r.to_dict(), **ident})
     family = family_curves(rl_df)
     if len(family) > 1:
         alpha, betas, r2 = laws.fit_shared_alpha(family, "rl")
         for rm, b in betas.items():
             kp, gp = laws.peak("rl", alpha, b)
             fits.append({"curve": f"rl/gold/{rm}", "form": "rl_shared_alpha", "alpha": alpha, "beta": b,
-                         "r2": r2[rm], "kl_peak": kp, "gain_peak": gp, "n_points": len(family[rm][0])})
+                         "r2": r2[rm], "kl_peak": kp, "gain_peak": gp, "n_points": len(family[rm][0]),
+                         "method": "rl", "reward": "gold", "rm": rm, "variant": "family"})
     return fits
 
 
@@ -76,7 +82,8 @@ def daa_fits(c, daa_df: pd.DataFrame | None) -> list[dict]:
     for (loss, policy), g in daa_df.groupby(["loss", "policy"], sort=False):
         for form in ("rl", "quad_kl"):
             r = laws.fit(g["kl"].to_numpy(), g["gold"].to_numpy(), form, ci=c.fit.ci, n_boot=c.bon.n_boot)
-            fits.append({"curve": f"daa/gold/{loss}/pi0-{policy}", **r.to_dict()})
+            fits.append({"curve": f"daa/gold/{loss}/pi0-{policy}", **r.to_dict(), "method": "daa", "reward": "gold",
+                         "loss": loss, "policy": policy})
     return fits
 
 
@@ -92,11 +99,10 @@ def scaling_table(c, bon_df: pd.DataFrame, fits_df: pd.DataFrame) -> pd.DataFram
     at_n = family[family["n"] == family["n"].max()].set_index("rm")["gold"]
     scal.append(vars(laws.fit_scaling(params.to_numpy(), at_n[params.index].to_numpy(), "gold_at_N")))
     for form, name in (("rl", "beta_rl"), ("rl_shared_alpha", "beta_rl_shared_alpha")):
-        rows = fits_df[(fits_df["form"] == form) & fits_df["curve"].str.startswith("rl/gold/")]
-        rows = rows[rows["curve"].str[len("rl/gold/"):].isin(params.index)]
+        rows = fits_df[(fits_df["form"] == form) & (fits_df["method"] == "rl") & (fits_df["variant"] == "family")]
+        rows = rows[rows["rm"].isin(params.index)]
         if len(rows) > 1:
-            rms = rows["curve"].str[len("rl/gold/"):]
-            scal.append(vars(laws.fit_scaling(params[rms].to_numpy(), rows["beta"].to_numpy(), name)))
+            scal.append(vars(laws.fit_scaling(params[rows["rm"]].to_numpy(), rows["beta"].to_numpy(), name)))
     return pd.DataFrame(scal)
 
 
@@ -129,7 +135,7 @@ def run_fits(run: Run, art: Artifacts, before: dict) -> Output:
         fits, extrap = bon_fits(c, bon_df, before["bon"].boots)
         fits += rl_fits(c, rl_df, before["rl"].boots if "rl" in before else {})
         fits += daa_fits(c, daa_df)
-        fits_df = pd.DataFrame(fits).reindex(columns=FIT_COLUMNS)
+        fits_df = pd.DataFrame(fits).reindex(columns=FIT_TABLE_COLUMNS)
         claims = claim_table(bon_df, rl_df, fits_df, table("daa", "daa_summary"), table("ensembles", "ensembles"),
                              table("ensembles", "ensemble_rl"), table("monitor", "monitor"))
         # how well a partial RL curve forecasts its gold peak: every family curve, every prefix

@@ -17,8 +17,6 @@ named by import path, which is the user's own code by construction.
 """
 from __future__ import annotations
 
-from ..errors import HFWorldError  # noqa: F401
-
 import hashlib
 import importlib
 import json
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 
 from ..config import GOLD_DIMS, fingerprint  # the toy world's gold dimensions: NaN in this world
+from ..errors import HFWorldError
 
 
 # ---------------------------------------------------------------- loading

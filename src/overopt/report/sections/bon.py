@@ -1,0 +1,151 @@
+"""Best-of-n (Gao et al. 2022): the proxies, gold and proxy against KL (Fig. 1), the fits and the forms
+they beat, coefficients against proxy size (Fig. 3), extrapolation, gold dimensions and data size."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..kit import colors, html_table, plt
+from ..page_context import Page
+
+from ... import laws
+from ...laws.curves import shown
+
+
+def plot_bon(bon: pd.DataFrame, fits: pd.DataFrame, family: list[str]):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    cols = colors(len(family))
+    for rm, col in zip(family, cols):
+        g = bon[bon["rm"] == rm]
+        d = np.sqrt(g["kl_bound"].to_numpy())
+        label = f"{rm} ({int(g['rm_params'].iloc[0]):,} params)"
+        axes[0].plot(d, g["gold"], "-o", color=col, ms=3, label=label)
+        axes[0].fill_between(d, g["gold_lo"], g["gold_hi"], color=col, alpha=0.15)
+        axes[0].plot(d, g["proxy"], "--", color=col)
+        axes[1].plot(d, g["gold"], "o", color=col, ms=4, label=label)
+        f = fits[(fits["curve"] == f"bon/gold/{rm}") & (fits["form"] == "bon")]
+        if len(f):
+            dd = np.linspace(0, d.max() * 1.02, 100)
+            axes[1].plot(dd, laws.predict("bon", f["alpha"].iloc[0], f["beta"].iloc[0], dd ** 2), "-", color=col,
+                         lw=1.2)
+    axes[0].set_title("best-of-n: gold (solid, 90% CI) and proxy (dashed)")
+    axes[1].set_title("gold and the fitted form d(alpha - beta d)")
+    for ax in axes:
+        ax.set_xlabel("d = sqrt(KL(best-of-n || pi0)), nats^0.5")
+        ax.set_ylabel("reward gain over pi0 (gold in pi0 std units)")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_coefs(fits: pd.DataFrame, rm: pd.DataFrame, scaling: pd.DataFrame | None, family: list[str]):
+    chosen = fits[fits["form"] == "bon"].set_index("curve")
+    params = rm.set_index("rm").loc[family, "params"].to_numpy()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, coef, title in zip(axes, ("alpha", "beta", "kl_peak"),
+                               ("alpha_bon", "beta_bon", "KL at the gold peak (nats)")):
+        rows = chosen.loc[[f"bon/gold/{r}" for r in family]]
+        y = rows[coef].to_numpy(dtype=float)
+        lo, hi = rows[f"{coef}_lo"].to_numpy(dtype=float), rows[f"{coef}_hi"].to_numpy(dtype=float)
+        ok = np.isfinite(y)
+        err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
+        err = np.where(np.isfinite(err), err, 0)
+        ax.errorbar(params[ok], y[ok], yerr=err[:, ok], fmt="o", capsize=3, color="C0")
+        name = {"alpha": "alpha_bon", "beta": "beta_bon", "kl_peak": "kl_peak_bon"}[coef]
+        if scaling is not None and name in set(scaling["coef"]):
+            s = scaling.set_index("coef").loc[name]
+            if np.isfinite(s["slope"]):
+                xx = np.geomspace(params.min(), params.max(), 50)
+                ax.plot(xx, s["intercept"] + s["slope"] * np.log10(xx), "--", color="grey",
+                        label=f"{s['slope']:+.3f} per decade, R^2={s['r2']:.2f}")
+                ax.legend(fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("proxy RM parameters")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_dims(bon: pd.DataFrame, rms: list[str]):
+    dims = [c for c in bon.columns if c.startswith("gold_") and c not in ("gold_lo", "gold_hi")]
+    fig, axes = plt.subplots(1, len(rms), figsize=(6 * len(rms), 3.8), squeeze=False)
+    for ax, rm in zip(axes[0], rms):
+        g = bon[bon["rm"] == rm]
+        d = np.sqrt(g["kl_bound"])
+        for dim in dims:
+            ax.plot(d, g[dim], "-o", ms=3, label=dim[5:])
+        ax.set_title(f"gold dimensions under best-of-n, proxy {rm} (raw units)")
+        ax.set_xlabel("d = sqrt(KL)")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_data_sweep(bon: pd.DataFrame, rm: pd.DataFrame):
+    sizes = rm.groupby(rm["rm"].str.split("@").str[0])["n_train"].nunique()
+    size = sizes[sizes > 1].index[0]
+    sweep = rm[rm["rm"].str.split("@").str[0] == size].sort_values("n_train")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for (name, n), col in zip(sweep[["rm", "n_train"]].itertuples(index=False), colors(len(sweep))):
+        g = bon[bon["rm"] == name]
+        axes[0].plot(np.sqrt(g["kl_bound"]), g["gold"], "-o", ms=3, color=col, label=f"{n} pairs")
+    axes[0].set_xlabel("d = sqrt(KL)")
+    axes[0].set_ylabel("gold gain")
+    axes[0].set_title(f"data size, proxy {size}")
+    axes[0].legend(fontsize=8)
+    axes[1].semilogx(sweep["n_train"], sweep["val_acc"], "o-")
+    axes[1].axhline(0.5, color="grey", lw=0.5)
+    axes[1].set_xlabel("training pairs")
+    axes[1].set_ylabel("validation accuracy against gold")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def headline(page: Page) -> list[str]:
+    """The figure a reader wants first: best-of-n gold and proxy against KL for every proxy of the family."""
+    return ["<h2>Gold and proxy against KL (Gao et al. Fig. 1, best-of-n)</h2>",
+            page.img("fig1_bon", plot_bon(page.bon, page.fits, page.family))]
+
+
+def section(page: Page) -> list[str]:
+    rm, fits = page.rm, page.fits
+    scaling, extrap = page.table("scaling"), page.table("extrapolation")
+    gold_fits = fits[(fits["method"] == "bon") & (fits["reward"] == "gold")]
+    comp = gold_fits.pivot(index="curve", columns="form", values="r2")
+    comp = comp.loc[gold_fits["curve"].unique()].reset_index()
+    comp["chosen form best"] = comp.apply(lambda r: all(r["bon"] >= r[c] for c in comp.columns
+                                                        if c not in ("curve", "bon", "chosen form best")), axis=1)
+    parts = ["<h2>Proxy reward models</h2>", "<p class='note'>Validation against gold labels on prompts no training "
+             "pair used.</p>", html_table(rm),
+             "<h2>Fits</h2>", "<p class='note'>R = d(alpha - beta d), d = sqrt(KL); intervals are the bootstrap over "
+             "prompts. kl_peak and gain_peak follow from alpha and beta.</p>",
+             html_table(shown(gold_fits[gold_fits["form"] == "bon"]).drop(columns=["form"])),
+             "<h3>Chosen form against the rejected alternatives (R^2)</h3>",
+             "<p class='note'>log1p: d(alpha - beta ln(1+d)); quad_kl: alpha KL - beta KL^2.</p>", html_table(comp),
+             "<h2>Coefficients against proxy size (Gao et al. Fig. 3)</h2>",
+             page.img("coef_bon", plot_coefs(fits, rm, scaling, page.family))]
+    if scaling is not None:
+        parts += ["<p class='note'>coef = intercept + slope log10(params); spearman is the rank correlation with "
+                  "parameter count.</p>", html_table(scaling)]
+    if extrap is not None:
+        parts += ["<h2>Extrapolation</h2>", "<p class='note'>Fit on small n only, predict the gold gain at n = N.</p>",
+                  html_table(extrap)]
+    return parts
+
+
+def dimensions(page: Page) -> list[str]:
+    """Each gold dimension under best-of-n (smallest and largest proxy), and the data-size sweep when there is one."""
+    family, rm = page.family, page.rm
+    shown = [family[0], family[-1]] if len(family) > 1 else family
+    parts = ["<h2>Gold dimensions</h2>", "<p class='note'>Gain of each gold dimension over pi0 under best-of-n: which "
+             "one the proxy sacrifices.</p>", page.img("gold_dims", plot_dims(page.bon, shown))]
+    if (rm.groupby(rm["rm"].str.split("@").str[0])["n_train"].nunique() > 1).any():
+        parts += ["<h2>Preference data size</h2>", page.img("data_sweep", plot_data_sweep(page.bon, rm))]
+    return parts
