@@ -114,20 +114,70 @@ def test_lean_decoder_matches_the_model_forward(parallel, rotary_pct):
     for t in range(8, 12):
         torch.testing.assert_close(dec.step(seq[keep, t]), full[keep, t], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(NeoXDecoder.maybe(model, 6, 12).logits(seq), full, atol=1e-5, rtol=1e-5)
+    # Rows with padding after their first n tokens: the layers run on real tokens only, the same logits there
+    n = torch.tensor([12, 3, 7, 1, 9, 5])
+    real = torch.arange(12)[None, :] < n[:, None]
+    packed = NeoXDecoder.maybe(model, 6, 12).logits(seq, 2, n)
+    torch.testing.assert_close(packed[real[:, 2:]], full[:, 2:][real[:, 2:]], atol=1e-5, rtol=1e-5)
+    assert (packed[~real[:, 2:]] == 0).all()
     # Training mode without dropout: the same logits and the same gradients, through the lean forward.
     model.train()
     dec = NeoXDecoder.maybe(model, 6, 12)
     assert dec is not None
-    target = torch.randint(3, V, (6, 12))
+    target = torch.randint(3, V, (6, 12)).masked_fill(~real, -100)
     grads = []
-    for logits_fn in (lambda: model(input_ids=seq).logits, lambda: dec.logits(seq)):
+    for logits_fn in (lambda: model(input_ids=seq).logits, lambda: dec.logits(seq),
+                      lambda: dec.logits(seq, 0, n)):
         model.zero_grad()
         F.cross_entropy(logits_fn().reshape(-1, V), target.reshape(-1)).backward()
         grads.append([p.grad.clone() for p in model.parameters()])
-    for a, b in zip(*grads):
+    for a, b, c in zip(*grads):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(a, c, atol=1e-5, rtol=1e-4)
     cfg.attention_dropout = 0.1  # dropout active: the model's own forward
     assert NeoXDecoder.maybe(GPTNeoXForCausalLM(cfg).train(), 6, 12) is None
+
+
+@pytest.mark.parametrize("layers,parallel", [(1, True), (3, True), (2, False)])
+def test_lean_reward_model_matches_the_backbone_forward(layers, parallel):
+    """The reward model's lean trunk (last layer run at the read position only) and its prompt-once scoring give
+    the scores and the gradients of the Hugging Face forward with its attention mask."""
+    from overopt.models.reward import RewardModel, _pack
+
+    rm = build_rm(V, 32, layers, 24, seed=3)
+    rm.backbone.config.use_parallel_residual = parallel
+    for layer in rm.backbone.layers:
+        layer.use_parallel_residual = parallel
+    rm.offset.fill_(0.3)
+    prompts = torch.randint(3, V, (4, 5)).repeat(3, 1)  # 4 distinct prompts, each 3 times
+    resp = torch.randint(3, V, (12, 7))
+    for i, n in enumerate([1, 2, 7, 4, 3, 7, 5, 6, 1, 2, 3, 4]):  # right-padded after n tokens
+        resp[i, n:] = PAD
+    seq, mask = _pack(prompts, resp, PAD)
+
+    def hf(model):
+        pos = (mask.cumsum(1) - 1).clamp(min=0)
+        h = model.backbone(input_ids=seq, attention_mask=mask, position_ids=pos).last_hidden_state
+        last = (resp != PAD).sum(1) + prompts.shape[1] - 1
+        return model.head(h[torch.arange(12), last]).squeeze(-1) - model.offset
+
+    with torch.no_grad():
+        want = hf(rm)
+        torch.testing.assert_close(rm(seq, mask), want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(rm.score_prefixed(prompts, resp, PAD), want, atol=1e-5, rtol=1e-5)
+        assert np.allclose(score(rm, prompts, resp, PAD, batch=5), want.numpy(), atol=1e-5)
+    left = torch.cat([torch.zeros(12, 1, dtype=torch.long), prompts], 1)  # left-padded prompts: the model's own path
+    assert rm.score_prefixed(left, resp, PAD) is None
+    assert np.allclose(score(rm, left, resp, PAD), want.numpy(), atol=1e-5)
+    rm.train()
+    grads = []
+    for fn in (lambda: hf(rm), lambda: rm(seq, mask)):
+        rm.zero_grad()
+        bradley_terry_loss(fn()[:6], fn()[6:]).mean().backward()
+        grads.append([p.grad.clone() for p in rm.parameters() if p.grad is not None])
+    assert len(grads[0]) == len(grads[1]) == len(list(rm.parameters()))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
 def test_draw_never_picks_a_zero_probability_token(monkeypatch):

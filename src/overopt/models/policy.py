@@ -65,14 +65,12 @@ def train_lm(model, prompts: torch.Tensor, responses: torch.Tensor, steps: int, 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, steps, max(1, steps // 20)))
     model.train()
-    P = prompts.shape[1]
     losses = []
     for step in range(steps):
         idx = torch.randint(len(responses), (batch_size,), generator=g)
         resp = responses[idx]
         T = int((resp != pad_id).sum(1).max())
-        seq = torch.cat([prompts[idx], resp[:, :T]], 1)
-        logits = model(input_ids=seq).logits[:, P - 1:-1]
+        logits = response_logits(model, prompts[idx], resp[:, :T], pad_id)
         target = resp[:, :T].masked_fill(resp[:, :T] == pad_id, -100)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
         opt.zero_grad(set_to_none=True)
@@ -207,6 +205,13 @@ def _sample(model, prompt_ids, max_new_tokens, eos_id, pad_id, attention_mask, t
 _prompt_mask = prompt_mask  # for functions whose argument has that name
 
 
+def right_padded_lengths(responses: torch.Tensor, pad_id: int) -> torch.Tensor | None:
+    """Tokens before the padding of each row, or None if some row has padding before a real token."""
+    real = responses != pad_id
+    n = real.sum(1)
+    return n if bool((real == (torch.arange(real.shape[1], device=n.device) < n[:, None])).all()) else None
+
+
 def response_logits(model, prompt_ids: torch.Tensor, responses: torch.Tensor, pad_id: int,
                     prompt_mask: torch.Tensor | None = None, eos_id: int | None = None) -> torch.Tensor:
     """Float logits predicting each response token, [B, T, V].
@@ -222,9 +227,13 @@ def response_logits(model, prompt_ids: torch.Tensor, responses: torch.Tensor, pa
     if bool(prompt_mask.all()):
         # Only right padding: a causal model's logits at real positions cannot see it, so no mask is
         # needed (and none is built, a large share of a small model's forward time); a GPT-NeoX runs
-        # through the lean forward of `NeoXDecoder`, with or without autograd.
+        # through the lean forward of `NeoXDecoder`, with or without autograd, and its layers run on
+        # each row's prompt and response up to the response's end only (the last input predicts nothing).
         dec = NeoXDecoder.maybe(model, seq.shape[0], seq.shape[1])
-        logits = (dec.logits(seq) if dec is not None else model(input_ids=seq).logits)[:, P - 1:-1].float()
+        n = right_padded_lengths(responses, pad_id)
+        n = None if n is None else (P + n).clamp(max=seq.shape[1] - 1)
+        logits = (dec.logits(seq[:, :-1], P - 1, n) if dec is not None
+                  else model(input_ids=seq).logits[:, P - 1:-1]).float()
     else:
         mask = torch.cat([prompt_mask, (responses != pad_id).long()], 1)
         position_ids = (mask.cumsum(1) - 1).clamp(min=0)

@@ -9,7 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..stats import ols_slope
-from .policy import cosine_lr, gpt_neox_config, prompt_mask
+from .fastdecode import NeoXDecoder
+from .policy import cosine_lr, gpt_neox_config, prompt_mask, right_padded_lengths
 
 
 class RewardModel(nn.Module):
@@ -30,12 +31,32 @@ class RewardModel(nn.Module):
         self.register_buffer("length_coef", torch.zeros(()), persistent=False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        n = attention_mask.sum(1)
+        last = attention_mask.shape[1] - 1 - attention_mask.flip(1).argmax(1)  # last real token
+        lean = NeoXDecoder.maybe(self.backbone, *input_ids.shape)
+        if lean is not None and bool((last + 1 == n).all()):  # no left padding: the lean trunk, read at `last`
+            return self._read(lean.last_hidden(input_ids, last), n)
         position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
         h = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
                           position_ids=position_ids).last_hidden_state
-        last = attention_mask.shape[1] - 1 - attention_mask.flip(1).argmax(1)  # last real token
-        r = self.head(h[torch.arange(len(h)), last]).squeeze(-1) - self.offset
-        return r - self.length_coef * attention_mask.sum(1) if self.length_coef else r
+        return self._read(h[torch.arange(len(h)), last], n)
+
+    def _read(self, h: torch.Tensor, n_tokens: torch.Tensor) -> torch.Tensor:
+        """Scores from the hidden states of the rows' last real tokens and the rows' token counts."""
+        r = self.head(h).squeeze(-1) - self.offset
+        return r - self.length_coef * n_tokens if self.length_coef else r
+
+    def score_prefixed(self, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int) -> torch.Tensor | None:
+        """The same scores as `forward` on (prompt, response) rows, with each distinct prompt run once (a
+        best-of-n pool repeats each prompt N times): None where the lean trunk does not apply (not a GPT-NeoX,
+        left-padded prompts, an empty response)."""
+        lengths = right_padded_lengths(responses, pad_id)
+        lean = NeoXDecoder.maybe(self.backbone, len(responses), prompts.shape[1] + responses.shape[1])
+        if lean is None or lengths is None or not bool((prompts != pad_id).all()) or int(lengths.min()) < 1:
+            return None
+        distinct, rows = torch.unique(prompts, dim=0, return_inverse=True)
+        h = lean.last_hidden(responses[:, : int(lengths.max())], lengths - 1, lean.prefix(distinct), rows)
+        return self._read(h, prompts.shape[1] + lengths)
 
 
 @dataclass(frozen=True)
@@ -108,39 +129,42 @@ def _pack(prompts: torch.Tensor, responses: torch.Tensor, pad_id: int):
     return seq, mask
 
 
-@torch.no_grad()
-def score_rows(fn, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int, batch: int, progress=None
-                ) -> np.ndarray:
+def score_rows(fn, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int, batch: int, progress=None,
+               rows_fn=None) -> np.ndarray:
     """``fn(seq, mask)`` over (prompt, response) rows in batches, rows in order of length so that a batch pads
-    only to its own longest response; results in the rows' order, rows on the last axis. A batch that runs out
-    of GPU memory is halved (the results do not depend on the batch)."""
+    only to its own longest response; results in the rows' order, rows on the last axis. ``rows_fn(prompts,
+    responses)``, when given, is tried first on each batch's unpacked rows (None: fall back to ``fn``). A batch
+    that runs out of GPU memory is halved (the results do not depend on the batch)."""
     order = torch.argsort((responses != pad_id).sum(1), stable=True)
     out, i = None, 0
-    while i < len(responses):
-        idx = order[i:i + batch]
-        seq, mask = _pack(prompts[idx], responses[idx], pad_id)
-        try:
-            r = fn(seq, mask).double().cpu()
-        except torch.OutOfMemoryError:  # a batch too large for the GPU: halve it and go on
-            if batch == 1:
-                raise
-            torch.cuda.empty_cache()
-            batch //= 2
-            continue
-        if out is None:
-            out = torch.empty(*r.shape[:-1], len(responses), dtype=torch.float64)
-        out[..., idx.cpu()] = r
-        i += len(idx)
-        if progress is not None:
-            progress.update(len(idx))
+    with torch.inference_mode():
+        while i < len(responses):
+            idx = order[i:i + batch]
+            try:
+                r = rows_fn(prompts[idx], responses[idx]) if rows_fn is not None else None
+                r = (fn(*_pack(prompts[idx], responses[idx], pad_id)) if r is None else r).double().cpu()
+            except torch.OutOfMemoryError:  # a batch too large for the GPU: halve it and go on
+                if batch == 1:
+                    raise
+                torch.cuda.empty_cache()
+                batch //= 2
+                continue
+            if out is None:
+                out = torch.empty(*r.shape[:-1], len(responses), dtype=torch.float64)
+            out[..., idx.cpu()] = r
+            i += len(idx)
+            if progress is not None:
+                progress.update(len(idx))
     return (out if out is not None else torch.empty(0, dtype=torch.float64)).numpy()
 
 
 def score(rm: RewardModel, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int,
           batch: int = 4096, progress=None) -> np.ndarray:
-    """Scores of (prompt, response) rows; prompts share one length, responses right-padded."""
+    """Scores of (prompt, response) rows; prompts share one length, responses right-padded. A `RewardModel`
+    runs each batch's distinct prompts once (`RewardModel.score_prefixed`)."""
     rm.eval()
-    return score_rows(rm, prompts, responses, pad_id, batch, progress)
+    rows_fn = (lambda p, r: rm.score_prefixed(p, r, pad_id)) if isinstance(rm, RewardModel) else None
+    return score_rows(rm, prompts, responses, pad_id, batch, progress, rows_fn)
 
 
 def train_rm(rm: RewardModel, prompts: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor,
