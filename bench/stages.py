@@ -142,7 +142,7 @@ def main() -> None:
     man = {k: json.loads((work / f"out-{k}" / "manifest.json").read_text()) for k in ("ref", "now")}
     flops = stage_flops(work / "out-now", work / "cache-now")
     w = max(16, *(len(n) + 2 for n in man["now"]["stages"]))
-    print(f"{"stage":<{w}}{'ref s':>9}{'now s':>9}{'ratio':>8}{'GFLOP':>10}{'GFLOP/s':>9}{'of rate':>9}")
+    print(f"{'stage':<{w}}{'ref s':>9}{'now s':>9}{'ratio':>8}{'GFLOP':>10}{'GFLOP/s':>9}{'of rate':>9}")
     for name, st in man["now"]["stages"].items():
         ref = man["ref"]["stages"].get(name, {}).get("seconds", float("nan"))
         now = st["seconds"]
