@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from overopt.laws.claims import claim_table, frontier_gap
 from overopt.laws.curves import peak_of as _peak
@@ -85,3 +86,28 @@ def test_size_order_claims_count_inversions():
     assert beta["value"] == 1 and beta["holds"] and np.isclose(beta["reference"], -0.8)  # 0.5 < 0.55 only
     fits.loc[0, "beta"] = 0.4  # now 0.4 < 0.5 and 0.5 < 0.55: two inversions
     assert not claim_table(bon, None, fits).set_index("claim").loc["beta_bon falls with proxy size", "holds"]
+
+
+def test_smoothness_claims_hold_on_a_log_linear_family_and_not_on_two_clusters():
+    """Gao et al.'s headline as a claim row per coefficient and axis: a log-linear trend holds, a family that
+    falls into two flat clusters (today's world above 32x2) does not, though it is monotone."""
+    from overopt import laws
+    from overopt.laws.claims import scaling_claims
+
+    params = np.geomspace(1e3, 1e5, 6)
+    smooth = 0.6 - 0.1 * np.log10(params) + np.array([0.01, -0.01, 0.0, 0.01, -0.01, 0.0])
+    clusters = np.array([0.45, 0.45, 0.45, 0.31, 0.31, 0.30])
+    pairs = np.array([100, 300, 1000, 3000, 10000])
+    table = pd.DataFrame([vars(laws.fit_scaling(params, smooth, "beta_bon")),
+                          vars(laws.fit_scaling(params, clusters, "kl_peak_bon")),
+                          vars(laws.fit_scaling(pairs, np.log10(pairs) * 0.2, "gold_peak", "data")),
+                          vars(laws.fit_scaling(params, smooth, "val_acc"))])  # not a smoothness claim
+    t = pd.DataFrame(scaling_claims(table)).set_index("claim")
+    assert len(t) == 3
+    beta = t.loc["beta_bon varies log-linearly with log parameters"]
+    assert beta["holds"] and beta["value"] > 0.95 and beta["reference"] == pytest.approx(-1.0)
+    assert beta["curve"] == "proxy family"
+    kl = t.loc["kl_peak_bon varies log-linearly with log parameters"]
+    assert not kl["holds"] and kl["reference"] < -0.8 and kl["value"] < 0.8
+    data = t.loc["gold_peak varies log-linearly with log training pairs"]
+    assert data["holds"] and data["curve"] == "data sweep"

@@ -347,7 +347,17 @@ def test_data_size_sweep_adds_proxies_and_a_report_section(smoke, tmp_path):
     assert sweep["n_train"].tolist() == [4, 100, 300, 600]
     assert sweep["val_acc"].iloc[0] < sweep["val_acc"].iloc[-1]   # too little data learns less
     assert set(rm["rm"]) == set(pd.read_csv(out / "bon.csv")["rm"])
-    assert "Preference data size" in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    assert "Preference data size" in html and "Coefficients against preference data" in html
+    # scaling.csv and the claims say whether the coefficients move smoothly with log data as with log parameters
+    scaling = pd.read_csv(out / "scaling.csv").set_index(["coef", "axis"])
+    acc = scaling.loc[("val_acc", "data")]
+    assert acc["n"] == 4 and acc["slope"] > 0 and acc["slope_lo"] <= acc["slope"] <= acc["slope_hi"]
+    claims = pd.read_csv(out / "claims.csv")
+    data_rows = claims[claims["claim"].str.endswith("with log training pairs")]
+    assert len(data_rows) == 4 and (data_rows["curve"] == "data sweep").all()
+    assert np.allclose(data_rows.set_index("claim").loc["beta_bon varies log-linearly with log training pairs",
+                                                        "value"], scaling.loc[("beta_bon", "data"), "r2"])
 
 
 def test_direct_alignment_labelled_by_an_ensemble(smoke, tmp_path):

@@ -62,6 +62,21 @@ def test_scaling_recovers_a_log_linear_trend():
     s = laws.fit_scaling(params, 2.0 - 0.3 * np.log10(params), "beta_bon")
     assert s.slope == pytest.approx(-0.3) and s.intercept == pytest.approx(2.0)
     assert s.r2 == pytest.approx(1.0) and s.spearman == pytest.approx(-1.0)
+    assert s.axis == "params" and s.n == 4 and s.slope_lo == pytest.approx(-0.3) == s.slope_hi
+
+
+def test_scaling_interval_covers_the_true_slope_as_often_as_it_says():
+    """The slope's t interval on noisy log-linear points: 90% intervals cover the true slope about 90% of the time
+    (the residual noise is what it is built on), and two points give no interval."""
+    x = np.geomspace(1e2, 1e6, 6)
+    rng = np.random.default_rng(0)
+    covered = []
+    for _ in range(400):
+        s = laws.fit_scaling(x, 0.5 + 0.1 * np.log10(x) + rng.normal(0, 0.05, len(x)), "val_acc", "data", ci=0.9)
+        covered.append(s.slope_lo <= 0.1 <= s.slope_hi)
+    assert s.axis == "data" and 0.85 <= np.mean(covered) <= 0.95
+    two = laws.fit_scaling([10, 100], [1.0, 2.0], "beta_bon")
+    assert two.slope == pytest.approx(1.0) and np.isnan(two.slope_lo) and two.n == 2
 
 
 def test_forecast_error_shrinks_as_the_curve_grows():

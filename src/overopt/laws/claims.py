@@ -110,10 +110,39 @@ def _size_order_claims(family: pd.DataFrame, fits: pd.DataFrame) -> list[dict]:
     return rows
 
 
+# A trend is smooth when a line in log10(axis) explains it (R^2) and it is monotone (Spearman), both at least this.
+SMOOTH_R2, SMOOTH_SPEARMAN = 0.8, 0.9
+SMOOTH_COEFS = {"alpha_bon": "alpha_bon", "beta_bon": "beta_bon", "gold_peak": "the best-of-n gold peak",
+                "kl_peak_bon": "KL at the fitted gold peak"}
+AXIS_TEXT = {"params": ("log parameters", "proxy family"), "data": ("log training pairs", "data sweep")}
+
+
+def scaling_claims(scaling: pd.DataFrame) -> list[dict]:
+    """Gao et al.'s headline (Figs. 3 and 4): the coefficients move smoothly, near log-linearly, with the proxy's
+    parameter count and with its preference data. One row per coefficient and axis: R^2 of the log-linear fit
+    (value) and Spearman's rank correlation (reference)."""
+    rows = []
+    for r in scaling.itertuples(index=False):
+        if r.coef not in SMOOTH_COEFS or r.axis not in AXIS_TEXT:
+            continue
+        axis, curve = AXIS_TEXT[r.axis]
+        rows.append({"claim": f"{r.coef} varies log-linearly with {axis}", "curve": curve, "value": r.r2,
+                     "reference": r.spearman,
+                     "holds": bool(r.r2 >= SMOOTH_R2 and abs(r.spearman) >= SMOOTH_SPEARMAN),
+                     "detail": f"value: R^2 of {SMOOTH_COEFS[r.coef]} = a + b log10({r.axis}) over {r.n} proxies "
+                               f"(slope {r.slope:+.3g} per decade, interval {r.slope_lo:+.3g} to {r.slope_hi:+.3g}); "
+                               f"reference: Spearman; holds when R^2 >= {SMOOTH_R2} and |Spearman| >= "
+                               f"{SMOOTH_SPEARMAN}"})
+    return rows
+
+
 def claim_table(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.DataFrame,
                 daa_summary: pd.DataFrame | None = None, ens_bon: pd.DataFrame | None = None,
-                ens_rl: pd.DataFrame | None = None, monitor: pd.DataFrame | None = None) -> pd.DataFrame:
+                ens_rl: pd.DataFrame | None = None, monitor: pd.DataFrame | None = None,
+                scaling: pd.DataFrame | None = None) -> pd.DataFrame:
     rows = _gao_claims(bon_df, rl_df, fits_df)
+    if scaling is not None and len(scaling) and "axis" in scaling:
+        rows += scaling_claims(scaling)
     if daa_summary is not None and len(daa_summary):
         rows += daa_claims(daa_summary)
     if ens_bon is not None and len(ens_bon):

@@ -81,3 +81,11 @@ def fits_with_identity(fits: pd.DataFrame) -> pd.DataFrame:
 def shown(fits: pd.DataFrame) -> pd.DataFrame:
     """Fit rows as a reader sees them: the identity columns left out (the curve names them)."""
     return fits.drop(columns=[c for c in FIT_ID_COLUMNS if c in fits])
+
+
+def data_sweep(rm: pd.DataFrame) -> pd.DataFrame | None:
+    """rm.csv's rows of the data-size sweep (one proxy size at several n_train, the family's own included; fewest
+    pairs first), or None when the run has no sweep."""
+    size = rm["rm"].str.split("@").str[0]
+    swept = rm.groupby(size)["n_train"].nunique()
+    return rm[size == swept[swept > 1].index[0]].sort_values("n_train") if (swept > 1).any() else None

@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 from ..errors import FitError
 from ..stats import interval
@@ -157,26 +158,38 @@ def fit(kl, gain, form: str = "bon", boot_gains=None, n_boot: int = 200, ci: flo
 @dataclass
 class Scaling:
     coef: str
-    slope: float       # change of the coefficient per decade of parameters
+    axis: str          # what it is set against: params (proxy parameter count) or data (training pairs)
+    slope: float       # change of the coefficient per decade of the axis
+    slope_lo: float    # the slope's interval (t with n - 2 degrees of freedom)
+    slope_hi: float
     intercept: float
     r2: float
-    spearman: float    # rank correlation with parameter count (sign says rise or fall)
+    spearman: float    # rank correlation with the axis (sign says rise or fall)
+    n: int             # points fitted
 
 
-def fit_scaling(params, values, coef: str) -> Scaling:
-    """coef = intercept + slope * log10(params), the near log-linear trend of Gao et al. Fig. 3."""
-    x = np.log10(np.asarray(params, dtype=np.float64))
+def fit_scaling(x, values, coef: str, axis: str = "params", ci: float = 0.9) -> Scaling:
+    """coef = intercept + slope * log10(x): the near log-linear trends of Gao et al. 2022 (Fig. 3 against the
+    proxy's parameters, Fig. 4 against the preference data), with the slope's ``ci`` interval from the residuals
+    (Student t, n - 2 degrees of freedom; none from two points) and R^2."""
+    x = np.log10(np.asarray(x, dtype=np.float64))
     y = np.asarray(values, dtype=np.float64)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
-    if len(x) < 2:
-        return Scaling(coef, math.nan, math.nan, math.nan, math.nan)
+    n = len(x)
+    if n < 2 or np.ptp(x) == 0:
+        return Scaling(coef, axis, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, n)
     slope, intercept = np.polyfit(x, y, 1)
+    resid = y - (intercept + slope * x)
     ss_tot = ((y - y.mean()) ** 2).sum()
-    r2 = 1 - ((y - (intercept + slope * x)) ** 2).sum() / ss_tot if ss_tot > 0 else math.nan
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    rho = float(np.corrcoef(rx, ry)[0, 1]) if len(x) > 2 else float(np.sign(slope))
-    return Scaling(coef, float(slope), float(intercept), float(r2), rho)
+    r2 = 1 - (resid ** 2).sum() / ss_tot if ss_tot > 0 else math.nan
+    lo = hi = math.nan
+    if n > 2:
+        se = math.sqrt((resid ** 2).sum() / (n - 2) / ((x - x.mean()) ** 2).sum())
+        t = scipy_stats.t.ppf(0.5 + ci / 2, n - 2)
+        lo, hi = slope - t * se, slope + t * se
+    rho = float(scipy_stats.spearmanr(x, y)[0]) if n > 2 else float(np.sign(slope))
+    return Scaling(coef, axis, float(slope), float(lo), float(hi), float(intercept), float(r2), rho, n)
 
 
 def fit_shared_alpha(curves: dict, form: str = "rl") -> tuple[float, dict[str, float], dict[str, float]]:

@@ -1,6 +1,6 @@
 """The laws fitted to every curve of the run, and what the run says of the papers' claims: `fits.csv` (the chosen
-and rejected forms per curve, with bootstrap intervals), `scaling.csv` (coefficients against proxy size, Gao et
-al. Fig. 3), `extrapolation.csv` (fit on small n, predict at N), `claims.csv`, `forecast.csv` (the peak forecast
+and rejected forms per curve, with bootstrap intervals), `scaling.csv` (coefficients against proxy size and
+data size, Gao et al. Figs. 3 and 4), `extrapolation.csv` (fit on small n, predict at N), `claims.csv`, `forecast.csv` (the peak forecast
 from every prefix of each family RL curve) and `samples.csv` (texts a reader can look at)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 
 from .. import laws
 from ..laws.claims import claim_table
-from ..laws.curves import FIT_ID_COLUMNS
+from ..laws.curves import FIT_ID_COLUMNS, data_sweep
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.run import Run
 from .base import Output, Study
@@ -87,22 +87,40 @@ def daa_fits(c, daa_df: pd.DataFrame | None) -> list[dict]:
     return fits
 
 
-def scaling_table(c, bon_df: pd.DataFrame, fits_df: pd.DataFrame) -> pd.DataFrame:
-    """Each coefficient of the family against proxy size: coef = intercept + slope log10(params)."""
-    family = bon_df[bon_df["n_train"] == c.rm.n_train]
-    params = family.groupby("rm", sort=False)["rm_params"].first()
+def scaling_axes(c, rm_df: pd.DataFrame) -> list[tuple[str, list[str], np.ndarray]]:
+    """(axis, proxy names, axis values): the family against parameters, and the data-size sweep (one size at every
+    n_train, the family's own included) against training pairs when the run has one."""
+    family = rm_df[rm_df["n_train"] == c.rm.n_train]
+    axes = [("params", family["rm"].tolist(), family["params"].to_numpy(dtype=float))]
+    sweep = data_sweep(rm_df)
+    if sweep is not None:
+        axes.append(("data", sweep["rm"].tolist(), sweep["n_train"].to_numpy(dtype=float)))
+    return axes
+
+
+def scaling_table(c, bon_df: pd.DataFrame, fits_df: pd.DataFrame, rm_df: pd.DataFrame) -> pd.DataFrame:
+    """Each best-of-n coefficient, the observed gold peak, gold at n = N and validation accuracy against proxy size
+    (Gao et al. Fig. 3) and against training pairs (Fig. 4): coef = intercept + slope log10(axis); the RL betas
+    against size."""
     chosen = fits_df[fits_df["form"] == "bon"].set_index("curve")
-    scal = []
-    for coef in ("alpha", "beta", "kl_peak", "gain_peak"):
-        vals = [chosen.loc[f"bon/gold/{rm}", coef] for rm in params.index]
-        scal.append(vars(laws.fit_scaling(params.to_numpy(), vals, f"{coef}_bon")))
-    at_n = family[family["n"] == family["n"].max()].set_index("rm")["gold"]
-    scal.append(vars(laws.fit_scaling(params.to_numpy(), at_n[params.index].to_numpy(), "gold_at_N")))
+    acc = rm_df.set_index("rm")["val_acc"]
+    scal, axes = [], scaling_axes(c, rm_df)
+    for axis, names, x in axes:
+        def fit(values, coef):
+            scal.append(vars(laws.fit_scaling(x, np.asarray(values, dtype=float), coef, axis, c.fit.ci)))
+        for coef in ("alpha", "beta", "kl_peak", "gain_peak"):
+            fit([chosen[coef].get(f"bon/gold/{rm}", np.nan) for rm in names], f"{coef}_bon")
+        curves = [bon_df[bon_df["rm"] == rm] for rm in names]
+        fit([g["gold"].max() for g in curves], "gold_peak")
+        fit([g.loc[g["n"].idxmax(), "gold"] for g in curves], "gold_at_N")
+        fit(acc[names].to_numpy(), "val_acc")
+    params = rm_df.set_index("rm")["params"]
     for form, name in (("rl", "beta_rl"), ("rl_shared_alpha", "beta_rl_shared_alpha")):
         rows = fits_df[(fits_df["form"] == form) & (fits_df["method"] == "rl") & (fits_df["variant"] == "family")]
-        rows = rows[rows["rm"].isin(params.index)]
+        rows = rows[rows["rm"].isin(axes[0][1])]
         if len(rows) > 1:
-            scal.append(vars(laws.fit_scaling(params[rows["rm"]].to_numpy(), rows["beta"].to_numpy(), name)))
+            scal.append(vars(laws.fit_scaling(params[rows["rm"]].to_numpy(), rows["beta"].to_numpy(), name,
+                                              "params", c.fit.ci)))
     return pd.DataFrame(scal)
 
 
@@ -136,12 +154,13 @@ def run_fits(run: Run, art: Artifacts, before: dict) -> Output:
         fits += rl_fits(c, rl_df, before["rl"].boots if "rl" in before else {})
         fits += daa_fits(c, daa_df)
         fits_df = pd.DataFrame(fits).reindex(columns=FIT_TABLE_COLUMNS)
+        scaling = scaling_table(c, bon_df, fits_df, pd.DataFrame([p.row() for p in art.proxies]))
         claims = claim_table(bon_df, rl_df, fits_df, table("daa", "daa_summary"), table("ensembles", "ensembles"),
-                             table("ensembles", "ensemble_rl"), table("monitor", "monitor"))
+                             table("ensembles", "ensemble_rl"), table("monitor", "monitor"), scaling)
         # how well a partial RL curve forecasts its gold peak: every family curve, every prefix
         family = family_curves(rl_df)
         forecast = laws.forecast_table(family, "rl", n_boot=c.bon.n_boot // 2, ci=c.fit.ci) if family else None
-        return Output({"fits": fits_df, "scaling": scaling_table(c, bon_df, fits_df),
+        return Output({"fits": fits_df, "scaling": scaling,
                        "extrapolation": pd.DataFrame(extrap), "claims": claims, "forecast": forecast,
                        "samples": sample_table(run, art)})
 

@@ -9,7 +9,7 @@ from ..kit import colors, html_table, plt
 from ..page_context import Page
 
 from ... import laws
-from ...laws.curves import shown
+from ...laws.curves import data_sweep, shown
 
 
 def plot_bon(bon: pd.DataFrame, fits: pd.DataFrame, family: list[str]):
@@ -40,29 +40,38 @@ def plot_bon(bon: pd.DataFrame, fits: pd.DataFrame, family: list[str]):
     return fig
 
 
-def plot_coefs(fits: pd.DataFrame, rm: pd.DataFrame, scaling: pd.DataFrame | None, family: list[str]):
+COEF_PANELS = (("alpha", "alpha_bon", "alpha_bon"), ("beta", "beta_bon", "beta_bon"),
+               ("kl_peak", "kl_peak_bon", "KL at the fitted gold peak (nats)"),
+               ("gold_peak", "gold_peak", "best-of-n gold peak (pi0 std)"))
+
+
+def plot_coefs(fits: pd.DataFrame, bon: pd.DataFrame, names: list[str], x: np.ndarray, scaling: pd.DataFrame | None,
+               xlabel: str):
+    """The coefficients of ``names`` against ``x`` (parameters or training pairs) with their bootstrap intervals,
+    and each log-linear fit of scaling.csv with its slope interval and R^2."""
     chosen = fits[fits["form"] == "bon"].set_index("curve")
-    params = rm.set_index("rm").loc[family, "params"].to_numpy()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, coef, title in zip(axes, ("alpha", "beta", "kl_peak"),
-                               ("alpha_bon", "beta_bon", "KL at the gold peak (nats)")):
-        rows = chosen.loc[[f"bon/gold/{r}" for r in family]]
-        y = rows[coef].to_numpy(dtype=float)
-        lo, hi = rows[f"{coef}_lo"].to_numpy(dtype=float), rows[f"{coef}_hi"].to_numpy(dtype=float)
+    fig, axes = plt.subplots(1, len(COEF_PANELS), figsize=(4.2 * len(COEF_PANELS), 3.8))
+    for ax, (coef, name, title) in zip(axes, COEF_PANELS):
+        if coef == "gold_peak":  # the observed peak, with the bootstrap interval of gold there
+            at = [bon[bon["rm"] == r].loc[lambda g: g["gold"].idxmax()] for r in names]
+            y, lo, hi = (np.array([float(p[k]) for p in at]) for k in ("gold", "gold_lo", "gold_hi"))
+        else:
+            rows = chosen.reindex([f"bon/gold/{r}" for r in names])
+            y, lo, hi = (rows[k].to_numpy(dtype=float) for k in (coef, f"{coef}_lo", f"{coef}_hi"))
         ok = np.isfinite(y)
-        err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
+        with np.errstate(invalid="ignore"):
+            err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
         err = np.where(np.isfinite(err), err, 0)
-        ax.errorbar(params[ok], y[ok], yerr=err[:, ok], fmt="o", capsize=3, color="C0")
-        name = {"alpha": "alpha_bon", "beta": "beta_bon", "kl_peak": "kl_peak_bon"}[coef]
-        if scaling is not None and name in set(scaling["coef"]):
-            s = scaling.set_index("coef").loc[name]
-            if np.isfinite(s["slope"]):
-                xx = np.geomspace(params.min(), params.max(), 50)
-                ax.plot(xx, s["intercept"] + s["slope"] * np.log10(xx), "--", color="grey",
-                        label=f"{s['slope']:+.3f} per decade, R^2={s['r2']:.2f}")
-                ax.legend(fontsize=8)
+        ax.errorbar(x[ok], y[ok], yerr=err[:, ok], fmt="o", capsize=3, color="C0")
+        s = scaling.set_index("coef").loc[name] if scaling is not None and name in set(scaling["coef"]) else None
+        if s is not None and np.isfinite(s["slope"]):
+            xx = np.geomspace(x.min(), x.max(), 50)
+            ax.plot(xx, s["intercept"] + s["slope"] * np.log10(xx), "--", color="grey",
+                    label=f"{s['slope']:+.3f} [{s['slope_lo']:+.3f}, {s['slope_hi']:+.3f}] per decade\n"
+                          f"R^2 = {s['r2']:.2f}, Spearman {s['spearman']:+.2f}")
+            ax.legend(fontsize=7)
         ax.set_xscale("log")
-        ax.set_xlabel("proxy RM parameters")
+        ax.set_xlabel(xlabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -86,10 +95,20 @@ def plot_dims(bon: pd.DataFrame, rms: list[str]):
     return fig
 
 
+def _axis(rm: pd.DataFrame, names: list[str], column: str) -> np.ndarray:
+    return rm.set_index("rm").loc[names, column].to_numpy(dtype=float)
+
+
+def _of_axis(scaling: pd.DataFrame | None, axis: str) -> pd.DataFrame | None:
+    """Rows of scaling.csv on one axis (a table from before the axis column is all on parameters)."""
+    if scaling is None or "axis" not in scaling:
+        return scaling if axis == "params" else None
+    return scaling[scaling["axis"] == axis]
+
+
 def plot_data_sweep(bon: pd.DataFrame, rm: pd.DataFrame):
-    sizes = rm.groupby(rm["rm"].str.split("@").str[0])["n_train"].nunique()
-    size = sizes[sizes > 1].index[0]
-    sweep = rm[rm["rm"].str.split("@").str[0] == size].sort_values("n_train")
+    sweep = data_sweep(rm)
+    size = sweep["rm"].iloc[0].split("@")[0]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for (name, n), col in zip(sweep[["rm", "n_train"]].itertuples(index=False), colors(len(sweep))):
         g = bon[bon["rm"] == name]
@@ -130,10 +149,18 @@ def section(page: Page) -> list[str]:
              "<h3>Chosen form against the rejected alternatives (R^2)</h3>",
              "<p class='note'>log1p: d(alpha - beta ln(1+d)); quad_kl: alpha KL - beta KL^2.</p>", html_table(comp),
              "<h2>Coefficients against proxy size (Gao et al. Fig. 3)</h2>",
-             page.img("coef_bon", plot_coefs(fits, rm, scaling, page.family))]
+             page.img("coef_bon", plot_coefs(fits, page.bon, page.family, _axis(rm, page.family, "params"),
+                                             _of_axis(scaling, "params"), "proxy RM parameters"))]
+    sweep = data_sweep(rm)
+    if sweep is not None:
+        parts += ["<h2>Coefficients against preference data (Gao et al. Fig. 4)</h2>",
+                  page.img("coef_bon_data", plot_coefs(fits, page.bon, sweep["rm"].tolist(),
+                                                       sweep["n_train"].to_numpy(dtype=float),
+                                                       _of_axis(scaling, "data"), "training pairs"))]
     if scaling is not None:
-        parts += ["<p class='note'>coef = intercept + slope log10(params); spearman is the rank correlation with "
-                  "parameter count.</p>", html_table(scaling)]
+        parts += ["<p class='note'>coef = intercept + slope log10(axis): axis params is the proxy's parameter count, "
+                  "data its training pairs (one proxy size); the slope's interval is Student's t on the residuals; "
+                  "spearman is the rank correlation with the axis.</p>", html_table(scaling)]
     if extrap is not None:
         parts += ["<h2>Extrapolation</h2>", "<p class='note'>Fit on small n only, predict the gold gain at n = N.</p>",
                   html_table(extrap)]
@@ -146,6 +173,6 @@ def dimensions(page: Page) -> list[str]:
     shown = [family[0], family[-1]] if len(family) > 1 else family
     parts = ["<h2>Gold dimensions</h2>", "<p class='note'>Gain of each gold dimension over pi0 under best-of-n: which "
              "one the proxy sacrifices.</p>", page.img("gold_dims", plot_dims(page.bon, shown))]
-    if (rm.groupby(rm["rm"].str.split("@").str[0])["n_train"].nunique() > 1).any():
+    if data_sweep(rm) is not None:
         parts += ["<h2>Preference data size</h2>", page.img("data_sweep", plot_data_sweep(page.bon, rm))]
     return parts
