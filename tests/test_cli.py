@@ -16,7 +16,9 @@ from overopt.laws.curves import SUMMARY_COLUMNS
 from overopt.studies.daa import DAA_COLUMNS
 from overopt.pipeline.proxies import CALIBRATION_COLUMNS, RELIABILITY_COLUMNS
 from overopt.studies.ensembles import ENSEMBLE_COLUMNS, ENSEMBLE_RL_COLUMNS
+from overopt.studies.learned import LEARNED_COLUMNS
 from overopt.studies.length import LENGTH_BON_COLUMNS, LENGTH_COLUMNS
+from overopt.config import GOLD_DIMS
 from overopt.studies.rl import RL_TABLE_COLUMNS
 
 
@@ -49,6 +51,12 @@ def test_smoke_run_writes_every_file_with_the_contract_columns(smoke):
         assert t["kl"].iloc[0] < 0.05 and t["kl"].iloc[-1] <= np.log(32) + 1e-9
     rl = pd.read_csv(out / "rl.csv")
     assert list(rl.columns) == RL_TABLE_COLUMNS and set(rl["rm"]) == {"8x1", "16x1", "32x1"}
+    learned = pd.read_csv(out / "learned.csv")  # what each proxy learned of gold's dimensions
+    assert list(learned.columns) == LEARNED_COLUMNS and set(learned["rm"]) == {"8x1", "16x1", "32x1"}
+    for _, g in learned.groupby("rm"):
+        assert list(g["dimension"]) == list(GOLD_DIMS) and np.isclose(g["decides"].sum(), 1.0)
+        assert (g["weight_lo"] <= g["weight"] + 1e-9).all() and (g["weight"] <= g["weight_hi"] + 1e-9).all()
+    assert "What each proxy learned of gold" in (out / "report.html").read_text()
     # each curve's identity is in columns, matching its name
     for curve, g in rl.groupby("curve"):
         v = g.iloc[0]
@@ -234,7 +242,7 @@ def test_rerun_reuses_the_cache_and_report_rebuilds_from_tables(smoke, tmp_path)
     assert main(["run", "--preset", "smoke", "--out", str(out2), "--quiet", "--set", f"run.cache_dir={cache}"]) == 0
     stages = json.loads((out2 / "manifest.json").read_text())["stages"]
     built = [k for k, v in stages.items()
-             if k not in ("bon table", "length", "calibration", "ensemble bon", "multi-objective", "tables", "report")
+             if k not in ("bon table", "learned", "length", "calibration", "ensemble bon", "multi-objective", "tables", "report")
              and not k.startswith("monitor") and not v["cached"]]  # computed afresh from cached artifacts
     assert built == []
     pd.testing.assert_frame_equal(pd.read_csv(out / "bon.csv"), pd.read_csv(out2 / "bon.csv"))

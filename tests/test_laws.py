@@ -96,3 +96,14 @@ def test_forecast_error_shrinks_as_the_curve_grows():
     assert t["abs_log_error"].iloc[-1] == pytest.approx(0.0, abs=1e-6)   # the whole curve is the full fit
     # a curve that never turns down has no peak to forecast
     assert forecast_table({"up": (kl, np.sqrt(kl))}).empty
+
+
+def test_dimension_weights_read_back_what_a_proxy_scores():
+    """A proxy scoring 3 x gold weighs every dimension 1 (R^2 1); one blind to a dimension weighs it 0."""
+    from overopt.studies.learned import dimension_weights
+
+    x = np.random.default_rng(0).normal(size=(4000, 3)) * [1.0, 0.5, 2.0]
+    w, r2 = dimension_weights(3 * x.sum(1) + 0.7, x)
+    assert np.allclose(w, 1.0) and r2 == pytest.approx(1.0)
+    w, _ = dimension_weights(x[:, 0] + x[:, 1], x)
+    assert abs(w[2]) < 1e-9 and w[0] == pytest.approx(w[1]) and w[0] > 1

@@ -142,7 +142,7 @@ def test_lean_decoder_matches_the_model_forward(parallel, rotary_pct):
 def test_lean_reward_model_matches_the_backbone_forward(layers, parallel):
     """The reward model's lean trunk (last layer run at the read position only) and its prompt-once scoring give
     the scores and the gradients of the Hugging Face forward with its attention mask."""
-    from overopt.models.reward import RewardModel, _pack
+    from overopt.models.reward import _pack
 
     rm = build_rm(V, 32, layers, 24, seed=3)
     rm.backbone.config.use_parallel_residual = parallel

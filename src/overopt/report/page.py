@@ -16,10 +16,10 @@ import pandas as pd
 from ..errors import ReportError
 from .kit import CSS, html_table
 from .page_context import Page
-from .sections import active, aif, bon, daa, ensembles, fits, length, monitor, multi, rl
+from .sections import active, aif, bon, daa, ensembles, fits, learned, length, monitor, multi, rl
 
 # the page after its opening, in reading order: each a function from the page's tables to HTML
-SECTIONS = [bon.section, rl.section, bon.dimensions, daa.section, length.section, multi.section, aif.section,
+SECTIONS = [bon.section, learned.section, rl.section, bon.dimensions, daa.section, length.section, multi.section, aif.section,
             active.section, ensembles.calibration, ensembles.section, fits.forecast, monitor.section, fits.claims,
             fits.samples]
 INTRO = ("<p class='note'>Synthetic gold-reward setup (Gao et al. 2022): proxies of several sizes learn from "
