@@ -5,9 +5,13 @@
     logits = dec.step(tokens)                                 # [B, V], one new token per row
     dec.select(keep)                                          # drop finished rows from the cache
     logits = dec.logits(seq)                                  # [B, L, V], a full forward (autograd works)
+    logits = dec.logits(seq, start, n)                        # only the first n[b] tokens of row b are real
     h = NeoXDecoder.maybe(rm.backbone, B, L).last_hidden(seq, last)   # [B, C] at one position per row
 
-It takes a causal LM or a bare GPT-NeoX trunk (a reward model's backbone, which has no LM head).
+It takes a causal LM or a bare GPT-NeoX trunk (a reward model's backbone, which has no LM head). On
+right-padded rows (`logits` with n, `last_hidden`) the layers run on the real tokens only, packed
+together, and only attention sees the rows padded; `prefix` computes keys and values of prompts many
+rows share, once.
 
 It runs the model's own weights with the same operations as `transformers`' GPTNeoX (layer norms,
 fused QKV, partial rotary embedding, scaled dot-product attention, parallel or sequential residual),
