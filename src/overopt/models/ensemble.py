@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .reward import RewardModel, score_rows
+from .reward import RewardModel, score_rows, scoring_batch
 
 
 ENSEMBLE_KINDS = ("mean", "wco", "uwo")
@@ -106,10 +106,10 @@ class EnsembleRM(nn.Module):
 
 
 def member_scores(ens: EnsembleRM, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int,
-                  batch: int = 4096) -> np.ndarray:
+                  batch: int | None = None) -> np.ndarray:
     """[members, rows]: the scaled member scores of (prompt, response) rows (see `score`)."""
     ens.eval()
-    return score_rows(ens.member_scores, prompts, responses, pad_id, batch)
+    return score_rows(ens.member_scores, prompts, responses, pad_id, batch or scoring_batch(responses))
 
 
 class WeightedSumRM(nn.Module):

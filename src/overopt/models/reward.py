@@ -158,13 +158,19 @@ def score_rows(fn, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int, 
     return (out if out is not None else torch.empty(0, dtype=torch.float64)).numpy()
 
 
+def scoring_batch(t: torch.Tensor) -> int:
+    """Rows per scoring batch on ``t``'s device: large on a GPU; on a CPU small enough that a batch's activations
+    stay in cache (512 rows of the default pool score 96x3 1.45x faster than 4096, in half the memory)."""
+    return 4096 if t.is_cuda else 512
+
+
 def score(rm: RewardModel, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int,
-          batch: int = 4096, progress=None) -> np.ndarray:
+          batch: int | None = None, progress=None) -> np.ndarray:
     """Scores of (prompt, response) rows; prompts share one length, responses right-padded. A `RewardModel`
     runs each batch's distinct prompts once (`RewardModel.score_prefixed`)."""
     rm.eval()
     rows_fn = (lambda p, r: rm.score_prefixed(p, r, pad_id)) if isinstance(rm, RewardModel) else None
-    return score_rows(rm, prompts, responses, pad_id, batch, progress, rows_fn)
+    return score_rows(rm, prompts, responses, pad_id, batch or scoring_batch(responses), progress, rows_fn)
 
 
 def train_rm(rm: RewardModel, prompts: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor,
