@@ -40,6 +40,14 @@ def colors(n: int):
     return plt.cm.viridis(np.linspace(0.0, 0.85, max(n, 1)))
 
 
+def error_bars(y, lo, hi) -> np.ndarray:
+    """matplotlib's yerr [2, n] from an interval (lo, hi) around y; 0 where a bound is missing or on the wrong side."""
+    y, lo, hi = (np.asarray(a, dtype=float) for a in (y, lo, hi))
+    with np.errstate(invalid="ignore"):
+        err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
+    return np.where(np.isfinite(err), err, 0)
+
+
 def png(fig, path: Path) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

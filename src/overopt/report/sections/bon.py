@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..kit import colors, html_table, plt
+from ..kit import colors, error_bars, html_table, plt
 from ..page_context import Page
 
 from ... import laws
@@ -59,10 +59,7 @@ def plot_coefs(fits: pd.DataFrame, bon: pd.DataFrame, names: list[str], x: np.nd
             rows = chosen.reindex([f"bon/gold/{r}" for r in names])
             y, lo, hi = (rows[k].to_numpy(dtype=float) for k in (coef, f"{coef}_lo", f"{coef}_hi"))
         ok = np.isfinite(y)
-        with np.errstate(invalid="ignore"):
-            err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
-        err = np.where(np.isfinite(err), err, 0)
-        ax.errorbar(x[ok], y[ok], yerr=err[:, ok], fmt="o", capsize=3, color="C0")
+        ax.errorbar(x[ok], y[ok], yerr=error_bars(y, lo, hi)[:, ok], fmt="o", capsize=3, color="C0")
         s = scaling.set_index("coef").loc[name] if scaling is not None and name in set(scaling["coef"]) else None
         if s is not None and np.isfinite(s["slope"]):
             xx = np.geomspace(x.min(), x.max(), 50)
@@ -93,10 +90,6 @@ def plot_dims(bon: pd.DataFrame, rms: list[str]):
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
-
-
-def _axis(rm: pd.DataFrame, names: list[str], column: str) -> np.ndarray:
-    return rm.set_index("rm").loc[names, column].to_numpy(dtype=float)
 
 
 def _of_axis(scaling: pd.DataFrame | None, axis: str) -> pd.DataFrame | None:
@@ -149,7 +142,8 @@ def section(page: Page) -> list[str]:
              "<h3>Chosen form against the rejected alternatives (R^2)</h3>",
              "<p class='note'>log1p: d(alpha - beta ln(1+d)); quad_kl: alpha KL - beta KL^2.</p>", html_table(comp),
              "<h2>Coefficients against proxy size (Gao et al. Fig. 3)</h2>",
-             page.img("coef_bon", plot_coefs(fits, page.bon, page.family, _axis(rm, page.family, "params"),
+             page.img("coef_bon", plot_coefs(fits, page.bon, page.family,
+                                             rm.set_index("rm").loc[page.family, "params"].to_numpy(dtype=float),
                                              _of_axis(scaling, "params"), "proxy RM parameters"))]
     sweep = data_sweep(rm)
     if sweep is not None:

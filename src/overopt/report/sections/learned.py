@@ -1,10 +1,9 @@
 """What each proxy learned of gold: its weight on each gold dimension relative to gold's own, against its size."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from ..kit import colors, html_table, plt
+from ..kit import colors, error_bars, html_table, plt
 from ..page_context import Page
 
 
@@ -14,9 +13,8 @@ def plot_learned(learned: pd.DataFrame, family: list[str]):
     fig, ax = plt.subplots(figsize=(7, 4))
     for d, col in zip(dims, colors(len(dims))):
         g = fam[fam["dimension"] == d].set_index("rm").loc[family]
-        err = np.vstack([np.clip(g["weight"] - g["weight_lo"], 0, None), np.clip(g["weight_hi"] - g["weight"], 0, None)])
-        ax.errorbar(g["rm_params"], g["weight"], yerr=np.where(np.isfinite(err), err, 0), fmt="-o", ms=4, capsize=3,
-                    color=col, label=f"{d} (decides {g['decides'].iloc[0]:.0%} of pairs)")
+        ax.errorbar(g["rm_params"], g["weight"], yerr=error_bars(g["weight"], g["weight_lo"], g["weight_hi"]),
+                    fmt="-o", ms=4, capsize=3, color=col, label=f"{d} (decides {g['decides'].iloc[0]:.0%} of pairs)")
     ax.axhline(1, color="grey", lw=0.8, ls="--")
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xscale("log")
