@@ -52,64 +52,79 @@ def cmd_sweep(args) -> int:
     return 1 if (cells["status"] != "done").any() else 0  # a failed cell is recorded; the exit says it is not whole
 
 
-def fit_file(path: str, form: str, kl_col: str | None, reward_col: str | None, group_col: str | None,
-             n_boot: int = 200, step_col: str | None = None, until_kl: float | None = None) -> list[dict]:
-    """Fit `form` to each group of a training log (`overopt.logs`: CSV, JSONL, trainer_state.json, W&B export);
-    returns rows with the fields of fits.csv, plus the log's last KL (``kl_now``). ``until_kl`` keeps only the
-    points up to that KL (a forecast from a partial curve)."""
-    from .laws import FitError, fit
+def fit_file(path: str, form: str | None, kl_col: str | None, reward_col: str | None, group_col: str | None,
+             n_boot: int = 200, step_col: str | None = None, until_kl: float | None = None,
+             baseline: str = "fit", bins: int = 20, kl_per_token: bool = False, length_col: str | None = None,
+             note=None, keep: list | None = None) -> list[dict]:
+    """Fit `form` to each group of a training log (`overopt.online.logs`: CSV, JSONL, trainer_state.json, a run
+    folder, TensorBoard events, W&B export), binned by step with a free baseline (`overopt.online.verdict`);
+    returns rows with the fields of fits.csv, plus ``kl_now`` (the latest KL), ``points`` and ``verdict``.
+    ``until_kl`` keeps only the points up to that KL (a forecast from a partial curve). ``note`` receives each
+    remark on how the log was read (default: stderr); ``keep`` receives (name, kl, reward, LogFit, verdict) for
+    each curve (what --plot draws)."""
+    from .laws import FitError
     from .online.logs import read_log, recognise, tidy
+    from .online.verdict import fit_log, judge
 
+    notes = []  # said once the log has been read and fitted: an error stays one line
     df = read_log(path)
-    cols = recognise(df, path, kl_col, reward_col, step_col, group_col)
-    if cols["kl_length"]:
-        print(f"overopt fit: note: '{cols['kl']}' is TRL's per-token KL; multiplied by '{cols['kl_length']}' to give "
-              "the sequence KL", file=sys.stderr)
+    cols = recognise(df, path, kl_col, reward_col, step_col, group_col, kl_per_token, length_col)
+    if form is None:  # best-of-n tables carry the analytic KL bound; everything else is a trainer's log
+        form = "bon" if cols["kl"] == "kl_bound" else "rl"
+        notes.append(f"form {form} ({'a best-of-n curve' if form == 'bon' else 'a trainer log'}; set --form to "
+                     "change)")
     curve = tidy(df, cols, path)
-    n_neg, low = curve.attrs.get("negative_kl", (0, 0.0))
-    if n_neg:
-        print(f"overopt fit: note: {n_neg} line(s) of '{cols['kl']}' are negative (down to {low:.4g}), a sampled "
-              "estimate's noise: read as 0", file=sys.stderr)
+    notes += curve.attrs["notes"]
     rows = []
     for name, g in curve.groupby("group", sort=False):
         if until_kl is not None:
             g = g[g["kl"] <= until_kl]
-        g = g.groupby("kl", as_index=False)["reward"].mean().sort_values("kl")
-        kl, r = g["kl"].to_numpy(float), g["reward"].to_numpy(float)
-        if len(kl) and kl[0] == 0:  # a KL = 0 row is pi0 itself: fit gains over it
-            r = r - r[0]
         try:
-            res = fit(kl, r, form, n_boot=n_boot)
+            lf = fit_log(g["step"], g["kl"], g["reward"], form, baseline, bins, n_boot)
         except FitError as e:
             raise CLIError(f"{path}: group '{name}': {e}")
-        rows.append({"curve": str(name), **res.to_dict(), "kl_now": float(kl.max()) if len(kl) else 0.0})
+        notes += [f"'{name}': {m}" for m in lf.warnings]
+        verdict = judge(lf).text()
+        rows.append({"curve": str(name), **lf.fit.to_dict(), "kl_now": lf.kl_now, "points": lf.n_steps,
+                     "verdict": verdict})
+        if keep is not None:
+            keep.append((str(name), g["kl"].to_numpy(float), g["reward"].to_numpy(float), lf, verdict))
+    for m in notes:
+        (note or (lambda m: print(f"overopt fit: note: {m}", file=sys.stderr)))(m)
     return rows
 
 
 def cmd_fit(args) -> int:
+    kept = [] if args.plot else None
     rows = fit_file(args.file, args.form, args.kl_col, args.reward_col, args.group_col, args.n_boot, args.step_col,
-                    args.until_kl)
+                    args.until_kl, args.baseline, args.bins, args.kl_per_token, args.length_col, keep=kept)
+    if args.plot:
+        from .report.logplot import plot_log_fits
+
+        plot_log_fits(kept, args.plot)
+    w = max([5] + [len(r["curve"]) for r in rows])
+    span = lambda v, lo, hi: f"{v:>8.3g} [{lo:.3g}, {hi:.3g}]"  # noqa: E731
     if args.forecast:
-        print(f"{'curve':<20} {'KL now':>8} {'peak KL forecast [interval]':>30} {'peak gain [interval]':>26}  status")
-        for r in rows:
-            past = r["kl_now"] > r["kl_peak_hi"]
-            near = r["kl_now"] >= r["kl_peak_lo"]
-            status = "past the peak: stop" if past else ("near the peak" if near else "before the peak")
-            print(f"{r['curve']:<20} {r['kl_now']:>8.3f} {r['kl_peak']:>9.3f} [{r['kl_peak_lo']:.3f}, "
-                  f"{r['kl_peak_hi']:.3f}]{'':>4} {r['gain_peak']:>8.3f} [{r['gain_peak_lo']:.3f}, "
-                  f"{r['gain_peak_hi']:.3f}]  {status}")
+        print(f"{'curve':<{w}} {'points':>6} {'KL now':>8} {'peak KL [interval]':>28} {'peak gain [interval]':>28}"
+              "  verdict")
+        for r in rows:  # no forecast is printed where the evidence gives none
+            shown = not r["verdict"].startswith("inconclusive")
+            print(f"{r['curve']:<{w}} {r['points']:>6} {r['kl_now']:>8.3g} "
+                  f"{span(r['kl_peak'], r['kl_peak_lo'], r['kl_peak_hi']) if shown else '-':>28} "
+                  f"{span(r['gain_peak'], r['gain_peak_lo'], r['gain_peak_hi']) if shown else '-':>28}  "
+                  f"{r['verdict']}")
         return 0
     if args.json:
         clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
                  for r in rows]
         print(json.dumps(clean, indent=2))
         return 0
-    print(f"{'curve':<20} {'form':<6} {'alpha':>18} {'beta':>18} {'r2':>6} {'kl_peak':>9} {'gain_peak':>9}")
+    print(f"{'curve':<{w}} {'form':<6} {'alpha [interval]':>28} {'beta [interval]':>28} {'r2':>6} {'kl_peak':>9} "
+          f"{'gain_peak':>9}")
     for r in rows:
-        print(f"{r['curve']:<20} {r['form']:<6} "
-              f"{r['alpha']:>7.3f} [{r['alpha_lo']:.3f},{r['alpha_hi']:.3f}] "
-              f"{r['beta']:>7.3f} [{r['beta_lo']:.3f},{r['beta_hi']:.3f}] "
-              f"{r['r2']:>6.3f} {r['kl_peak']:>9.3f} {r['gain_peak']:>9.3f}")
+        print(f"{r['curve']:<{w}} {r['form']:<6} {span(r['alpha'], r['alpha_lo'], r['alpha_hi']):>28} "
+              f"{span(r['beta'], r['beta_lo'], r['beta_hi']):>28} {r['r2']:>6.3f} {r['kl_peak']:>9.3g} "
+              f"{r['gain_peak']:>9.3g}")
     return 0
 
 
@@ -128,15 +143,21 @@ def cmd_monitor(args) -> int:
     seen, last, idle, state = set(), None, 0.0, "ok"
     members = [c for c in (args.member_cols or "").split(",") if c]
     extra = [c for c in [args.reference_col, *members] if c]
+    noted = set()
     while True:
         df = read_log(args.file, complete_lines=args.follow) if Path(args.file).exists() or not args.follow else None
         new = False
         if df is not None and len(df.columns):
-            cols = recognise(df, args.file, args.kl_col, args.reward_col, args.step_col)
+            cols = recognise(df, args.file, args.kl_col, args.reward_col, args.step_col, None, args.kl_per_token,
+                             args.length_col)
             missing = [c for c in extra if c not in df.columns]
             if missing and not args.follow:
                 raise CLIError(f"{args.file} has no column '{missing[0]}'")
             curve = tidy(df, cols, args.file, tuple(c for c in extra if c in df.columns))
+            for m in curve.attrs["notes"][:1]:  # which KL, once (negative-KL counts grow as the file does)
+                if m not in noted:
+                    noted.add(m)
+                    print(f"overopt monitor: note: {m}", file=sys.stderr)
             for _, row in curve.iterrows():
                 if row["step"] in seen:
                     continue
@@ -162,6 +183,7 @@ def cmd_monitor(args) -> int:
             print(f"no new line for {args.max_wait:g} s; last status {state}", flush=True)
             break
         time.sleep(args.interval)
+    print(f"verdict: {mon.summary()}", flush=True)
     return 0
 
 
@@ -171,6 +193,20 @@ def cmd_report(args) -> int:
     path = write_report(args.dir)
     print(f"wrote {path}")
     return 0
+
+
+def _log_columns(p) -> None:
+    """The options that say which columns of a log hold what, shared by fit and monitor."""
+    p.add_argument("--kl-col", help="KL column in nats (default: the first of kl, objective/kl, kl_bound, ... under "
+                                    "any prefix such as train/ or eval_)")
+    p.add_argument("--reward-col", help="reward column (default: the first of gold, reward, objective/scores, "
+                                        "rewards/<name>/mean, ...)")
+    p.add_argument("--step-col", help="step column (default: step, global_step, ...; else the log's order); "
+                                      "repeated steps are averaged, unsorted ones sorted")
+    p.add_argument("--kl-per-token", action="store_true",
+                   help="the KL column is a mean per completion token: multiply it by the length column")
+    p.add_argument("--length-col", help="mean completion length column (default: completions/mean_length, "
+                                        "mean_completion_len, ... under any prefix)")
 
 
 def _monitor_parser(sub) -> None:
@@ -183,9 +219,7 @@ def _monitor_parser(sub) -> None:
     m.add_argument("--interval", type=float, default=2.0, help="seconds between reads with --follow (default 2)")
     m.add_argument("--max-wait", type=float, default=0.0,
                    help="with --follow, give up after this many seconds without a new line (0: never)")
-    m.add_argument("--kl-col", help="KL column (default: the usual names, as for fit)")
-    m.add_argument("--reward-col", help="proxy reward column (default: the usual names)")
-    m.add_argument("--step-col", help="step column (default: step, global_step, ...)")
+    _log_columns(m)
     m.add_argument("--reference-col", help="a reference score the proxy is checked against (a second RM, a small "
                                            "gold-labelled eval set)")
     m.add_argument("--member-cols", help="comma-separated ensemble member score columns (their spread is the "
@@ -218,24 +252,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print every config field (or one section's) with its default and help, then exit")
     r.set_defaults(func=cmd_run)
 
-    f = sub.add_parser("fit", help="fit a functional form to a CSV or JSONL file of (KL, reward) points",
+    f = sub.add_parser("fit", help="fit a functional form to a training log or a table of (KL, reward) points",
                        description="Fit R = d(alpha - beta d) (bon) or d(alpha - beta ln d) (rl), d = sqrt(KL), "
-                       "with bootstrap intervals. A KL = 0 row is taken as pi0 and subtracted; rows with an empty KL or "
-                       "reward are skipped; repeated KL "
-                       "values are averaged.")
-    f.add_argument("file", help="CSV, JSONL, JSON, transformers/TRL trainer_state.json or W&B CSV export")
-    f.add_argument("--form", choices=["bon", "rl"], default="bon", help="functional form (default bon)")
-    f.add_argument("--kl-col", help="KL column in nats (default: the first of kl, objective/kl, kl_bound, ...)")
-    f.add_argument("--reward-col", help="reward column (default: the first of gold, reward, objective/scores, "
-                                        "rewards/<name>/mean, ...)")
-    f.add_argument("--step-col", help="step column (default: step, global_step, ...; else the log's order); "
-                                      "repeated steps are averaged, unsorted ones sorted")
+                       "with bootstrap intervals. The log is cut into at most --bins runs of consecutive steps and "
+                       "their means are fitted, the reward at KL 0 a free parameter (--baseline first: the KL = 0 "
+                       "row's, for exact evaluations); the bootstrap resamples steps within runs. Rows with an empty "
+                       "KL or reward are skipped; repeated steps are averaged.")
+    f.add_argument("file", help="CSV, JSONL, JSON, trainer_state.json, a run or checkpoint folder, TensorBoard "
+                                "events (file or folder), W&B CSV export")
+    f.add_argument("--form", choices=["bon", "rl"], default=None,
+                   help="functional form (default: bon for a best-of-n table with kl_bound, else rl)")
+    _log_columns(f)
     f.add_argument("--group-col", help="fit one curve per value of this column (a W&B export: one per run)")
+    f.add_argument("--baseline", choices=["fit", "first"], default="fit",
+                   help="fit: the reward at KL 0 is fitted (default); first: gains over the KL = 0 row")
+    f.add_argument("--bins", type=int, default=20, help="most runs of consecutive steps fitted (default 20)")
     f.add_argument("--forecast", action="store_true",
-                   help="forecast the peak KL and gain with intervals, and say whether the log is past it")
+                   help="forecast the peak KL and gain with intervals, and say whether the log is past it (or why "
+                        "the evidence cannot say)")
     f.add_argument("--until-kl", type=float, help="use only the points up to this KL (a forecast from a partial log)")
     f.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples for the intervals")
     f.add_argument("--json", action="store_true", help="print a JSON list with the fields of fits.csv")
+    f.add_argument("--plot", metavar="FILE.png", help="draw the points, the bins, the fit and the verdict")
     f.set_defaults(func=cmd_fit)
 
     _monitor_parser(sub)

@@ -87,6 +87,7 @@ class FitResult:
     gain_peak_lo: float = math.nan
     gain_peak_hi: float = math.nan
     n_points: int = 0
+    baseline: float = 0.0  # the fitted reward at KL 0 (a free intercept); 0 where gains were given
 
     def predict(self, kl) -> np.ndarray:
         return predict(self.form, self.alpha, self.beta, kl)
@@ -95,7 +96,7 @@ class FitResult:
         return asdict(self)
 
 
-def _check(kl, gain) -> tuple[np.ndarray, np.ndarray]:
+def _check(kl, gain, intercept: bool = False) -> tuple[np.ndarray, np.ndarray]:
     kl = np.asarray(kl, dtype=np.float64).ravel()
     gain = np.asarray(gain, dtype=np.float64).ravel()
     if len(kl) != len(gain):
@@ -104,55 +105,59 @@ def _check(kl, gain) -> tuple[np.ndarray, np.ndarray]:
         raise FitError("kl and gain must be finite numbers (found NaN or infinity)")
     if np.any(kl < 0):
         raise FitError(f"KL must be >= 0 (found {kl.min():.4g})")
-    if len(kl) < 3:
-        raise FitError(f"too few points to fit: {len(kl)} (need at least 3)")
+    need = 4 if intercept else 3
+    if len(kl) < need:
+        raise FitError(f"too few points to fit: {len(kl)} (need at least {need})")
     if np.count_nonzero(kl > 0) < 2:
         raise FitError("need at least 2 points with KL > 0 to fit")
     return kl, gain
 
 
-def _solve(form: str, kl: np.ndarray, gain: np.ndarray) -> tuple[float, float, float]:
+def _solve(form: str, kl: np.ndarray, gain: np.ndarray, intercept: bool = False) -> tuple[float, float, float, float]:
+    """(alpha, beta, R^2, baseline): least squares; with ``intercept`` the reward at KL 0 is a free parameter
+    (a trainer's log has no exact starting value, only noisy early batches)."""
     d = np.sqrt(kl)
     fa, fb = FORMS[form]
-    X = np.stack([fa(d), -fb(d)], 1)
-    (alpha, beta), *_ = np.linalg.lstsq(X, gain, rcond=None)
-    resid = gain - X @ np.array([alpha, beta])
+    X = np.stack([fa(d), -fb(d)] + ([np.ones_like(d)] if intercept else []), 1)
+    coef, *_ = np.linalg.lstsq(X, gain, rcond=None)
+    resid = gain - X @ coef
     ss_tot = float(((gain - gain.mean()) ** 2).sum())
     r2 = 1 - float((resid ** 2).sum()) / ss_tot if ss_tot > 0 else math.nan
-    return float(alpha), float(beta), r2
+    return float(coef[0]), float(coef[1]), r2, float(coef[2]) if intercept else 0.0
 
 
 def fit(kl, gain, form: str = "bon", boot_gains=None, n_boot: int = 200, ci: float = 0.9,
-        seed: int = 0) -> FitResult:
+        seed: int = 0, intercept: bool = False) -> FitResult:
     """Fit gain = form(sqrt(kl)) by least squares, with bootstrap intervals.
 
     ``boot_gains`` ([B, len(kl)]: the curve re-measured on resampled prompts) gives intervals
-    from refitting each replicate; without it, residuals are resampled (n_boot times).
+    from refitting each replicate; without it, residuals are resampled (n_boot times). ``intercept``: fit
+    reward = baseline + form(sqrt(kl)) instead, the baseline (``FitResult.baseline``) estimated with the rest.
     """
     if form not in FORMS:
         raise FitError(f"unknown form '{form}' (choose from {', '.join(FORMS)})")
-    kl, gain = _check(kl, gain)
-    alpha, beta, r2 = _solve(form, kl, gain)
+    kl, gain = _check(kl, gain, intercept)
+    alpha, beta, r2, base = _solve(form, kl, gain, intercept)
     kp, gp = peak(form, alpha, beta)
     if boot_gains is None and n_boot < 1:  # the point fit alone, no intervals
-        return FitResult(form, alpha, beta, r2, kp, gp, n_points=int(len(kl)))
+        return FitResult(form, alpha, beta, r2, kp, gp, n_points=int(len(kl)), baseline=base)
     if boot_gains is not None:
         reps = np.asarray(boot_gains, dtype=np.float64)
         if reps.ndim != 2 or reps.shape[1] != len(kl):
             raise FitError(f"boot_gains must be [replicates, {len(kl)}], got {reps.shape}")
     else:
         rng = np.random.default_rng(seed)
-        fitted = predict(form, alpha, beta, kl)
+        fitted = base + predict(form, alpha, beta, kl)
         resid = gain - fitted
         reps = fitted + resid[rng.integers(len(kl), size=(n_boot, len(kl)))]
-    coefs = np.array([_solve(form, kl, g)[:2] for g in reps])
+    coefs = np.array([_solve(form, kl, g, intercept)[:2] for g in reps])
     peaks = np.array([peak(form, a, b) for a, b in coefs])
     lo_hi = lambda x: interval(x, ci, None) if np.all(np.isfinite(x)) else (  # noqa: E731
         interval(x[np.isfinite(x)], ci, None)[0] if np.isfinite(x).any() else math.inf, math.inf)
     (a_lo, a_hi), (b_lo, b_hi) = interval(coefs[:, 0], ci, None), interval(coefs[:, 1], ci, None)
     (k_lo, k_hi), (g_lo, g_hi) = lo_hi(peaks[:, 0]), lo_hi(peaks[:, 1])
     return FitResult(form, alpha, beta, r2, kp, gp, float(a_lo), float(a_hi), float(b_lo), float(b_hi),
-                     float(k_lo), float(k_hi), float(g_lo), float(g_hi), int(len(kl)))
+                     float(k_lo), float(k_hi), float(g_lo), float(g_hi), int(len(kl)), base)
 
 
 @dataclass

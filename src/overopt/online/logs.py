@@ -1,15 +1,19 @@
 """Training logs of other trainers as one tidy curve: (group, step, kl, reward).
 
-    df = read_log("out/checkpoint-100/trainer_state.json")   # or CSV, JSONL, a W&B CSV export
+    df = read_log("out/checkpoint-100/trainer_state.json")   # or a run folder, CSV, JSONL, TensorBoard, W&B
     cols = recognise(df)             # {"kl": "objective/kl", "reward": "objective/scores", "step": "step", ...}
-    curve = tidy(df, cols)           # columns group, step, kl, reward
+    curve = tidy(df, cols)           # columns group, step, kl, reward; curve.attrs["notes"]: how it was read
 
 Formats: CSV; JSONL (one object per line); JSON, either a list of objects or the `trainer_state.json` that
-`transformers.Trainer` (and so TRL) writes, whose `log_history` is read; a Weights & Biases CSV export, whose
-columns "<run> - <metric>" become one group per run (the "__MIN"/"__MAX" columns are dropped).
+`transformers.Trainer` (and so TRL) writes, whose `log_history` is read; a run folder (its own trainer_state.json,
+else every checkpoint-*/trainer_state.json merged by step); TensorBoard event files or folders of them (read with
+the optional `tensorboard` package); a Weights & Biases CSV export, whose columns "<run> - <metric>" become one
+group per run (the "__MIN"/"__MAX" columns are dropped). A curve is named after its run folder, else its file.
 
-TRL's GRPO and RLOO trainers log a per-token "kl"; beside their "completions/mean_length" it is multiplied by
-that length, so every curve's KL is the sequence KL in nats.
+Names are recognised under the prefixes trainers add ("train/", "eval/", "eval_", "train_"). TRL's GRPO and RLOO
+trainers log a per-token "kl": beside a mean completion length ("completions/mean_length", "mean_completion_len",
+..., same prefix) it is multiplied by that length, so every curve's KL is the sequence KL in nats; --kl-per-token
+and --length-col say so outright. Every read says which KL it used and how.
 
 Documented handling: rows without a KL or a reward (a log line of another kind, as `log_history` mixes training
 and evaluation lines) are dropped; unsorted steps are sorted; repeated steps are averaged; a negative KL (a sampled
@@ -35,7 +39,11 @@ KL_NAMES = ("kl", "objective/kl", "train/objective/kl", "train/kl", "kl_bound", 
 REWARD_NAMES = ("gold", "reward", "objective/scores", "train/objective/scores", "train/reward", "objective/rlhf_reward",
                 "rewards/mean", "env/reward_mean", "score", "gain")
 STEP_NAMES = ("step", "global_step", "train/global_step", "Step", "_step", "n")
+LENGTH_NAMES = ("completions/mean_length", "mean_completion_len", "mean_completion_length", "completion_length",
+                "completions/mean_length_tokens", "response_length", "mean_length")
+PREFIXES = ("train/", "eval/", "eval_", "train_")
 WANDB_COL = re.compile(r"^(?P<run>.+?) - (?P<metric>.+)$")
+TB_MARK = "tfevents"
 
 
 def _show(name) -> str:
@@ -103,7 +111,9 @@ def read_log(path: str, complete_lines: bool = False) -> pd.DataFrame:
     if not p.exists():
         raise LogError(f"file not found: {path}")
     if p.is_dir():
-        raise LogError(f"{path} is a directory, not a log file")
+        return _read_folder(p)
+    if TB_MARK in p.name:
+        return _read_tensorboard([p], path)
     text = p.read_text(errors="replace")
     if complete_lines and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
@@ -129,6 +139,60 @@ def read_log(path: str, complete_lines: bool = False) -> pd.DataFrame:
     return df
 
 
+def log_name(path: str) -> str:
+    """A curve's name: its run folder (a checkpoint's parent), else the file's stem."""
+    p = Path(path).resolve()
+    if p.is_file() and (p.name == "trainer_state.json" or TB_MARK in p.name):
+        p = p.parent
+    if p.is_dir():
+        return p.parent.name if p.name.startswith("checkpoint-") else p.name
+    return p.stem
+
+
+def _read_folder(p: Path) -> pd.DataFrame:
+    """A run folder: TensorBoard events under it, else its trainer_state.json, else every checkpoint's merged."""
+    events = sorted(f for f in p.rglob(f"*{TB_MARK}*") if f.is_file())
+    if events:
+        return _read_tensorboard(events, str(p))
+    if (p / "trainer_state.json").is_file():
+        return read_log(str(p / "trainer_state.json"))
+    states = sorted(p.glob("checkpoint-*/trainer_state.json"), key=lambda f: int(re.sub(r"\D", "", f.parent.name) or 0))
+    if not states:
+        raise LogError(f"{p} is a folder with no trainer_state.json, checkpoint-*/trainer_state.json or TensorBoard "
+                       "events file")
+    df = pd.concat([read_log(str(f)) for f in states], ignore_index=True)
+    key = df.astype(str).apply(tuple, axis=1)  # a later checkpoint repeats the earlier ones' lines
+    return df[~key.duplicated()].reset_index(drop=True)
+
+
+def _read_tensorboard(files: list, path: str) -> pd.DataFrame:
+    """Scalars of TensorBoard event files as one row per step, one column per tag (the last value of a step)."""
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        raise LogError(f"{path}: reading TensorBoard files needs the tensorboard package "
+                       "(pip install 'overopt[tracking]')")
+    values: dict = {}
+    for f in files:
+        acc = EventAccumulator(str(f), size_guidance={"scalars": 0})
+        try:
+            acc.Reload()
+        except Exception as e:  # a truncated or foreign file: say which
+            raise LogError(f"{f} is not a readable TensorBoard events file: {e}")
+        for tag in acc.Tags().get("scalars", []):
+            for ev in acc.Scalars(tag):
+                values.setdefault(ev.step, {})[tag] = ev.value
+    if not values:
+        raise LogError(f"{path} holds no TensorBoard scalars")
+    df = pd.DataFrame.from_dict(values, orient="index").sort_index()
+    return df.rename_axis("step").reset_index()
+
+
+def _base(name: str) -> str:
+    """A column name without the prefix a trainer adds (train/, eval/, eval_, train_)."""
+    return next((name[len(p):] for p in PREFIXES if name.startswith(p)), name)
+
+
 def _find(df: pd.DataFrame, given: str | None, names: tuple, what: str, flag: str, path: str,
           required: bool = True) -> str | None:
     cols = list(map(str, df.columns))
@@ -139,12 +203,17 @@ def _find(df: pd.DataFrame, given: str | None, names: tuple, what: str, flag: st
     for n in names:
         if n in cols:
             return n
+    for n in names:  # under a trainer's prefix: train/kl, eval_kl
+        hit = next((c for c in cols if _base(c) == n), None)
+        if hit:
+            return hit
     if what == "reward":  # TRL GRPO logs one column per reward function: rewards/<name>/mean
         per_func = [c for c in cols if c.startswith("rewards/") and c.endswith("/mean")]
         if len(per_func) == 1:
             return per_func[0]
     if required:
-        raise LogError(f"{path}: no {what} column found; name it with {flag} "
+        why = " (a run without a KL penalty, such as TRL GRPO with beta = 0, logs none)" if what == "KL" else ""
+        raise LogError(f"{path}: no {what} column found{why}; name it with {flag} "
                        f"(columns: {', '.join(map(_show, cols))})")
     return None
 
@@ -154,17 +223,41 @@ TRL_TOKEN_KL, TRL_LENGTH = "kl", "completions/mean_length"
 
 
 def recognise(df: pd.DataFrame, path: str = "log", kl: str | None = None, reward: str | None = None,
-              step: str | None = None, group: str | None = None) -> dict:
+              step: str | None = None, group: str | None = None, kl_per_token: bool = False,
+              length: str | None = None) -> dict:
     """Which columns hold KL, reward, step and group: the ones named, else the usual names of other trainers.
 
-    ``kl_length`` names a mean-length column the KL is multiplied by: set when the log is TRL's GRPO/RLOO
-    (a per-token "kl" beside "completions/mean_length"), so the curve's KL is per sequence, as everywhere here."""
+    ``kl_length`` names a mean-length column the KL is multiplied by: when ``kl_per_token`` (or a length column is
+    named), or when the KL is a bare "kl" (TRL's GRPO/RLOO, under any prefix) beside a mean completion length, so
+    the curve's KL is per sequence, as everywhere here."""
     cols = {"kl": _find(df, kl, KL_NAMES, "KL", "--kl-col", path),
             "reward": _find(df, reward, REWARD_NAMES, "reward", "--reward-col", path),
             "step": _find(df, step, STEP_NAMES, "step", "--step-col", path, required=False),
             "group": _find(df, group, ("run",), "group", "--group-col", path, required=group is not None)}
-    cols["kl_length"] = TRL_LENGTH if cols["kl"] == TRL_TOKEN_KL and TRL_LENGTH in df.columns else None
+    prefix = cols["kl"][: len(cols["kl"]) - len(_base(cols["kl"]))]
+    if length:
+        cols["kl_length"] = _find(df, length, (), "length", "--length-col", path)
+    elif kl_per_token or _base(cols["kl"]) == TRL_TOKEN_KL:
+        found = [c for c in map(str, df.columns) if _base(c) in LENGTH_NAMES]
+        same = [c for c in found if c.startswith(prefix) and _base(c) == c[len(prefix):]] if prefix else \
+            [c for c in found if c in LENGTH_NAMES]
+        cols["kl_length"] = (same or found or [None])[0]
+        if kl_per_token and cols["kl_length"] is None:
+            raise LogError(f"{path}: --kl-per-token needs a mean completion length column; name it with --length-col")
+    else:
+        cols["kl_length"] = None
+    cols["kl_per_token"] = bool(cols["kl_length"])
     return cols
+
+
+def kl_note(cols: dict) -> str:
+    """Which KL a curve uses, in words."""
+    if cols.get("kl_length"):
+        return (f"KL: '{_show(cols['kl'])}' x '{_show(cols['kl_length'])}' (a per-token KL times the mean "
+                "completion length: the sequence KL)")
+    bare = _base(cols["kl"]) == TRL_TOKEN_KL
+    return f"KL: '{_show(cols['kl'])}' read as per sequence" + \
+        (" (if it is per token, as TRL GRPO's, pass --kl-per-token --length-col COLUMN)" if bare else "")
 
 
 def _numbers(df: pd.DataFrame, col: str, path: str) -> np.ndarray:
@@ -188,7 +281,7 @@ def tidy(df: pd.DataFrame, cols: dict, path: str = "log", extra: tuple = ()) -> 
     ``extra`` columns (a reference score, ensemble members) are averaged over every line of the same step,
     those without a KL included: a trainer logs evaluations on lines of their own."""
     out = pd.DataFrame(index=df.index)
-    out["group"] = df[cols["group"]].astype(str) if cols.get("group") else Path(path).stem
+    out["group"] = df[cols["group"]].astype(str) if cols.get("group") else log_name(path)
     for key in ("kl", "reward", "step", "kl_length"):
         if cols.get(key):
             out[key] = _numbers(df, cols[key], path)
@@ -210,4 +303,6 @@ def tidy(df: pd.DataFrame, cols: dict, path: str = "log", extra: tuple = ()) -> 
     out = out.join(extras.rename(columns=lambda c: c[len("extra:"):]), on=["group", "step"])
     # a sampled estimate (k1, as TRL's RLOO logs) dips below zero near the start: read as 0, and said
     out.attrs["negative_kl"] = (int(neg.sum()), low)
+    out.attrs["notes"] = [kl_note(cols)] + ([f"{int(neg.sum())} line(s) of '{_show(cols['kl'])}' are negative (down "
+                                             f"to {low:.4g}), a sampled estimate's noise: read as 0"] if neg.any() else [])
     return out

@@ -7,14 +7,23 @@ score (a second reward model, or a small gold-labelled evaluation set) and ensem
     status.reasons    # one line per signal that fired
 
 Signals (each a documented threshold, all arguments of `Monitor`):
-  reference falls    the reference's gain over its first value (the policy at the start, KL about 0) fell more than ``drop`` of its best gain below
-                     that best: warn; for ``patience`` updates in a row: stop;
+  reference falls    the reference's gain over its baseline (the median of its first three values; the first value
+                     itself, one batch at the start, is never the best gain) fell more than
+                     ``drop`` of its best gain below that best, and more than the noise allows: warn; for
+                     ``patience`` updates in a row: stop. The noise allowance is sigma (sqrt(2 ln m) + 1.645): sigma
+                     the per-point noise (median absolute second difference, so trends and turns do not count), m
+                     the points the best was chosen from (the best of m noisy points sits about sigma sqrt(2 ln m)
+                     too high); the best gain itself must exceed that allowance; judged from NOISE_POINTS points on;
   divergence         over the last ``window`` updates the proxy rose while the reference fell (least-squares
                      slopes against KL): warn;
-  fitted peak        the RL form d(alpha - beta ln d) fitted to the reference's gains puts the current KL past
-                     the upper end of the peak's bootstrap interval: stop;
+  fitted peak        the reference's curve, binned and fitted with a free baseline, is judged past its peak by
+                     `overopt.online.verdict.judge` (a fit that explains the curve, a bounded peak interval, points
+                     beyond it whose fall exceeds the noise): stop;
   disagreement       the members' standard deviation rose more than ``disagreement_rise`` (relative) above its
                      lowest value while the proxy kept rising: warn; twice that: stop.
+
+A line without a reference keeps the reference's last signals (it says nothing new about the reference). Without
+any reference, only disagreement can fire: ``Monitor.summary()`` says so.
 
 `OveroptCallback` runs a monitor inside a `transformers.Trainer` (TRL's trainers included) from its logs and sets
 ``should_training_stop`` on "stop".
@@ -26,15 +35,30 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import MonitorConfig
-from ..laws import FitError, fit
+import math
+
+from ..laws import FitError
 from ..stats import ols_slope
 from .logs import KL_NAMES, REWARD_NAMES, TRL_LENGTH, TRL_TOKEN_KL
+from .verdict import Z, fit_log, judge
 
 STATES = ("ok", "warn", "stop")
+NOISE_POINTS = 5  # a drop is judged from this many reference points: three second differences, one turn outvoted
 SIGNALS = ("reference-drop", "divergence", "fitted-peak", "disagreement")
 # what the callback reads as the proxy: the usual names, never gold (a log may carry gold at weight zero)
 PROXY_NAMES = tuple(n for n in REWARD_NAMES if n != "gold")
 _DEFAULT = MonitorConfig()  # the thresholds' defaults live in the config (monitor.*), one place for every caller
+
+
+def point_noise(values) -> float:
+    """The standard deviation of one point's noise, from the median absolute second difference (a second
+    difference of independent noise has standard deviation sigma sqrt(6); a trend or a single turn does not move the
+    median). 0 with fewer than 4 points."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 4:
+        return 0.0
+    d2 = np.diff(v, 2)
+    return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / math.sqrt(6))
 
 
 @dataclass
@@ -67,6 +91,7 @@ class Monitor:
         self.reference: list[float] = []   # NaN where an update had none
         self.disagreement: list[float] = []
         self._below = 0
+        self._ref_fired: tuple[list, list] = ([], [])  # the reference's last signals (warn, stop)
         self.history: list[Status] = []
 
     def update(self, step: float, kl: float, proxy: float, reference: float | None = None,
@@ -87,7 +112,11 @@ class Monitor:
             disagreement = float(m.std()) if m.size > 1 else None
         self.disagreement.append(float("nan") if disagreement is None else float(disagreement))
         warn, stop = [], []   # (signal, message)
-        self._reference_signals(warn, stop)
+        if np.isfinite(self.reference[-1]):
+            self._ref_fired = ([], [])
+            self._reference_signals(*self._ref_fired)
+        warn += self._ref_fired[0]
+        stop += self._ref_fired[1]
         self._disagreement_signals(warn, stop)
         warn = [w for w in warn if w[0] in self.signals]
         stop = [w for w in stop if w[0] in self.signals]
@@ -108,15 +137,17 @@ class Monitor:
     def _reference_signals(self, warn: list, stop: list) -> None:
         ref = np.array(self.reference)
         have = np.isfinite(ref)
-        if have.sum() < self.min_points or not have[-1]:
+        if have.sum() < self.min_points:
             return
-        kl, prox, ref = np.array(self.kl)[have], np.array(self.proxy)[have], ref[have]
-        gain = ref - ref[0]
-        best = int(np.argmax(gain))
-        if gain[best] > 0 and gain[-1] < gain[best] - self.drop * gain[best]:
+        steps, kl, prox, ref = np.array(self.steps)[have], np.array(self.kl)[have], np.array(self.proxy)[have], ref[have]
+        gain = ref - np.median(ref[:3])
+        best = 1 + int(np.argmax(gain[1:]))  # the first point (a single batch at the start) is not a gain
+        allow = point_noise(ref) * (math.sqrt(2 * math.log(len(gain))) + Z)
+        fall = gain[best] - gain[-1]
+        if len(gain) >= NOISE_POINTS and gain[best] > allow and fall > max(self.drop * gain[best], allow):
             self._below += 1
-            msg = (f"reference gain {gain[-1]:.3g} is {100 * (1 - gain[-1] / gain[best]):.0f}% below its best "
-                   f"{gain[best]:.3g} (at KL {kl[best]:.3g})")
+            msg = (f"reference gain {gain[-1]:.3g} is {100 * fall / gain[best]:.0f}% below its best {gain[best]:.3g} "
+                   f"(at KL {kl[best]:.3g}; noise allowance {round(allow, 12):.2g})")
             (stop if self._below >= self.patience else warn).append(("reference-drop", msg))
         else:
             self._below = 0
@@ -126,12 +157,28 @@ class Monitor:
         if "fitted-peak" not in self.signals:
             return
         try:
-            r = fit(kl, gain, self.form, n_boot=self.n_boot, ci=self.ci)
+            v = judge(fit_log(steps, kl, ref, self.form, n_boot=self.n_boot, ci=self.ci))
         except FitError:
             return
-        if np.isfinite(r.kl_peak_hi) and kl[-1] > r.kl_peak_hi and r.kl_peak > 0:
-            stop.append(("fitted-peak", f"KL {kl[-1]:.3g} is past the fitted peak of the reference, {r.kl_peak:.3g} "
-                                        f"[{r.kl_peak_lo:.3g}, {r.kl_peak_hi:.3g}]"))
+        if v.stop:
+            stop.append(("fitted-peak", f"KL {kl[-1]:.3g} is past the fitted peak of the reference: {v.reason}"))
+
+    def summary(self) -> str:
+        """One line: what the monitor saw, its last status and the checkpoint to roll back to, or why it cannot
+        judge."""
+        if not self.history:
+            return "no line with a KL and a reward was seen"
+        last = self.history[-1]
+        seen = f"{len(self.history)} updates to step {last.step:g} (KL {last.kl:.3g})"
+        if not np.isfinite(np.array(self.reference)).any() and not np.isfinite(np.array(self.disagreement)).any():
+            return (f"{seen}; cannot judge overoptimization: no reference score (a second reward model or a "
+                    "gold-labelled evaluation, --reference-col) and no ensemble members (--member-cols); the proxy "
+                    "alone always rises")
+        out = f"{seen}; last status {last.state}"
+        if last.state != "ok" and last.best_step is not None:
+            out += f"; best checkpoint by the reference: step {last.best_step:g}"
+        return out
+
 
     def _disagreement_signals(self, warn: list, stop: list) -> None:
         dis = np.array(self.disagreement)

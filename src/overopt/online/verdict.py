@@ -1,0 +1,154 @@
+"""Verdicts on a trainer's curve that know their uncertainty: `overopt fit --forecast` and the monitor's fitted peak.
+
+    lf = fit_log(step, kl, reward, "rl")   # binned by step, free baseline, bootstrap within bins
+    v = judge(lf)                          # v.state: before | near | past | inconclusive; v.reason in words
+
+A trainer logs one noisy batch per step. Every step is fitted (Gao et al.'s forms plus a free baseline: the
+reward at KL 0 is estimated with the rest, never taken from the first batch); the curve is cut into at most
+``bins`` runs of consecutive steps, and the bootstrap resamples each step's residual from the fit within its run,
+so the intervals widen with the noise of the steps (and the trend inside a run is not counted as noise); with runs
+of one step, residuals are resampled across the curve. R^2 is that of the binned curve: the runs' mean rewards
+against the fit's means over the same steps (a per-step R^2 only measures the batch noise).
+
+A verdict is given only when the evidence supports it (thresholds below, each a module constant):
+  inconclusive  fewer than MIN_BINS points; KL not growing (Spearman of KL on step < KL_GROWTH); the fit explains
+                less than R2_MIN of the binned curve; no turn yet (beta's
+                interval reaches 0, or the peak's interval is unbounded); a peak beyond NEAR x the largest KL seen
+  past          the latest KL is past the upper end of the peak's interval, at least MIN_PAST points lie beyond
+                it, and their mean reward is below the mean of the points inside the interval (else of the point
+                nearest the peak) by more than Z standard errors
+  near          the latest KL is inside the peak's interval (or past it without that evidence of a fall)
+  before        the latest KL is below the peak's interval: the forecast is the peak and its interval
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from ..laws import FitError, FitResult, fit
+
+MAX_BINS = 20       # the curve is fitted on at most this many runs of consecutive steps
+MIN_BINS = 5        # fewer points than this: no verdict
+KL_GROWTH = 0.5     # Spearman of KL on step below this: KL is not growing, the law does not apply
+R2_MIN = 0.6        # a fit explaining less of the binned curve is no basis for a verdict
+NEAR = 2.0          # a forecast peak beyond NEAR x the largest KL seen is an extrapolation, not a forecast
+MIN_PAST = 2        # points beyond the peak's interval before a stop
+Z = 1.645           # one-sided 95%: the fall after the peak must exceed this many standard errors
+FAR_START = 0.25    # first KL above this share of the largest: the log does not start at the reference policy
+
+
+@dataclass
+class LogFit:
+    fit: FitResult
+    kl: np.ndarray          # per bin: mean KL
+    reward: np.ndarray      # per bin: mean reward (less the first bin's with baseline "first"), as fitted
+    se: np.ndarray          # per bin: standard error of the mean reward (the steps' residual sd / sqrt(steps))
+    steps: np.ndarray       # per bin: last step
+    kl_now: float           # the latest bin's KL (the latest, not the largest)
+    n_steps: int            # logged points before binning
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Verdict:
+    state: str              # before | near | past | inconclusive
+    reason: str
+
+    @property
+    def stop(self) -> bool:
+        return self.state == "past"
+
+    def text(self) -> str:
+        label = {"past": "past the peak: stop", "near": "near the peak", "before": "before the peak",
+                 "inconclusive": "inconclusive"}[self.state]
+        return f"{label} ({self.reason})" if self.reason else label
+
+
+def bin_runs(n: int, bins: int = MAX_BINS) -> list[np.ndarray]:
+    """Indices 0..n-1 (in step order) cut into min(bins, n) runs of consecutive points, sizes within one."""
+    return [a for a in np.array_split(np.arange(n), min(bins, n)) if len(a)]
+
+
+def kl_warnings(step, kl) -> list[str]:
+    """What makes the laws inapplicable to a log: KL that does not grow, or that starts far from 0 (the KL is
+    then not measured from the policy training started at, which the forms assume)."""
+    step, kl = np.asarray(step, float), np.asarray(kl, float)
+    out = []
+    if len(kl) >= 3 and (np.ptp(kl) == 0 or scipy_stats.spearmanr(step, kl)[0] < KL_GROWTH):
+        out.append(f"KL does not grow with the steps (from {kl[0]:.3g} to {kl[-1]:.3g}): the laws are functions of "
+                   "the KL from the starting policy")
+    if len(kl) >= 3 and kl.max() > 0 and kl[0] > FAR_START * kl.max():
+        out.append(f"the first KL ({kl[0]:.3g}) is far from 0: the laws assume KL measured from the policy training "
+                   "started at")
+    return out
+
+
+def fit_log(step, kl, reward, form: str = "rl", baseline: str = "fit", bins: int = MAX_BINS, n_boot: int = 200,
+            ci: float = 0.9, seed: int = 0) -> LogFit:
+    """Fit ``form`` to a logged curve, binned by step. ``baseline``: "fit" (a free intercept) or "first" (gains
+    over the first bin, which must be at KL 0: an exact evaluation of the starting policy, as overopt's tables)."""
+    step, kl, reward = (np.asarray(a, dtype=float) for a in (step, kl, reward))
+    order = np.argsort(step, kind="stable")
+    step, kl, reward = step[order], kl[order], reward[order]
+    runs = bin_runs(len(step), bins)
+    kb = np.array([kl[r].mean() for r in runs])
+    first = baseline == "first" and len(kb) and kb[0] == 0
+    y = reward - reward[runs[0]].mean() if first else reward
+    res = fit(kl, y, form, n_boot=0, intercept=not first)  # every step, so no bin averages a curved stretch
+    fitted = res.baseline + res.predict(kl)
+    resid = y - fitted
+    sigma = math.sqrt((resid ** 2).sum() / max(len(resid) - 3, 1))
+    boot = None
+    if n_boot > 0 and min(len(r) for r in runs) >= 2:  # resample the steps' residuals within each bin
+        rng = np.random.default_rng(seed)
+        boot = np.stack([fitted + resid[np.concatenate([r[rng.integers(len(r), size=len(r))] for r in runs])]
+                         for _ in range(n_boot)])
+        if first:
+            boot = boot - boot[:, runs[0]].mean(1, keepdims=True)
+    if n_boot > 0:
+        res = fit(kl, y, form, boot_gains=boot, n_boot=n_boot, ci=ci, seed=seed, intercept=not first)
+    yb = np.array([y[r].mean() for r in runs])
+    fb = np.array([fitted[r].mean() for r in runs])
+    ss = ((yb - yb.mean()) ** 2).sum()
+    res = replace(res, r2=float(1 - ((yb - fb) ** 2).sum() / ss) if ss > 0 else math.nan)  # R^2 of the binned curve
+    return LogFit(res, kb, yb, np.array([sigma / math.sqrt(len(r)) for r in runs]),
+                  np.array([step[r][-1] for r in runs]), float(kb[-1]) if len(kb) else 0.0, len(step),
+                  kl_warnings(step, kl))
+
+
+def judge(lf: LogFit) -> Verdict:
+    """The verdict on a fitted log, or "inconclusive" with the reason (the module docstring lists the rules)."""
+    r, kb = lf.fit, lf.kl
+    if len(kb) < MIN_BINS:
+        return Verdict("inconclusive", f"only {len(kb)} points (a verdict needs {MIN_BINS})")
+    if np.ptp(kb) == 0 or scipy_stats.spearmanr(np.arange(len(kb)), kb)[0] < KL_GROWTH:
+        return Verdict("inconclusive", "KL is not growing")
+    if not r.r2 >= R2_MIN:
+        return Verdict("inconclusive", f"too noisy: the fit explains R^2 = {r.r2:.2f} of the binned curve "
+                                       f"(a verdict needs {R2_MIN})")
+    if not (r.beta_lo > 0 and math.isfinite(r.kl_peak) and math.isfinite(r.kl_peak_hi)):
+        return Verdict("inconclusive", "no turn yet: the reward is still rising (no bounded peak to forecast)")
+    kl_max = float(kb.max())
+    if r.kl_peak > NEAR * kl_max:
+        return Verdict("inconclusive", f"no turn yet: the fitted peak (KL {r.kl_peak:.3g}) lies beyond {NEAR:g}x "
+                                       f"the largest KL seen ({kl_max:.3g})")
+    peak = f"peak KL {r.kl_peak:.3g} [{r.kl_peak_lo:.3g}, {r.kl_peak_hi:.3g}]"
+    if lf.kl_now > r.kl_peak_hi:
+        past = kb > r.kl_peak_hi
+        around = (kb >= r.kl_peak_lo) & ~past
+        if not around.any():  # no point inside the interval: the one nearest the peak
+            around = np.arange(len(kb)) == np.argmin(np.abs(np.sqrt(kb) - math.sqrt(r.kl_peak)))
+        if past.sum() < MIN_PAST:
+            return Verdict("near", f"{peak}; only {int(past.sum())} point(s) beyond it")
+        fall = lf.reward[around].mean() - lf.reward[past].mean()
+        se = math.sqrt(np.mean(lf.se[around] ** 2) / around.sum() + np.mean(lf.se[past] ** 2) / past.sum())
+        if fall > Z * se:
+            return Verdict("past", f"{peak}; the reward after it is {fall:.3g} below the reward around it "
+                                   f"({fall / se:.1f} standard errors)")
+        return Verdict("near", f"{peak}; the fall after it ({fall:.3g}) is within the noise ({se:.3g})")
+    if lf.kl_now >= r.kl_peak_lo:
+        return Verdict("near", peak)
+    return Verdict("before", peak)
