@@ -6,8 +6,9 @@
 
 Formats: CSV; JSONL (one object per line); JSON, either a list of objects or the `trainer_state.json` that
 `transformers.Trainer` (and so TRL) writes, whose `log_history` is read; a run folder (its own trainer_state.json,
-else every checkpoint-*/trainer_state.json merged by step); TensorBoard event files or folders of them (read with
-the optional `tensorboard` package); a Weights & Biases CSV export, whose columns "<run> - <metric>" become one
+else every checkpoint-*/trainer_state.json merged by step, else the TensorBoard events under it); TensorBoard
+event files or folders of them (read with the optional `tensorboard` package; a column named without the train/
+or eval/ prefix they add is found under it); a Weights & Biases CSV export, whose columns "<run> - <metric>" become one
 group per run (the "__MIN"/"__MAX" columns are dropped). A curve is named after its run folder, else its file.
 
 Names are recognised under the prefixes trainers add ("train/", "eval/", "eval_", "train_"). TRL's GRPO and RLOO
@@ -140,29 +141,32 @@ def read_log(path: str, complete_lines: bool = False) -> pd.DataFrame:
 
 
 def log_name(path: str) -> str:
-    """A curve's name: its run folder (a checkpoint's parent), else the file's stem."""
+    """A curve's name: its run folder (above checkpoint-*/ and the runs/<stamp>/ where transformers writes
+    TensorBoard events), else the file's stem."""
     p = Path(path).resolve()
     if p.is_file() and (p.name == "trainer_state.json" or TB_MARK in p.name):
         p = p.parent
-    if p.is_dir():
-        return p.parent.name if p.name.startswith("checkpoint-") else p.name
-    return p.stem
+    if not p.is_dir():
+        return p.stem
+    while p.parent != p and (p.name.startswith("checkpoint-") or p.name == "runs" or p.parent.name == "runs"):
+        p = p.parent
+    return p.name
 
 
 def _read_folder(p: Path) -> pd.DataFrame:
-    """A run folder: TensorBoard events under it, else its trainer_state.json, else every checkpoint's merged."""
-    events = sorted(f for f in p.rglob(f"*{TB_MARK}*") if f.is_file())
-    if events:
-        return _read_tensorboard(events, str(p))
+    """A run folder: its trainer_state.json, else every checkpoint's merged, else the TensorBoard events under it."""
     if (p / "trainer_state.json").is_file():
         return read_log(str(p / "trainer_state.json"))
     states = sorted(p.glob("checkpoint-*/trainer_state.json"), key=lambda f: int(re.sub(r"\D", "", f.parent.name) or 0))
-    if not states:
-        raise LogError(f"{p} is a folder with no trainer_state.json, checkpoint-*/trainer_state.json or TensorBoard "
-                       "events file")
-    df = pd.concat([read_log(str(f)) for f in states], ignore_index=True)
-    key = df.astype(str).apply(tuple, axis=1)  # a later checkpoint repeats the earlier ones' lines
-    return df[~key.duplicated()].reset_index(drop=True)
+    if states:
+        df = pd.concat([read_log(str(f)) for f in states], ignore_index=True)
+        key = df.astype(str).apply(tuple, axis=1)  # a later checkpoint repeats the earlier ones' lines
+        return df[~key.duplicated()].reset_index(drop=True)
+    events = sorted(f for f in p.rglob(f"*{TB_MARK}*") if f.is_file())
+    if events:
+        return _read_tensorboard(events, str(p))
+    raise LogError(f"{p} is a folder with no trainer_state.json, checkpoint-*/trainer_state.json or TensorBoard "
+                   "events file")
 
 
 def _read_tensorboard(files: list, path: str) -> pd.DataFrame:
@@ -197,6 +201,9 @@ def _find(df: pd.DataFrame, given: str | None, names: tuple, what: str, flag: st
           required: bool = True) -> str | None:
     cols = list(map(str, df.columns))
     if given:
+        under = [c for c in cols if _base(c) == given]  # named without the prefix a TensorBoard export adds
+        if given not in cols and len(under) == 1:
+            return under[0]
         if given not in cols:
             raise LogError(f"{path} has no column '{_show(given)}' ({flag}); columns: {', '.join(map(_show, cols))}")
         return given

@@ -30,16 +30,17 @@ any reference, only disagreement can fire: ``Monitor.summary()`` says so.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from ..config import MonitorConfig
-import math
-
+from ..errors import LogError
 from ..laws import FitError
 from ..stats import ols_slope
-from .logs import KL_NAMES, REWARD_NAMES, TRL_LENGTH, TRL_TOKEN_KL
+from .logs import REWARD_NAMES, recognise
 from .verdict import Z, fit_log, judge
 
 STATES = ("ok", "warn", "stop")
@@ -196,17 +197,16 @@ class Monitor:
             (stop if rise > 2 * self.rise else warn).append(("disagreement", msg))
 
 
-def _log_value(logs: dict, names, given: str | None):
-    if given:
-        return logs.get(given)
-    return next((logs[n] for n in names if n in logs), None)
+def _proxy_name(logs: dict) -> str | None:
+    """The proxy's column on a log line: the usual reward names, never gold (a log may carry gold at weight 0)."""
+    return next((n for n in PROXY_NAMES if n in logs), None)
 
 
 def OveroptCallback(monitor: Monitor | None = None, kl_key: str | None = None, reward_key: str | None = None,
                     reference_key: str | None = None, member_keys: tuple = ()):
     """A `transformers.TrainerCallback` that feeds each training log line to ``monitor`` and stops training on
-    "stop". Keys default to the usual names (TRL: objective/kl or kl, objective/scores or reward); TRL's per-token
-    kl is multiplied by completions/mean_length. ``callback.monitor.history`` keeps every status."""
+    "stop". Keys default to the usual names (TRL: objective/kl or kl, objective/scores or reward, also under
+    train/ or eval/); a per-token kl beside a mean completion length is multiplied by it, as `overopt fit` does. ``callback.monitor.history`` keeps every status."""
     from transformers import TrainerCallback
 
     class _Callback(TrainerCallback):
@@ -215,11 +215,16 @@ def OveroptCallback(monitor: Monitor | None = None, kl_key: str | None = None, r
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
-            kl, proxy = _log_value(logs, KL_NAMES, kl_key), _log_value(logs, PROXY_NAMES, reward_key)
-            if kl is None or proxy is None:
+            proxy_key = reward_key or _proxy_name(logs)
+            if proxy_key is None or proxy_key not in logs:
                 return control
-            if kl_key is None and TRL_TOKEN_KL in logs and TRL_LENGTH in logs:
-                kl = logs[TRL_TOKEN_KL] * logs[TRL_LENGTH]
+            try:  # the names and the per-token KL rule of `overopt.online.logs`, on this one line
+                cols = recognise(pd.DataFrame([logs]), "log line", kl_key, proxy_key)
+            except LogError:  # a line of another kind (loss, evaluation)
+                return control
+            kl, proxy = logs[cols["kl"]], logs[cols["reward"]]
+            if cols["kl_length"]:
+                kl = kl * logs[cols["kl_length"]]
             members = [logs[k] for k in member_keys if k in logs] or None
             status = self.monitor.update(state.global_step, kl, proxy, logs.get(reference_key) if reference_key
                                          else None, members)

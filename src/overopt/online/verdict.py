@@ -19,6 +19,8 @@ A verdict is given only when the evidence supports it (thresholds below, each a 
                 nearest the peak) by more than Z standard errors
   near          the latest KL is inside the peak's interval (or past it without that evidence of a fall)
   before        the latest KL is below the peak's interval: the forecast is the peak and its interval
+A peak whose estimate lies outside its own bootstrap interval (a form that fits the range poorly) supports a
+stop on the evidence of the fall alone, never "near" or a forecast.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import stats as scipy_stats
 
-from ..laws import FitError, FitResult, fit
+from ..laws import FitResult, fit
 
 MAX_BINS = 20       # the curve is fitted on at most this many runs of consecutive steps
 MIN_BINS = 5        # fewer points than this: no verdict
@@ -124,8 +126,10 @@ def judge(lf: LogFit) -> Verdict:
     r, kb = lf.fit, lf.kl
     if len(kb) < MIN_BINS:
         return Verdict("inconclusive", f"only {len(kb)} points (a verdict needs {MIN_BINS})")
-    if np.ptp(kb) == 0 or scipy_stats.spearmanr(np.arange(len(kb)), kb)[0] < KL_GROWTH:
-        return Verdict("inconclusive", "KL is not growing")
+    rho = scipy_stats.spearmanr(np.arange(len(kb)), kb)[0] if np.ptp(kb) > 0 else 0.0
+    if rho < KL_GROWTH:
+        return Verdict("inconclusive", f"KL is not growing (Spearman {rho:.2f} with the steps, a verdict needs "
+                                       f"{KL_GROWTH:g}; --until-kl fits the part where it grew)")
     if not r.r2 >= R2_MIN:
         return Verdict("inconclusive", f"too noisy: the fit explains R^2 = {r.r2:.2f} of the binned curve "
                                        f"(a verdict needs {R2_MIN})")
@@ -136,6 +140,9 @@ def judge(lf: LogFit) -> Verdict:
         return Verdict("inconclusive", f"no turn yet: the fitted peak (KL {r.kl_peak:.3g}) lies beyond {NEAR:g}x "
                                        f"the largest KL seen ({kl_max:.3g})")
     peak = f"peak KL {r.kl_peak:.3g} [{r.kl_peak_lo:.3g}, {r.kl_peak_hi:.3g}]"
+    placed = r.kl_peak_lo <= r.kl_peak <= r.kl_peak_hi  # else the form fits the range poorly: no location to trust
+    if not placed:
+        peak += " (its location is poorly determined: the estimate lies outside its interval)"
     if lf.kl_now > r.kl_peak_hi:
         past = kb > r.kl_peak_hi
         around = (kb >= r.kl_peak_lo) & ~past
@@ -149,6 +156,8 @@ def judge(lf: LogFit) -> Verdict:
             return Verdict("past", f"{peak}; the reward after it is {fall:.3g} below the reward around it "
                                    f"({fall / se:.1f} standard errors)")
         return Verdict("near", f"{peak}; the fall after it ({fall:.3g}) is within the noise ({se:.3g})")
+    if not placed:
+        return Verdict("inconclusive", f"{peak}; no forecast from it")
     if lf.kl_now >= r.kl_peak_lo:
         return Verdict("near", peak)
     return Verdict("before", peak)
