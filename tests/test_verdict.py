@@ -236,3 +236,14 @@ def test_a_real_grpo_run_reads_the_same_as_json_folder_and_tensorboard(tmp_path,
         lines[name] = out.splitlines()[1]
     assert len(set(lines.values())) == 1 and lines["json"].startswith("grpo-run ")
     assert "stop" not in lines["json"]
+
+
+def test_small_things_practitioners_hit(tmp_path, capsys):
+    f = tmp_path / "trainer_state.json"  # a JSON document without a trailing newline, read while "following"
+    f.write_text(json.dumps({"log_history": [{"step": i, "kl": 0.3 * i, "reward_mean": 0.1 * i} for i in range(8)]},
+                            indent=2))
+    assert main(["monitor", str(f), "--follow", "--interval", "0.01", "--max-wait", "0.03"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1].startswith("verdict: 8 updates to step 7 (KL 2.1)")
+    assert main(["fit", str(f), "--bins", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "overopt fit: error: --bins must be at least 1 (got 0)"

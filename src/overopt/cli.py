@@ -66,6 +66,8 @@ def fit_file(path: str, form: str | None, kl_col: str | None, reward_col: str | 
     from .online.logs import read_log, recognise, tidy
     from .online.verdict import fit_log, judge
 
+    if bins < 1:
+        raise CLIError(f"--bins must be at least 1 (got {bins})")
     notes = []  # said once the log has been read and fitted: an error stays one line
     df = read_log(path)
     cols = recognise(df, path, kl_col, reward_col, step_col, group_col, kl_per_token, length_col)
@@ -138,6 +140,7 @@ def cmd_monitor(args) -> int:
 
     from .online.logs import read_log, recognise, tidy
     from .online.monitor import Monitor
+    from .online.verdict import kl_warnings
 
     mon = Monitor(form=args.form, drop=args.drop, patience=args.patience, disagreement_rise=args.disagreement_rise)
     seen, last, idle, state = set(), None, 0.0, "ok"
@@ -183,6 +186,8 @@ def cmd_monitor(args) -> int:
             print(f"no new line for {args.max_wait:g} s; last status {state}", flush=True)
             break
         time.sleep(args.interval)
+    for m in kl_warnings(mon.steps, mon.kl):
+        print(f"overopt monitor: note: {m}", file=sys.stderr)
     print(f"verdict: {mon.summary()}", flush=True)
     return 0
 

@@ -37,8 +37,8 @@ from ..errors import LogError
 # Names other trainers use, most specific first (TRL PPO/RLOO: objective/kl, objective/scores; TRL GRPO and
 # OpenRLHF: kl, reward; overopt's own tables: kl, kl_bound, gold).
 KL_NAMES = ("kl", "objective/kl", "train/objective/kl", "train/kl", "kl_bound", "kl_est", "policy/kl", "env/kl")
-REWARD_NAMES = ("gold", "reward", "objective/scores", "train/objective/scores", "train/reward", "objective/rlhf_reward",
-                "rewards/mean", "env/reward_mean", "score", "gain")
+REWARD_NAMES = ("gold", "reward", "reward_mean", "objective/scores", "train/objective/scores", "train/reward",
+                "objective/rlhf_reward", "rewards/mean", "env/reward_mean", "score", "gain")
 STEP_NAMES = ("step", "global_step", "train/global_step", "Step", "_step", "n")
 LENGTH_NAMES = ("completions/mean_length", "mean_completion_len", "mean_completion_length", "completion_length",
                 "completions/mean_length_tokens", "response_length", "mean_length")
@@ -105,6 +105,15 @@ def _wandb_long(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _whole_json(text: str) -> bool:
+    """Whether text is one complete JSON document (a trainer_state.json need not end with a newline)."""
+    try:
+        json.loads(text)
+        return True
+    except ValueError:
+        return False
+
+
 def read_log(path: str, complete_lines: bool = False) -> pd.DataFrame:
     """Any supported log as a DataFrame (one row per logged line). ``complete_lines``: ignore a last line that
     has no newline yet (a file another process is still writing)."""
@@ -116,7 +125,7 @@ def read_log(path: str, complete_lines: bool = False) -> pd.DataFrame:
     if TB_MARK in p.name:
         return _read_tensorboard([p], path)
     text = p.read_text(errors="replace")
-    if complete_lines and not text.endswith("\n"):
+    if complete_lines and not text.endswith("\n") and not _whole_json(text):
         text = text[: text.rfind("\n") + 1]
     if complete_lines and not text.strip():  # nothing whole written yet
         return pd.DataFrame()

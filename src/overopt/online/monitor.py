@@ -18,7 +18,8 @@ Signals (each a documented threshold, all arguments of `Monitor`):
                      slopes against KL): warn;
   fitted peak        the reference's curve, binned and fitted with a free baseline, is judged past its peak by
                      `overopt.online.verdict.judge` (a fit that explains the curve, a bounded peak interval, points
-                     beyond it whose fall exceeds the noise): stop;
+                     beyond it whose fall exceeds the noise): stop; judged again whenever the reference's points
+                     grew by REFIT_GROWTH (5%), so a long log costs a logarithmic number of fits;
   disagreement       the members' standard deviation rose more than ``disagreement_rise`` (relative) above its
                      lowest value while the proxy kept rising: warn; twice that: stop.
 
@@ -45,6 +46,7 @@ from .verdict import Z, fit_log, judge
 
 STATES = ("ok", "warn", "stop")
 NOISE_POINTS = 5  # a drop is judged from this many reference points: three second differences, one turn outvoted
+REFIT_GROWTH = 1.05  # the fitted peak is judged again once the reference points grew by 5% (or by one, early on)
 SIGNALS = ("reference-drop", "divergence", "fitted-peak", "disagreement")
 # what the callback reads as the proxy: the usual names, never gold (a log may carry gold at weight zero)
 PROXY_NAMES = tuple(n for n in REWARD_NAMES if n != "gold")
@@ -86,13 +88,11 @@ class Monitor:
         self.signals = tuple(signals)
         self.form, self.min_points, self.window, self.drop, self.patience = form, min_points, window, drop, patience
         self.rise, self.n_boot, self.ci = disagreement_rise, n_boot, ci
-        self.steps: list[float] = []
-        self.kl: list[float] = []
-        self.proxy: list[float] = []
-        self.reference: list[float] = []   # NaN where an update had none
-        self.disagreement: list[float] = []
+        self._cols = {k: np.empty(64) for k in ("steps", "kl", "proxy", "reference", "disagreement")}
+        self._n = 0  # points so far: each column is an array that doubles when full (no copy of the log per update)
         self._below = 0
         self._ref_fired: tuple[list, list] = ([], [])  # the reference's last signals (warn, stop)
+        self._next_fit = 0  # reference points at which the fitted peak is next judged
         self.history: list[Status] = []
 
     def update(self, step: float, kl: float, proxy: float, reference: float | None = None,
@@ -104,14 +104,12 @@ class Monitor:
         averaged), which is better: it has no offsets between members in it."""
         if not all(np.isfinite(v) for v in (step, kl, proxy)):
             raise ValueError(f"step {step}: step, kl and proxy must be finite numbers")
-        self.steps.append(float(step))
-        self.kl.append(max(float(kl), 0.0))
-        self.proxy.append(float(proxy))
-        self.reference.append(float("nan") if reference is None else float(reference))
         if disagreement is None and members is not None:
             m = np.asarray(members, dtype=float)
             disagreement = float(m.std()) if m.size > 1 else None
-        self.disagreement.append(float("nan") if disagreement is None else float(disagreement))
+        self._append(steps=float(step), kl=max(float(kl), 0.0), proxy=float(proxy),
+                     reference=math.nan if reference is None else float(reference),
+                     disagreement=math.nan if disagreement is None else float(disagreement))
         warn, stop = [], []   # (signal, message)
         if np.isfinite(self.reference[-1]):
             self._ref_fired = ([], [])
@@ -123,24 +121,37 @@ class Monitor:
         stop = [w for w in stop if w[0] in self.signals]
         fired = stop + warn
         state = "stop" if stop else ("warn" if warn else "ok")
-        status = Status(state, [m for _, m in fired], float(step), self.kl[-1], [n for n, _ in fired],
+        status = Status(state, [m for _, m in fired], float(step), float(self.kl[-1]), [n for n, _ in fired],
                         self.best_step())
         self.history.append(status)
         return status
 
+    def _append(self, **values) -> None:
+        if self._n == len(self._cols["kl"]):
+            self._cols = {k: np.concatenate([v, np.empty(len(v))]) for k, v in self._cols.items()}
+        for k, v in values.items():
+            self._cols[k][self._n] = v
+        self._n += 1
+
+    steps = property(lambda self: self._cols["steps"][: self._n])
+    kl = property(lambda self: self._cols["kl"][: self._n])
+    proxy = property(lambda self: self._cols["proxy"][: self._n])
+    reference = property(lambda self: self._cols["reference"][: self._n])  # NaN where an update had none
+    disagreement = property(lambda self: self._cols["disagreement"][: self._n])
+
     def best_step(self) -> float | None:
         """The step where the reference was highest so far (None without a reference): on "stop", the checkpoint
         to roll back to, since the point where a fall is seen is already past the peak."""
-        ref = np.array(self.reference)
+        ref = self.reference
         have = np.flatnonzero(np.isfinite(ref))
-        return None if not len(have) else self.steps[int(have[np.argmax(ref[have])])]
+        return None if not len(have) else float(self.steps[int(have[np.argmax(ref[have])])])
 
     def _reference_signals(self, warn: list, stop: list) -> None:
-        ref = np.array(self.reference)
+        ref = self.reference
         have = np.isfinite(ref)
         if have.sum() < self.min_points:
             return
-        steps, kl, prox, ref = np.array(self.steps)[have], np.array(self.kl)[have], np.array(self.proxy)[have], ref[have]
+        steps, kl, prox, ref = self.steps[have], self.kl[have], self.proxy[have], ref[have]
         gain = ref - np.median(ref[:3])
         best = 1 + int(np.argmax(gain[1:]))  # the first point (a single batch at the start) is not a gain
         allow = point_noise(ref) * (math.sqrt(2 * math.log(len(gain))) + Z)
@@ -155,8 +166,9 @@ class Monitor:
         w = slice(-self.window, None)
         if ols_slope(kl[w], prox[w]) > 0 and ols_slope(kl[w], gain[w]) < 0:
             warn.append(("divergence", f"proxy rising while the reference falls over the last {self.window} points"))
-        if "fitted-peak" not in self.signals:
+        if "fitted-peak" not in self.signals or len(ref) < self._next_fit:
             return
+        self._next_fit = max(len(ref) + 1, math.ceil(REFIT_GROWTH * len(ref)))
         try:
             v = judge(fit_log(steps, kl, ref, self.form, n_boot=self.n_boot, ci=self.ci))
         except FitError:
@@ -171,7 +183,7 @@ class Monitor:
             return "no line with a KL and a reward was seen"
         last = self.history[-1]
         seen = f"{len(self.history)} updates to step {last.step:g} (KL {last.kl:.3g})"
-        if not np.isfinite(np.array(self.reference)).any() and not np.isfinite(np.array(self.disagreement)).any():
+        if not np.isfinite(self.reference).any() and not np.isfinite(self.disagreement).any():
             return (f"{seen}; cannot judge overoptimization: no reference score (a second reward model or a "
                     "gold-labelled evaluation, --reference-col) and no ensemble members (--member-cols); the proxy "
                     "alone always rises")
@@ -182,11 +194,11 @@ class Monitor:
 
 
     def _disagreement_signals(self, warn: list, stop: list) -> None:
-        dis = np.array(self.disagreement)
+        dis = self.disagreement
         have = np.isfinite(dis)
         if have.sum() < self.min_points or not have[-1]:
             return
-        dis, prox = dis[have], np.array(self.proxy)[have]
+        dis, prox = dis[have], self.proxy[have]
         low = int(np.argmin(dis))
         if low == len(dis) - 1 or dis[low] <= 0 or prox[-1] <= prox[low]:
             return

@@ -106,8 +106,9 @@ def fit_log(step, kl, reward, form: str = "rl", baseline: str = "fit", bins: int
     boot = None
     if n_boot > 0 and min(len(r) for r in runs) >= 2:  # resample the steps' residuals within each bin
         rng = np.random.default_rng(seed)
-        boot = np.stack([fitted + resid[np.concatenate([r[rng.integers(len(r), size=len(r))] for r in runs])]
-                         for _ in range(n_boot)])
+        start = np.concatenate([np.full(len(r), r[0]) for r in runs])
+        size = np.concatenate([np.full(len(r), len(r)) for r in runs])
+        boot = fitted + resid[start + rng.integers(0, size, size=(n_boot, len(resid)))]
         if first:
             boot = boot - boot[:, runs[0]].mean(1, keepdims=True)
     if n_boot > 0:
