@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from .errors import (ConfigError, DAAError, FitError, HFWorldError, LogError, ReportError, RLError, SweepError,
-                         TrackingError)
+                         TrackingError, TrainingError)
 
     args = build_parser().parse_args(argv)
     if args.cmd == "run" and args.preset is None and not args.config:
@@ -317,7 +317,7 @@ def main(argv=None) -> int:
             TrackingError) as e:
         print(f"overopt {args.cmd}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except (RLError, DAAError) as e:  # a numerical failure, not bad input: the points so far are written
+    except (RLError, DAAError, TrainingError) as e:  # a numerical failure, not bad input: what is done is written
         print(f"overopt {args.cmd}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

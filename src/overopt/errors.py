@@ -36,3 +36,8 @@ class RLError(RuntimeError):
 
 class DAAError(RuntimeError):
     """A non-finite loss; the message names the step."""
+
+
+class TrainingError(RuntimeError):
+    """A non-finite loss, weight or score in pi0 or proxy training or scoring; the message names the stage, the step
+    and the quantity. Nothing non-finite is cached."""

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import TrainingError
 from .fastdecode import NeoXDecoder
 
 
@@ -73,6 +74,8 @@ def train_lm(model, prompts: torch.Tensor, responses: torch.Tensor, steps: int, 
         logits = response_logits(model, prompts[idx], resp[:, :T], pad_id)
         target = resp[:, :T].masked_fill(resp[:, :T] == pad_id, -100)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+        if not torch.isfinite(loss):
+            raise TrainingError(f"step {step}: loss is not finite")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -84,7 +87,15 @@ def train_lm(model, prompts: torch.Tensor, responses: torch.Tensor, steps: int, 
             if step % 50 == 0:
                 progress.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()
+    check_weights(model, steps)
     return losses
+
+
+def check_weights(model, step: int) -> None:
+    """Raise `TrainingError` naming the first parameter that holds a NaN or infinity."""
+    bad = next((n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())), None)
+    if bad is not None:
+        raise TrainingError(f"step {step}: weight {bad} is not finite")
 
 
 @dataclass

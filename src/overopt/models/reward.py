@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from ..stats import ols_slope
 from .fastdecode import NeoXDecoder
-from .policy import cosine_lr, gpt_neox_config, prompt_mask, right_padded_lengths
+from ..errors import TrainingError
+from .policy import check_weights, cosine_lr, gpt_neox_config, prompt_mask, right_padded_lengths
 
 
 class RewardModel(nn.Module):
@@ -193,6 +194,8 @@ def train_rm(rm: RewardModel, prompts: torch.Tensor, chosen: torch.Tensor, rejec
             seq, mask = _pack(torch.cat([prompts[idx], prompts[idx]]), both, pad_id)
             r = rm(seq, mask)
             loss = bradley_terry_loss(r[: len(idx)], r[len(idx):]).mean()
+            if not torch.isfinite(loss):
+                raise TrainingError(f"step {step}: loss is not finite")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(rm.parameters(), 1.0)
@@ -203,6 +206,7 @@ def train_rm(rm: RewardModel, prompts: torch.Tensor, chosen: torch.Tensor, rejec
             if progress is not None:
                 progress.update(1)
     rm.eval()
+    check_weights(rm, step)
     return losses
 
 

@@ -7,6 +7,7 @@ k rounds of equal KL, Gao et al.'s form predicts R = d (alpha - beta ln d + beta
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from functools import partial
 
@@ -69,11 +70,11 @@ class IteratedProxy:
                                model=rm.eval())
 
     def state(self) -> dict:
-        return {"extra": self.extra, "rm_state": {k: v.cpu() for k, v in self.current.model.state_dict().items()},
+        return {"extra": [dataclasses.asdict(p) for p in self.extra], "rm_state": {k: v.cpu() for k, v in self.current.model.state_dict().items()},
                 "rm_name": self.current.name}
 
     def load(self, state: dict) -> None:
-        self.extra = state["extra"]
+        self.extra = [Pairs(**p) for p in state["extra"]]
         if self.extra:
             rm = self._rm()
             rm.load_state_dict(state["rm_state"])

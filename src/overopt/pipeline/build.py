@@ -18,7 +18,7 @@ from ..models.reward import Proxy, score
 from ..world.base import World
 from ..world.toy import ToyWorld
 from .artifacts import PairsData, Pool
-from .run import Run
+from .run import Run, stage_error
 
 
 def build_world(run: Run):
@@ -32,11 +32,11 @@ def build_world(run: Run):
         return world
     key = run.cfg.section_hash("world")
     with run.stage("world") as st:
-        world = run.cache.get("world", key)
-        st["cached"] = world is not None
-        if world is None:
-            world = ToyWorld(run.cfg.world, run.cfg.run.seed)
-            run.cache.put("world", key, world)
+        cached = run.cache.get("world", key)
+        st["cached"] = cached is not None
+        world = ToyWorld(run.cfg.world, run.cfg.run.seed, None if cached is None else cached["bigram_logp"])
+        if cached is None:
+            run.cache.put("world", key, {"bigram_logp": world.bigram_logp})
     return world
 
 
@@ -66,7 +66,7 @@ def build_pi0(run: Run, world: World, policy_cfg=None, name: str = "pi0"):
             pidx, resp = world.corpus(run.cfg.world.n_corpus, np.random.default_rng([run.cfg.run.seed, 3]))
             resp = resp[:, : run.cfg.world.max_new_tokens]
             prompts = torch.tensor(world.prompt_ids[pidx])
-            with run.bar(p.steps, f"{name} training") as b:
+            with run.bar(p.steps, f"{name} training") as b, stage_error(f"{name} training"):
                 losses = train_lm(model, prompts, torch.tensor(resp), p.steps, p.batch_size, p.lr, run.seed(11), world.pad, b)
             state = {"state_dict": model.state_dict(), "final_loss": float(np.mean(losses[-50:]))}
             run.cache.put("pi0", key, state)

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from ..config import Config, family_sizes, parse_size
+from ..errors import TrainingError
 from ..models.ensemble import fit_temperature, reliability
 from ..models.policy import as_ids, n_params
 from ..models.reward import Proxy, RewardModel, bradley_terry_loss, build_rm, length_normalize, score, train_rm
@@ -19,7 +20,7 @@ from ..stats import tie_accuracy
 from ..world.base import World
 from .artifacts import PairsData, Pool
 from .build import labelled_pairs
-from .run import Run
+from .run import Run, stage_error
 
 CALIBRATION_COLUMNS = ["rm", "size", "noise", "member", "n_train", "val_acc", "tau", "ece", "ece_calibrated"]
 RELIABILITY_COLUMNS = ["rm", "calibrated", "bin_lo", "bin_hi", "count", "confidence", "accuracy"]
@@ -84,7 +85,7 @@ def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, 
             t0 = time.time()
             steps = c.rm.epochs * max(1, n // c.rm.batch_size)
             order_seed = run.seed(21, hidden, layers, n) if member == 0 else run.seed(21, hidden, layers, n, 1000 + member)
-            with run.bar(steps, f"rm {name}") as b:
+            with run.bar(steps, f"rm {name}") as b, stage_error(f"proxy {name} training"):
                 train_rm(rm, t(world.prompt_ids[tr.prompt_idx]), t(tr.chosen), t(tr.rejected), c.rm.epochs,
                          min(c.rm.batch_size, n), c.rm.lr, c.rm.weight_decay, order_seed, world.pad, b)
             train_s = time.time() - t0
@@ -142,6 +143,8 @@ def score_pool(run: Run, world: World, pool: Pool, proxies: list[Proxy]) -> dict
             if s is None:
                 with run.bar(len(resp), f"score {p.name}") as b:
                     s = score(p.model, prompts, resp, world.pad, progress=b)
+                if not np.isfinite(s).all():
+                    raise TrainingError(f"score {p.name}: {int((~np.isfinite(s)).sum())} pool scores are not finite")
                 run.cache.put("scores", key, s)
         out[p.name] = s
     return out

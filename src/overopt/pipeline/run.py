@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import Config
+from ..errors import TrainingError
 from .cache import Cache, default_cache_dir
 from .writers import write_or_drop
 
@@ -58,3 +59,13 @@ class Run:
             return
         write_or_drop(df, self.out, name)
         self.written[name] = df
+
+
+@contextmanager
+def stage_error(stage: str):
+    """A `TrainingError` raised inside names its stage: "pi0 training: step 3: loss is not finite"."""
+    try:
+        yield
+    except TrainingError as e:
+        e.args = (f"{stage}: {e}",)
+        raise

@@ -78,7 +78,7 @@ class ToyWorld:
     kind = "toy"
     eos, pad = EOS, PAD  # the end and padding tokens (the Hugging Face world's come from its tokenizer)
 
-    def __init__(self, cfg, seed: int):
+    def __init__(self, cfg, seed: int, bigram_logp: np.ndarray | None = None):
         self.cfg = cfg
         self.seed = seed
         self.vocab = _vocab()
@@ -114,7 +114,9 @@ class ToyWorld:
         n_eval = cfg.eval_prompts
         self.eval_prompt_idx = np.sort(order[:n_eval])
         self.train_prompt_idx = np.sort(order[n_eval:])
-        self.bigram_logp = self._estimate_bigram(cfg.n_bigram, np.random.default_rng([seed, 2]))
+        # the one costly part, estimated from the grammar's texts: given when a cached world is rebuilt
+        self.bigram_logp = self._estimate_bigram(cfg.n_bigram, np.random.default_rng([seed, 2])) \
+            if bigram_logp is None else np.asarray(bigram_logp, dtype=np.float32)
 
     # ----- text -----
     def _prompt_ids(self, p) -> list[int]:
