@@ -43,6 +43,8 @@ def test_grid_expands_to_one_cell_per_combination(tmp_path):
     ({"grid": {"rm.label_noise": [0.7]}}, "config key 'rm.label_noise' must be in [0, 0.5)"),
     ({"grid": {"rm.n_train": [10]}, "launch": 1}, "unknown key 'launch'"),
     ({"preset": "nope", "grid": {"run.seed": [0]}}, "unknown preset 'nope'"),
+    ({"set": ["rm.n_train", 10], "grid": {"run.seed": [0]}}, "set: must map section.key to a value"),
+    ({"config": 3, "grid": {"run.seed": [0]}}, "config: must be the path of a YAML file, not 3"),
 ])
 def test_bad_grids_are_one_line_errors(tmp_path, capsys, spec, msg):
     g = tmp_path / "g.yaml"
@@ -138,3 +140,21 @@ def test_submitit_launcher_gives_the_local_tables(local_sweep, tmp_path):
     assert list((tmp_path / "sweep" / "submitit").glob("*_log.out"))
     for name, df in _tables(tmp_path / "sweep").items():
         pd.testing.assert_frame_equal(df, local_sweep[name], check_exact=False, rtol=1e-5, atol=1e-6)
+
+
+def test_list_valued_axes_aggregate_as_readable_columns(tmp_path):
+    from overopt.sweep import aggregate
+
+    g = grid_file(tmp_path / "g.yaml", tmp_path / "c", {"rl.kl_sweep": [[0.1], [0.1, 0.3]], "run.seed": [0, 1]})
+    cells = expand(read_grid(g))
+    for c in cells:  # finished cells, each with a fits table of two rows
+        run = tmp_path / "o" / "cells" / c["id"] / "run"
+        run.mkdir(parents=True)
+        pd.DataFrame({"curve": ["a", "b"], "form": "rl", "alpha": [1.0, 2.0], "beta": 0.5, "r2": 0.9, "kl_peak": 1.0,
+                      "gain_peak": 1.0}).to_csv(run / "fits.csv", index=False)
+        (run.parent / "DONE").write_text(json.dumps({"seconds": 1.0}))
+    table = aggregate(tmp_path / "o", cells)
+    assert table["rl.kl_sweep"].tolist() == ["[0.1]", "[0.1]", "[0.1,0.3]", "[0.1,0.3]"]
+    fits = pd.read_csv(tmp_path / "o" / "tables" / "fits.csv")
+    assert len(fits) == 8 and set(fits["rl.kl_sweep"]) == {"[0.1]", "[0.1,0.3]"}
+    assert "Fits across cells" in (tmp_path / "o" / "report.html").read_text()

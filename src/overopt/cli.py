@@ -38,7 +38,7 @@ def cmd_run(args) -> int:
     cfg = load_config(args.preset if not (args.config and args.preset is None) else None,
                       args.config, args.set or [])
     out = Path(args.out or f"runs/{args.preset or Path(args.config).stem}")
-    run_experiment(cfg, out, quiet=args.quiet)
+    run_experiment(cfg, out, quiet=args.quiet, overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote {out}/report.html")
     return 0
@@ -253,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one config value, e.g. --set rm.n_train=4000 (repeatable)")
     r.add_argument("--out", help="output directory (default: runs/PRESET)")
     r.add_argument("--quiet", action="store_true", help="no progress bars or stage lines")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace the run another config left in --out (without it such a folder is refused)")
     r.add_argument("--help-config", nargs="?", const="", metavar="SECTION",
                    help="print every config field (or one section's) with its default and help, then exit")
     r.set_defaults(func=cmd_run)

@@ -13,16 +13,18 @@ from .config import Config
 from .pipeline.core import build_artifacts
 from .pipeline.run import Run
 from .pipeline.tracking import require, track
-from .pipeline.writers import write_manifest
+from .pipeline.writers import claim_out, write_manifest
 from .report.page import write_report
 from .studies.registry import STUDIES
 
 
-def run_experiment(cfg: Config, out: str | Path, quiet: bool = False) -> Path:
-    """Run the whole pipeline into ``out``; returns the output directory."""
+def run_experiment(cfg: Config, out: str | Path, quiet: bool = False, overwrite: bool = False) -> Path:
+    """Run the whole pipeline into ``out`` (refused if it holds another run, unless ``overwrite``: see
+    `pipeline.writers.claim_out`); returns the output directory."""
     out = Path(out)
     for backend in cfg.run.track:  # a missing backend is said now, not after the run
         require(backend)
+    claim_out(out, cfg.hash, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     run = Run(cfg, out, quiet)

@@ -51,6 +51,10 @@ def read_grid(path: str | Path) -> dict:
     unknown = set(spec) - GRID_KEYS
     if unknown:
         raise SweepError(f"{path}: unknown key '{sorted(unknown)[0]}' (known: {', '.join(sorted(GRID_KEYS))})")
+    if spec.get("config") is not None and not isinstance(spec["config"], str):
+        raise SweepError(f"{path}: config: must be the path of a YAML file, not {spec['config']!r}")
+    if not isinstance(spec.get("set") or {}, dict):
+        raise SweepError(f"{path}: set: must map section.key to a value")
     cfg_path = Path(spec["config"]) if spec.get("config") else None
     if cfg_path is not None and not cfg_path.is_absolute():
         cfg_path = p.parent / cfg_path  # relative to the grid file
@@ -238,19 +242,26 @@ def sweep(grid_path: str | Path, launcher: str = "local", out: str | Path | None
     return out, table
 
 
+def cell_value(v):
+    """A grid value as one table cell: a list or mapping as its compact JSON text (a column can hold it and
+    group by it), anything else as it is."""
+    return json.dumps(v, separators=(",", ":")) if isinstance(v, (list, dict, tuple)) else v
+
+
 def aggregate(out: Path, cells: list[dict]) -> pd.DataFrame:
     """cells.csv, tables/<name>.csv (every finished cell's rows, with the grid's values) and report.html."""
     rows, frames = [], {}
     for c in cells:
         d = out / "cells" / c["id"]
         status, info = cell_status(d)
-        rows.append({"cell": c["id"], **c["params"], "status": status, "seconds": info.get("seconds"),
+        params = {k: cell_value(v) for k, v in c["params"].items()}
+        rows.append({"cell": c["id"], **params, "status": status, "seconds": info.get("seconds"),
                      "error": info.get("error", "")})
         if status != "done":
             continue
         for f in sorted((d / "run").glob("*.csv")):
             df = pd.read_csv(f)
-            for k, v in reversed(list(c["params"].items())):
+            for k, v in reversed(list(params.items())):
                 df.insert(0, k, v)
             df.insert(0, "cell", c["id"])
             frames.setdefault(f.stem, []).append(df)

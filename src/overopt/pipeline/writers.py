@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pandas as pd
 import torch
 
 from .. import __version__
+from ..errors import ConfigError
 
 
 def write_table(df: pd.DataFrame, out: Path, name: str) -> None:
@@ -41,7 +43,8 @@ def write_manifest(run, status: str, started: float) -> None:
          "numpy": np.__version__, "platform": platform.platform(), "device": str(run.device),
          "threads": torch.get_num_threads(), "seed": run.cfg.run.seed, "config_hash": run.cfg.hash,
          "status": status, "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-         "wall_s": round(time.time() - started, 2), "stages": run.timings}
+         "wall_s": round(time.time() - started, 2), "stages": run.timings,
+         "tables": sorted(n for n, df in run.written.items() if df is not None)}
     if torch.cuda.is_available() and run.device.type == "cuda":
         m["peak_gpu_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
     try:
@@ -50,3 +53,32 @@ def write_manifest(run, status: str, started: float) -> None:
     except ImportError:
         pass
     (run.out / "manifest.json").write_text(json.dumps(m, indent=2))
+
+
+RUN_FILES = ("manifest.json", "config.yaml", "report.html")
+
+
+def claim_out(out: Path, config_hash: str, overwrite: bool = False) -> None:
+    """Make ``out`` this run's folder. Empty or new: taken. Holding this very run (the same config hash): resumed.
+    Holding another run: refused unless ``overwrite``, which first removes that run's files (its tables, plots,
+    report, manifest and config; nothing else), so the folder never mixes two runs. Holding anything that is not
+    a run: refused."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    try:
+        old = json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"--out {out} is not empty and holds no overopt run (no readable manifest.json); choose an "
+                          "empty or new folder")
+    if old.get("config_hash") == config_hash:
+        return
+    if not overwrite:
+        raise ConfigError(f"--out {out} holds another run (config {old.get('config_hash')}, {old.get('status')}); "
+                          "pass --overwrite to replace it, or choose another folder")
+    for f in out.iterdir():
+        if f.name in RUN_FILES or (f.is_file() and f.suffix in (".csv", ".parquet")):
+            f.unlink()
+        elif f.name == "plots" and f.is_dir():
+            shutil.rmtree(f)

@@ -42,6 +42,12 @@ def run_info(out: Path) -> list[str]:
              f"{esc('device')}, config {manifest.get('config_hash')}, seed {manifest.get('seed')}, peak RSS "
              f"{manifest.get('peak_rss_mb', '?')} MB, overopt {manifest.get('overopt')}, torch {manifest.get('torch')}"
              "</p>"]
+    if "tables" in manifest:  # a table the manifest does not list was not written by this run
+        foreign = sorted(f.stem for f in out.glob("*.csv") if f.stem not in manifest["tables"])
+        if foreign:
+            parts.append(f"<p class='note'>Not written by this run (config {manifest.get('config_hash')}): "
+                         f"{html.escape(', '.join(f + '.csv' for f in foreign))}; their figures may come from "
+                         "another run.</p>")
     return parts + ([html_table(stages)] if len(stages) else [])
 
 
