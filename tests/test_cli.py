@@ -310,9 +310,22 @@ def test_fit_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, args, m
     (["run", "--preset", "smoke", "--set", "rm.sizez=1"], "unknown config key 'rm.sizez'"),
     (["run", "--config", "/no/such.yaml"], "config file not found"),
     (["report", "/no/such/dir"], "is not a directory"),
+    (["run", "--preset", "smoke", "--set", "rm.n_train=.nan"], "config key 'rm.n_train' must be an integer, got nan"),
+    (["run", "--preset", "smoke", "--set", "rm.n_train=.inf"], "config key 'rm.n_train' must be an integer, got inf"),
+    (["run", "--preset", "smoke", "--set", "run.seed=-1"], "config key 'run.seed' must be in [0, 2^32)"),
+    (["run", "--preset", "smoke", "--set", "rm.n_train=1000000000000"], "config key 'rm.n_train' needs about"),
+    (["run", "--preset", "smoke", "--set", "world.n_corpus=1000000000000"], "config key 'world.n_corpus' needs"),
+    (["run", "--preset", "smoke", "--set", "bon.pool_size=1000000000000"], "config key 'bon.pool_size' needs"),
+    (["run", "--config", "BINARY"], "is not a text file (not UTF-8)"),
+    (["monitor", "LOG", "--patience", "0"], "Monitor needs --patience >= 1, got 0"),
+    (["monitor", "LOG", "--drop", "2"], "Monitor needs 0 < --drop < 1, got 2"),
 ])
-def test_run_and_report_bad_input(capsys, args, msg):
-    assert main(args) == 2
+def test_run_and_report_bad_input(tmp_path, capsys, args, msg):
+    (tmp_path / "bin.yaml").write_bytes(bytes([0x80, 0x81, 0xFF, 0xFE]))
+    (tmp_path / "log.csv").write_text("kl,reward\n0,0\n1,1\n")
+    args = [str(tmp_path / "bin.yaml") if a == "BINARY" else str(tmp_path / "log.csv") if a == "LOG" else a
+            for a in args]
+    assert main([*args, *(["--out", str(tmp_path / "o")] if args[0] == "run" else [])]) == 2
     err = capsys.readouterr().err.strip()
     assert msg in err and len(err.splitlines()) == 1
 
@@ -395,3 +408,12 @@ def test_length_normalised_proxies_end_to_end(smoke, tmp_path):
     mine = lbon[lbon["variant"] == "as trained"].set_index(["rm", "n"])["gold"]
     theirs = lbon0[lbon0["variant"] == "length-normalised"].set_index(["rm", "n"])["gold"]
     np.testing.assert_allclose(mine.to_numpy(), theirs.loc[mine.index].to_numpy(), atol=0.05)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_asked_on_a_machine_without_it_is_one_line(tmp_path, capsys):
+    assert main(["run", "--preset", "smoke", "--set", "run.device=cuda", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("overopt run: error: config key 'run.device' is cuda, but torch ") and \
+        err.endswith("sees no CUDA device here")
+    assert not (tmp_path / "o").exists()  # refused before anything was written

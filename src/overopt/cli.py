@@ -142,7 +142,11 @@ def cmd_monitor(args) -> int:
     from .online.monitor import Monitor
     from .online.verdict import kl_warnings
 
-    mon = Monitor(form=args.form, drop=args.drop, patience=args.patience, disagreement_rise=args.disagreement_rise)
+    try:
+        mon = Monitor(form=args.form, drop=args.drop, patience=args.patience, disagreement_rise=args.disagreement_rise)
+    except ValueError as e:  # the thresholds, named as the options
+        raise CLIError(str(e).replace("patience", "--patience").replace("drop", "--drop")
+                       .replace("disagreement_rise", "--disagreement-rise"))
     seen, last, idle, state = set(), None, 0.0, "ok"
     members = [c for c in (args.member_cols or "").split(",") if c]
     extra = [c for c in [args.reference_col, *members] if c]

@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from .config import Config
+from .errors import ConfigError
 from .pipeline.core import build_artifacts
 from .pipeline.run import Run
 from .pipeline.tracking import require, track
@@ -24,6 +25,8 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False, overwrite:
     out = Path(out)
     for backend in cfg.run.track:  # a missing backend is said now, not after the run
         require(backend)
+    if cfg.run.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"config key 'run.device' is cuda, but torch {torch.__version__} sees no CUDA device here")
     claim_out(out, cfg.hash, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -36,7 +36,8 @@ def _coerce(key: str, value: Any, typ) -> Any:
             return value
         raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
     if typ is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or int(value) != value:
             raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
         return int(value)
     if typ is float:
@@ -91,6 +92,10 @@ def read_yaml(path: Path, what: str) -> dict:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"{what} not found: {path}")
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a folder, not a YAML file")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not a text file (not UTF-8)")
     except yaml.YAMLError as e:
         raise ConfigError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}")
     if not isinstance(data, dict):

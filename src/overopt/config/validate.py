@@ -3,6 +3,7 @@
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .schema import GOLD_DIMS, Config, ConfigError
@@ -71,6 +72,7 @@ def validate(cfg: Config) -> Config:
 def _core(cfg: Config, need) -> list[str]:
     """run, world, policy, the proxy family, rm, gold and bon; returns the family's names."""
     need(cfg.run.device in ("auto", "cpu", "cuda"), "run.device", "must be auto, cpu or cuda")
+    need(0 <= cfg.run.seed < 2 ** 32, "run.seed", "must be in [0, 2^32)")
     need(cfg.run.threads >= 0, "run.threads", "must be >= 0")
     for b in cfg.run.track:
         need(b in ("tensorboard", "wandb"), "run.track", f"entries must be tensorboard or wandb, got {b!r}")
@@ -109,7 +111,24 @@ def _core(cfg: Config, need) -> list[str]:
     need(cfg.bon.pool_size >= 4, "bon.pool_size", "must be >= 4")
     need(cfg.bon.n_boot >= 10, "bon.n_boot", "must be >= 10")
     need(cfg.bon.n_examples >= 0, "bon.n_examples", "must be >= 0")
+    if not cfg.hf.policy:
+        _fits_memory(cfg, need)
     return names
+
+
+def _fits_memory(cfg: Config, need) -> None:
+    """The largest arrays the toy world allocates (token ids of the corpus, the pairs, the pool; 8 bytes a token),
+    each within the machine's memory: a size that cannot be allocated is named now, not as a traceback later."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no check
+        return
+    T = cfg.world.max_new_tokens + 20
+    for key, rows in (("world.n_corpus", cfg.world.n_corpus), ("world.n_bigram", cfg.world.n_bigram),
+                      ("rm.n_train", 2 * (cfg.rm.n_train + cfg.rm.n_val)),
+                      ("bon.pool_size", cfg.bon.pool_size * cfg.world.eval_prompts)):
+        need(rows * T * 8 <= total, key, f"needs about {rows * T * 8 / 2 ** 30:.3g} GiB for its token ids, more than "
+                                          f"this machine's {total / 2 ** 30:.3g} GiB")
 
 
 def _rl(cfg: Config, need, names: list[str]) -> None:

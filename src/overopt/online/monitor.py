@@ -79,9 +79,11 @@ class Monitor:
                  drop: float = _DEFAULT.drop, patience: int = _DEFAULT.patience,
                  disagreement_rise: float = _DEFAULT.disagreement_rise, n_boot: int = 100, ci: float = 0.9,
                  signals=SIGNALS):
-        if min_points < 3 or window < 2 or patience < 1 or not 0 < drop < 1 or disagreement_rise <= 0:
-            raise ValueError("Monitor needs min_points >= 3, window >= 2, patience >= 1, 0 < drop < 1 and "
-                             "disagreement_rise > 0")
+        for ok, rule, value in ((min_points >= 3, "min_points >= 3", min_points), (window >= 2, "window >= 2", window),
+                                (patience >= 1, "patience >= 1", patience), (0 < drop < 1, "0 < drop < 1", drop),
+                                (disagreement_rise > 0, "disagreement_rise > 0", disagreement_rise)):
+            if not ok:
+                raise ValueError(f"Monitor needs {rule}, got {value:g}")
         unknown = set(signals) - set(SIGNALS)
         if unknown or not signals:
             raise ValueError(f"Monitor signals must be a non-empty subset of {', '.join(SIGNALS)}; got {sorted(unknown)}")
