@@ -264,6 +264,34 @@ def test_report_names_a_missing_column(smoke, tmp_path, capsys, table, column):
     assert err == f"overopt report: error: {copy / (table + '.csv')} lacks column '{column}'"
 
 
+@pytest.mark.parametrize("damage,msg", [
+    ("text", "bon.csv: column 'gold' has a non-numeric value 'abc' (row 4)"),
+    ("repeat", "fits.csv: row LAST repeats an earlier row"),
+    ("cut mid-row", "bon.csv ends in the middle of a row (truncated?)"),
+    ("cut at a row", "bon.csv has 5 rows; the run wrote ROWS (truncated or edited?)"),
+])
+def test_report_refuses_a_damaged_table_in_one_line(smoke, tmp_path, capsys, damage, msg):
+    import shutil
+    out, _ = smoke
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    bon, fits = pd.read_csv(copy / "bon.csv"), pd.read_csv(copy / "fits.csv")
+    if damage == "text":
+        bon["gold"] = bon["gold"].astype(object)
+        bon.loc[3, "gold"] = "abc"
+        bon.to_csv(copy / "bon.csv", index=False)
+    elif damage == "repeat":
+        pd.concat([fits, fits.iloc[[0]]]).to_csv(copy / "fits.csv", index=False)
+    elif damage == "cut mid-row":
+        (copy / "bon.csv").write_text((copy / "bon.csv").read_text()[:-7])
+    else:
+        bon.head(5).to_csv(copy / "bon.csv", index=False)
+    assert main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    want = msg.replace("LAST", str(len(fits) + 1)).replace("ROWS", str(len(bon)))
+    assert err == f"overopt report: error: {copy}/{want}"
+
+
 def test_fit_command_json_has_the_fields_of_fits_csv(smoke, capsys):
     out, _ = smoke
     assert main(["fit", str(out / "bon.csv"), "--kl-col", "kl_bound", "--reward-col", "gold",
@@ -317,6 +345,7 @@ def test_fit_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, args, m
     (["run", "--preset", "smoke", "--set", "world.n_corpus=1000000000000"], "config key 'world.n_corpus' needs"),
     (["run", "--preset", "smoke", "--set", "bon.pool_size=1000000000000"], "config key 'bon.pool_size' needs"),
     (["run", "--config", "BINARY"], "is not a text file (not UTF-8)"),
+    (["run", "--preset", "smoke", "--set", "gold.w_length=1e300"], "config key 'gold.w_length' must be within +-1e6"),
     (["monitor", "LOG", "--patience", "0"], "Monitor needs --patience >= 1, got 0"),
     (["monitor", "LOG", "--drop", "2"], "Monitor needs 0 < --drop < 1, got 2"),
 ])

@@ -204,9 +204,17 @@ def test_unsafe_or_bad_checkpoints_are_refused_in_one_line(checkpoints, tmp_path
                  "--set", f"run.cache_dir={tmp_path / 'c'}"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "ships its own modelling code" in err and "hf.trust_remote_code" in err
+    # weights that are not a weights file (a torch.load that refuses them: safe, and one line)
+    junk = tmp_path / "junk"
+    shutil.copytree(checkpoints / "rm-16", junk)
+    for f in junk.glob("*.safetensors"):
+        f.unlink()
+    (junk / "pytorch_model.bin").write_bytes(b"this is not a checkpoint" * 40)
     # a toy-only study, a missing prompts file, a folder that is no model, sequences longer than the model's
-    # positions (256): one line each, exit 2
-    for sets, msg in ((["ensemble.enabled=true"], "'ensemble.enabled' is a toy-world study"),
+    # positions (256), a relative path that does not exist (not a hub name): one line each, exit 2
+    for sets, msg in (([f"hf.proxies={junk}"], f"hf.proxies: cannot load {junk}: "),
+                      (["hf.policy=tests/no-such-model"], "hf.policy: tests/no-such-model does not exist"),
+                      (["ensemble.enabled=true"], "'ensemble.enabled' is a toy-world study"),
                       (["world.max_new_tokens=250"], "exceed the model's 256 positions; lower hf.max_prompt_tokens"),
                       ([f"hf.prompts={tmp_path / 'none.jsonl'}"], "does not exist"),
                       ([f"hf.policy={tmp_path}"], "not a model folder"),

@@ -245,5 +245,9 @@ def test_small_things_practitioners_hit(tmp_path, capsys):
     assert main(["monitor", str(f), "--follow", "--interval", "0.01", "--max-wait", "0.03"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[-1].startswith("verdict: 8 updates to step 7 (KL 2.1)")
+    bom = tmp_path / "bom" / "trainer_state.json"  # saved by an editor that writes a byte-order mark
+    bom.parent.mkdir()
+    bom.write_bytes(b"\xef\xbb\xbf" + f.read_bytes())
+    assert main(["fit", str(bom), "--json", "--n-boot", "10"]) == 0 and json.loads(capsys.readouterr().out)
     assert main(["fit", str(f), "--bins", "0"]) == 2
     assert capsys.readouterr().err.strip() == "overopt fit: error: --bins must be at least 1 (got 0)"

@@ -124,7 +124,7 @@ def read_log(path: str, complete_lines: bool = False) -> pd.DataFrame:
         return _read_folder(p)
     if TB_MARK in p.name:
         return _read_tensorboard([p], path)
-    text = p.read_text(errors="replace")
+    text = p.read_text(encoding="utf-8-sig", errors="replace")  # a byte-order mark some editors write is dropped
     if complete_lines and not text.endswith("\n") and not _whole_json(text):
         text = text[: text.rfind("\n") + 1]
     if complete_lines and not text.strip():  # nothing whole written yet

@@ -44,7 +44,7 @@ def write_manifest(run, status: str, started: float) -> None:
          "threads": torch.get_num_threads(), "seed": run.cfg.run.seed, "config_hash": run.cfg.hash,
          "status": status, "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
          "wall_s": round(time.time() - started, 2), "stages": run.timings,
-         "tables": sorted(n for n, df in run.written.items() if df is not None)}
+         "tables": {n: len(df) for n, df in sorted(run.written.items()) if df is not None}}  # name -> rows
     if torch.cuda.is_available() and run.device.type == "cuda":
         m["peak_gpu_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
     try:
@@ -60,9 +60,9 @@ RUN_FILES = ("manifest.json", "config.yaml", "report.html")
 
 def claim_out(out: Path, config_hash: str, overwrite: bool = False) -> None:
     """Make ``out`` this run's folder. Empty or new: taken. Holding this very run (the same config hash): resumed.
-    Holding another run: refused unless ``overwrite``, which first removes that run's files (its tables, plots,
-    report, manifest and config; nothing else), so the folder never mixes two runs. Holding anything that is not
-    a run: refused."""
+    Holding another run: refused unless ``overwrite`` or that run ended before writing any table; either way its
+    files (its tables, plots, report, manifest and config; nothing else) are removed first, so the folder never mixes
+    two runs. Holding anything that is not a run: refused."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder")
     if not out.exists() or all(f.name == "config.yaml" for f in out.iterdir()):  # new, or a run that died at once
@@ -74,7 +74,7 @@ def claim_out(out: Path, config_hash: str, overwrite: bool = False) -> None:
                           "empty or new folder")
     if old.get("config_hash") == config_hash:
         return
-    if not overwrite:
+    if not overwrite and old.get("tables", True):  # a run that ended before any table is nothing to keep
         raise ConfigError(f"--out {out} holds another run (config {old.get('config_hash')}, {old.get('status')}); "
                           "pass --overwrite to replace it, or choose another folder")
     for f in out.iterdir():

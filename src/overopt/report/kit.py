@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from pathlib import Path
 
 import matplotlib
@@ -25,15 +26,45 @@ def need(df: pd.DataFrame | None, out: Path, name: str, cols: tuple) -> None:
 
 
 def read_table(out: Path, name: str, required: bool = True) -> pd.DataFrame | None:
+    """A run's table, checked: whole (ends with a line end, as many rows as the manifest says the run wrote), no
+    repeated row, no text in a column of numbers. Anything else is one line naming the file (and row, column)."""
     p = out / f"{name}.csv"
     if not p.exists():
         if required:
             raise ReportError(f"{p} not found: is {out} the output directory of `overopt run`?")
         return None
     try:
-        return pd.read_csv(p, keep_default_na=False, na_values=[""])
+        raw = p.read_bytes()
+        df = pd.read_csv(p, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise ReportError(f"{p} is not a readable CSV table: {str(e).splitlines()[0]}")
+    if raw and not raw.endswith(b"\n"):
+        raise ReportError(f"{p} ends in the middle of a row (truncated?)")
+    dup = df.duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise ReportError(f"{p}: row {i + 1} repeats an earlier row")
+    wrote = _manifest_rows(out).get(name)
+    if wrote is not None and wrote != len(df):
+        raise ReportError(f"{p} has {len(df)} rows; the run wrote {wrote} (truncated or edited?)")
+    for c in df.columns:
+        if pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
+            continue
+        v = df[c].dropna()
+        num = pd.to_numeric(v, errors="coerce")
+        if num.notna().sum() > num.isna().sum() > 0:  # mostly numbers: the text is damage, not a label
+            bad = v[num.isna()]
+            raise ReportError(f"{p}: column '{c}' has a non-numeric value {bad.iloc[0]!r} (row {bad.index[0] + 1})")
+    return df
+
+
+def _manifest_rows(out: Path) -> dict:
+    """Rows of each table as the run wrote them (manifest.json), {} when unknown."""
+    try:
+        tables = json.loads((out / "manifest.json").read_text()).get("tables")
+    except (OSError, ValueError):
+        return {}
+    return tables if isinstance(tables, dict) else {}
 
 
 def colors(n: int):

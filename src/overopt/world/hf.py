@@ -29,6 +29,11 @@ import torch
 from ..config import GOLD_DIMS, fingerprint  # the toy world's gold dimensions: NaN in this world
 from ..errors import HFWorldError
 
+# what a loader raises on a checkpoint it cannot read: anything. A missing or garbled file, a bad config value, and
+# weights that are not a weights file, on which torch's weights-only unpickler raises UnpicklingError, RuntimeError
+# or even IndexError (it never runs their code): each is one line naming the checkpoint
+LOAD_ERRORS = (Exception,)
+
 
 # ---------------------------------------------------------------- loading
 
@@ -50,7 +55,10 @@ def _safe_kwargs(path: str, hcfg) -> dict:
 def _check_remote_code(path: str, hcfg, key: str) -> None:
     """Refuse a path that looks local and is missing (rather than let it be read as a hub name), and, with the
     config key to change, a checkpoint whose config asks for its own code."""
-    if str(path).startswith(("/", "./", "../", "~")) and not Path(path).expanduser().exists():
+    p = Path(path).expanduser()
+    local = str(path).startswith(("/", "./", "../", "~")) or len(p.parts) > 2 or \
+        (len(p.parts) == 2 and Path(p.parts[0]).is_dir())  # "runs/pi0" beside a runs/ folder is no hub name
+    if local and not p.exists():
         raise HFWorldError(f"{key}: {path} does not exist")
     cfg_file = Path(path) / "config.json"
     if not hcfg.trust_remote_code and cfg_file.is_file():
@@ -81,7 +89,7 @@ def load_tokenizer(path: str, hcfg):
     _check_remote_code(path, hcfg, "hf.policy")
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=bool(hcfg.trust_remote_code))
-    except (OSError, ValueError) as e:
+    except LOAD_ERRORS as e:
         raise HFWorldError(f"hf.policy: cannot load a tokenizer from {path}: {str(e).splitlines()[0]}")
     if tok.eos_token_id is None:
         raise HFWorldError(f"hf.policy: the tokenizer of {path} has no end-of-sequence token")
@@ -94,7 +102,7 @@ def load_causal_lm(path: str, hcfg, device, dtype=torch.float32, key: str = "hf.
     _check_remote_code(path, hcfg, key)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **_safe_kwargs(path, hcfg))
-    except (OSError, ValueError) as e:
+    except LOAD_ERRORS as e:
         raise HFWorldError(f"{key}: cannot load a causal LM from {path}: {str(e).splitlines()[0]}")
     return model.to(device).eval()
 
@@ -106,7 +114,7 @@ def load_backbone(path: str, hcfg, device, key: str = "hf.proxies"):
     _check_remote_code(path, hcfg, key)
     try:
         model = AutoModel.from_pretrained(path, dtype=torch.float32, **_safe_kwargs(path, hcfg))
-    except (OSError, ValueError) as e:
+    except LOAD_ERRORS as e:
         raise HFWorldError(f"{key}: cannot load {path}: {str(e).splitlines()[0]}")
     return model.to(device)
 
@@ -171,7 +179,7 @@ def load_gold(spec: str, hcfg, device):
         tok = AutoTokenizer.from_pretrained(spec, trust_remote_code=bool(hcfg.trust_remote_code))
         model = AutoModelForSequenceClassification.from_pretrained(
             spec, dtype=model_dtype(hcfg, device, frozen=True), **_safe_kwargs(spec, hcfg)).to(device).eval()
-    except (OSError, ValueError) as e:
+    except LOAD_ERRORS as e:
         raise HFWorldError(f"hf.gold: cannot load a sequence classifier from {spec}: {str(e).splitlines()[0]}")
     if model.config.num_labels not in (1, 2):
         raise HFWorldError(f"hf.gold: {spec} has {model.config.num_labels} labels; a gold model needs 1 (a score) "
