@@ -96,6 +96,8 @@ def test_garbled_truncated_or_swapped_files_are_rebuilt_never_trusted(tmp_path, 
     p.write_bytes(bytes(raw))
     assert c.get("scores", "a") is None
     assert "its digest does not match its content" in capsys.readouterr().err
+    p.write_bytes(c.path("scores", "b").read_bytes())  # another artifact's intact file in this one's place
+    assert c.get("scores", "a") is None and "it holds scores/b, not scores/a" in capsys.readouterr().err
     p.write_bytes(c.path("scores", "b").read_bytes()[:-100])
     assert c.get("scores", "a") is None and "rebuilding it" in capsys.readouterr().err
     np.testing.assert_array_equal(c.get("scores", "b"), np.linspace(1, 2, 4096, dtype=np.float32))

@@ -251,3 +251,20 @@ def test_small_things_practitioners_hit(tmp_path, capsys):
     assert main(["fit", str(bom), "--json", "--n-boot", "10"]) == 0 and json.loads(capsys.readouterr().out)
     assert main(["fit", str(f), "--bins", "0"]) == 2
     assert capsys.readouterr().err.strip() == "overopt fit: error: --bins must be at least 1 (got 0)"
+
+
+def test_the_monitor_on_a_100000_row_log_fits_a_logarithmic_number_of_times(monkeypatch):
+    """A long noisy rising log: no stop, and the fitted peak judged at 5% growth (about 250 fits, not 100,000)."""
+    import overopt.online.monitor as monitor_module
+
+    calls = []
+    real = monitor_module.fit_log
+    monkeypatch.setattr(monitor_module, "fit_log", lambda *a, **k: calls.append(len(a[0])) or real(*a, **k))
+    rng = np.random.default_rng(0)
+    n = 100_000
+    kl = np.linspace(0, 10, n)
+    ref = 0.3 * np.sqrt(kl) + rng.normal(0, 0.3, n)
+    mon = Monitor(n_boot=10)
+    states = [mon.update(i, kl[i], np.sqrt(kl[i]), reference=ref[i]).state for i in range(n)]
+    assert "stop" not in states
+    assert len(calls) < 300 and sum(calls) < 30 * n  # each refit on the whole log, their sizes growing by 5%

@@ -165,7 +165,7 @@ def cmd_monitor(args) -> int:
                 if m not in noted:
                     noted.add(m)
                     print(f"overopt monitor: note: {m}", file=sys.stderr)
-            for _, row in curve.iterrows():
+            for row in curve.to_dict("records"):
                 if row["step"] in seen:
                     continue
                 seen.add(row["step"])

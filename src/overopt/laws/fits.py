@@ -113,12 +113,17 @@ def _check(kl, gain, intercept: bool = False) -> tuple[np.ndarray, np.ndarray]:
     return kl, gain
 
 
+def _design(form: str, kl: np.ndarray, intercept: bool) -> np.ndarray:
+    """The least-squares design: the form's alpha and -beta bases in d = sqrt(KL), and a column of ones."""
+    d = np.sqrt(kl)
+    fa, fb = FORMS[form]
+    return np.stack([fa(d), -fb(d)] + ([np.ones_like(d)] if intercept else []), 1)
+
+
 def _solve(form: str, kl: np.ndarray, gain: np.ndarray, intercept: bool = False) -> tuple[float, float, float, float]:
     """(alpha, beta, R^2, baseline): least squares; with ``intercept`` the reward at KL 0 is a free parameter
     (a trainer's log has no exact starting value, only noisy early batches)."""
-    d = np.sqrt(kl)
-    fa, fb = FORMS[form]
-    X = np.stack([fa(d), -fb(d)] + ([np.ones_like(d)] if intercept else []), 1)
+    X = _design(form, kl, intercept)
     coef, *_ = np.linalg.lstsq(X, gain, rcond=None)
     resid = gain - X @ coef
     ss_tot = float(((gain - gain.mean()) ** 2).sum())
@@ -150,7 +155,7 @@ def fit(kl, gain, form: str = "bon", boot_gains=None, n_boot: int = 200, ci: flo
         fitted = base + predict(form, alpha, beta, kl)
         resid = gain - fitted
         reps = fitted + resid[rng.integers(len(kl), size=(n_boot, len(kl)))]
-    coefs = np.array([_solve(form, kl, g, intercept)[:2] for g in reps])
+    coefs = np.linalg.lstsq(_design(form, kl, intercept), reps.T, rcond=None)[0][:2].T  # every replicate at once
     peaks = np.array([peak(form, a, b) for a, b in coefs])
     lo_hi = lambda x: interval(x, ci, None) if np.all(np.isfinite(x)) else (  # noqa: E731
         interval(x[np.isfinite(x)], ci, None)[0] if np.isfinite(x).any() else math.inf, math.inf)

@@ -10,10 +10,11 @@ Signals (each a documented threshold, all arguments of `Monitor`):
   reference falls    the reference's gain over its baseline (the median of its first three values; the first value
                      itself, one batch at the start, is never the best gain) fell more than
                      ``drop`` of its best gain below that best, and more than the noise allows: warn; for
-                     ``patience`` updates in a row: stop. The noise allowance is sigma (sqrt(2 ln m) + 1.645): sigma
-                     the per-point noise (median absolute second difference, so trends and turns do not count), m
-                     the points the best was chosen from (the best of m noisy points sits about sigma sqrt(2 ln m)
-                     too high); the best gain itself must exceed that allowance; judged from NOISE_POINTS points on;
+                     ``patience`` updates in a row: stop. The noise allowance is 2 sigma sqrt(2 ln m): sigma the
+                     per-point noise (median absolute second difference, so trends and turns do not count), m the
+                     reference points so far (the best of m noisy points sits up to sigma sqrt(2 ln m) too high, and
+                     the point it is compared with, one of m such comparisons over the run, up to as much too low);
+                     the best gain itself must exceed that allowance; judged from NOISE_POINTS points on;
   divergence         over the last ``window`` updates the proxy rose while the reference fell (least-squares
                      slopes against KL): warn;
   fitted peak        the reference's curve, binned and fitted with a free baseline, is judged past its peak by
@@ -42,7 +43,7 @@ from ..errors import LogError
 from ..laws import FitError
 from ..stats import ols_slope
 from .logs import REWARD_NAMES, recognise
-from .verdict import Z, fit_log, judge
+from .verdict import fit_log, judge
 
 STATES = ("ok", "warn", "stop")
 NOISE_POINTS = 5  # a drop is judged from this many reference points: three second differences, one turn outvoted
@@ -95,6 +96,13 @@ class Monitor:
         self._below = 0
         self._ref_fired: tuple[list, list] = ([], [])  # the reference's last signals (warn, stop)
         self._next_fit = 0  # reference points at which the fitted peak is next judged
+        # running state, so that an update costs the same at the 100,000th line as at the 10th
+        self._ref_at: list[int] = []  # the points that have a reference
+        self._base = math.nan         # the reference's baseline: the median of its first three values
+        self._best = (-1, -math.inf)  # (reference point, value): the best after the first
+        self._top = (math.nan, -math.inf)  # (step, value): the best of all, the checkpoint to roll back to
+        self._sigma, self._next_noise = 0.0, 0
+        self._dis_n, self._dis_low = 0, (math.inf, math.nan)  # finite disagreements; (lowest, proxy there)
         self.history: list[Status] = []
 
     def update(self, step: float, kl: float, proxy: float, reference: float | None = None,
@@ -113,7 +121,8 @@ class Monitor:
                      reference=math.nan if reference is None else float(reference),
                      disagreement=math.nan if disagreement is None else float(disagreement))
         warn, stop = [], []   # (signal, message)
-        if np.isfinite(self.reference[-1]):
+        if reference is not None and math.isfinite(reference):
+            self._add_reference(float(step), float(reference))
             self._ref_fired = ([], [])
             self._reference_signals(*self._ref_fired)
         warn += self._ref_fired[0]
@@ -144,35 +153,49 @@ class Monitor:
     def best_step(self) -> float | None:
         """The step where the reference was highest so far (None without a reference): on "stop", the checkpoint
         to roll back to, since the point where a fall is seen is already past the peak."""
-        ref = self.reference
-        have = np.flatnonzero(np.isfinite(ref))
-        return None if not len(have) else float(self.steps[int(have[np.argmax(ref[have])])])
+        return None if math.isnan(self._top[0]) else self._top[0]
+
+    def _add_reference(self, step: float, r: float) -> None:
+        """The running state of the reference, one value at a time."""
+        self._ref_at.append(self._n - 1)
+        j = len(self._ref_at) - 1
+        if r > self._top[1]:
+            self._top = (step, r)
+        if j >= 1 and r > self._best[1]:  # the first point (a single batch at the start) is not a gain
+            self._best = (j, r)
+        if j < 3:
+            self._base = float(np.median(self.reference[self._ref_at]))
+        if j + 1 >= self._next_noise:  # the noise moves slowly: estimated again at 5% growth
+            self._sigma = point_noise(self.reference[self._ref_at])
+            self._next_noise = max(j + 2, math.ceil(REFIT_GROWTH * (j + 1)))
 
     def _reference_signals(self, warn: list, stop: list) -> None:
-        ref = self.reference
-        have = np.isfinite(ref)
-        if have.sum() < self.min_points:
+        m = len(self._ref_at)
+        if m < self.min_points:
             return
-        steps, kl, prox, ref = self.steps[have], self.kl[have], self.proxy[have], ref[have]
-        gain = ref - np.median(ref[:3])
-        best = 1 + int(np.argmax(gain[1:]))  # the first point (a single batch at the start) is not a gain
-        allow = point_noise(ref) * (math.sqrt(2 * math.log(len(gain))) + Z)
-        fall = gain[best] - gain[-1]
-        if len(gain) >= NOISE_POINTS and gain[best] > allow and fall > max(self.drop * gain[best], allow):
+        last = self._ref_at[-1]
+        gain_now, (bj, br) = self.reference[last] - self._base, self._best
+        gain_best = br - self._base
+        allow = self._sigma * 2 * math.sqrt(2 * math.log(m))
+        fall = gain_best - gain_now
+        if m >= NOISE_POINTS and gain_best > allow and fall > max(self.drop * gain_best, allow):
             self._below += 1
-            msg = (f"reference gain {gain[-1]:.3g} is {100 * fall / gain[best]:.0f}% below its best {gain[best]:.3g} "
-                   f"(at KL {kl[best]:.3g}; noise allowance {round(allow, 12):.2g})")
+            msg = (f"reference gain {gain_now:.3g} is {100 * fall / gain_best:.0f}% below its best {gain_best:.3g} "
+                   f"(at KL {self.kl[self._ref_at[bj]]:.3g}; noise allowance {round(allow, 12):.2g})")
             (stop if self._below >= self.patience else warn).append(("reference-drop", msg))
         else:
             self._below = 0
-        w = slice(-self.window, None)
-        if ols_slope(kl[w], prox[w]) > 0 and ols_slope(kl[w], gain[w]) < 0:
+        w = self._ref_at[-self.window:]
+        kl_w = self.kl[w]
+        if ols_slope(kl_w, self.proxy[w]) > 0 and ols_slope(kl_w, self.reference[w] - self._base) < 0:
             warn.append(("divergence", f"proxy rising while the reference falls over the last {self.window} points"))
-        if "fitted-peak" not in self.signals or len(ref) < self._next_fit:
+        if "fitted-peak" not in self.signals or m < self._next_fit:
             return
-        self._next_fit = max(len(ref) + 1, math.ceil(REFIT_GROWTH * len(ref)))
+        self._next_fit = max(m + 1, math.ceil(REFIT_GROWTH * m))
+        at = np.array(self._ref_at)
+        kl = self.kl[at]
         try:
-            v = judge(fit_log(steps, kl, ref, self.form, n_boot=self.n_boot, ci=self.ci))
+            v = judge(fit_log(self.steps[at], kl, self.reference[at], self.form, n_boot=self.n_boot, ci=self.ci))
         except FitError:
             return
         if v.stop:
@@ -196,18 +219,20 @@ class Monitor:
 
 
     def _disagreement_signals(self, warn: list, stop: list) -> None:
-        dis = self.disagreement
-        have = np.isfinite(dis)
-        if have.sum() < self.min_points or not have[-1]:
+        d, p = float(self.disagreement[-1]), float(self.proxy[-1])
+        if not math.isfinite(d):
             return
-        dis, prox = dis[have], self.proxy[have]
-        low = int(np.argmin(dis))
-        if low == len(dis) - 1 or dis[low] <= 0 or prox[-1] <= prox[low]:
+        self._dis_n += 1
+        if d < self._dis_low[0]:  # the current point is the lowest: no rise from it
+            self._dis_low = (d, p)
             return
-        rise = dis[-1] / dis[low] - 1
+        low, p_low = self._dis_low
+        if self._dis_n < self.min_points or low <= 0 or p <= p_low:
+            return
+        rise = d / low - 1
         if rise > self.rise:
             msg = (f"ensemble disagreement up {100 * rise:.0f}% from its low (step {self.steps[-1]:g}) while the proxy "
-                   f"rose {prox[-1] - prox[low]:.3g}")
+                   f"rose {p - p_low:.3g}")
             (stop if rise > 2 * self.rise else warn).append(("disagreement", msg))
 
 

@@ -4,8 +4,8 @@ run started again reuses what was finished. Keys are `Config.section_hash` of wh
 No pickle: an artifact is a tree of dicts, lists, tuples, strings, numbers, None, NumPy arrays and scalars and torch
 tensors. Its arrays and tensors are the tensors of one safetensors file; the rest of the tree is JSON in that file's
 header, with a SHA-256 digest of the tree and of every tensor's bytes. Loading parses JSON and raw numbers only, so a
-planted file can never run code; a file that does not parse, or whose digest does not match (truncated, garbled,
-another artifact's), is named in one line on stderr and rebuilt. Files of the pickle era (``.pkl``) are never read.
+planted file can never run code; a file that does not parse, whose digest does not match (truncated, garbled) or
+that names another artifact (copied over this one) is named in one line on stderr and rebuilt. Files of the pickle era (``.pkl``) are never read.
 """
 from __future__ import annotations
 
@@ -104,6 +104,8 @@ class Cache:
             meta = json.loads(raw[8: 8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
             if _digest(meta["tree"], tensors) != meta["digest"]:
                 raise ValueError("its digest does not match its content")
+            if (meta.get("kind"), meta.get("key")) != (kind, key):  # another artifact's file, copied here
+                raise ValueError(f"it holds {meta.get('kind')}/{meta.get('key')}, not {kind}/{key}")
             return decode(json.loads(meta["tree"]), tensors)
         except Exception as e:  # torn, garbled or foreign: rebuilt, never trusted
             print(f"overopt: cache file {p} is unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
@@ -113,7 +115,7 @@ class Cache:
     def put(self, kind: str, key: str, obj) -> None:
         tensors: dict = {}
         tree = json.dumps(encode(obj, tensors))
-        meta = {"tree": tree, "digest": _digest(tree, tensors), "kind": kind}
+        meta = {"tree": tree, "digest": _digest(tree, tensors), "kind": kind, "key": key}
         p = self.path(kind, key)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(f".tmp{os.getpid()}")
