@@ -214,3 +214,27 @@ def test_reads_the_trainer_state_of_a_real_trl_run(tmp_path, capsys):
         assert r["n_points"] == len(curve) and r["curve"] == "out"  # a curve is named after its run folder
     else:
         assert code == 2 and "'out'" in err
+
+
+def test_a_followed_log_is_read_by_its_new_lines(tmp_path):
+    from overopt.online.logs import LogTail
+
+    for name, first, more, partial in (
+            ("log.csv", "step,kl,reward\n0,0,0\n1,0.5,0.2\n", "2,1.0,0.3\n3,1.5,0.35\n", "4,2.0"),
+            ("log.jsonl", '{"step": 0, "kl": 0, "reward": 0}\n', '{"step": 1, "eval/gold": 0.4}\n', '{"step": 2')):
+        f = tmp_path / name
+        f.write_text(first)
+        tail = LogTail(str(f))
+        a = tail.read()
+        with open(f, "a") as h:
+            h.write(more + partial)  # a half-written line is left for the next read
+        b = tail.read()
+        assert tail.offset == len((first + more).encode())
+        assert len(b) == more.count("\n") and len(a) == first.count("\n") - (name == "log.csv")
+        if name == "log.csv":
+            assert list(b.columns) == ["step", "kl", "reward"] and b["step"].tolist() == [2, 3]
+        else:
+            assert b.to_dict("records") == [{"step": 1, "eval/gold": 0.4}]  # an evaluation line on its own
+    doc = tmp_path / "trainer_state.json"  # a JSON document is rewritten whole: read whole
+    doc.write_text(json.dumps({"log_history": [{"step": 1, "kl": 0.1, "reward": 1.0}]}))
+    assert len(LogTail(str(doc)).read()) == 1

@@ -138,7 +138,8 @@ def cmd_monitor(args) -> int:
 
     import pandas as pd
 
-    from .online.logs import read_log, recognise, tidy
+    from .errors import LogError
+    from .online.logs import LogTail, read_log, recognise, tidy
     from .online.monitor import Monitor
     from .online.verdict import kl_warnings
 
@@ -150,17 +151,23 @@ def cmd_monitor(args) -> int:
     seen, last, idle, state = set(), None, 0.0, "ok"
     members = [c for c in (args.member_cols or "").split(",") if c]
     extra = [c for c in [args.reference_col, *members] if c]
-    noted = set()
+    noted, tail = set(), LogTail(args.file)
     while True:
-        df = read_log(args.file, complete_lines=args.follow) if Path(args.file).exists() or not args.follow else None
+        df = tail.read() if args.follow else read_log(args.file)  # following: the new lines only
         new = False
+        curve = None
         if df is not None and len(df.columns):
-            cols = recognise(df, args.file, args.kl_col, args.reward_col, args.step_col, None, args.kl_per_token,
-                             args.length_col)
             missing = [c for c in extra if c not in df.columns]
             if missing and not args.follow:
                 raise CLIError(f"{args.file} has no column '{missing[0]}'")
-            curve = tidy(df, cols, args.file, tuple(c for c in extra if c in df.columns))
+            try:
+                cols = recognise(df, args.file, args.kl_col, args.reward_col, args.step_col, None, args.kl_per_token,
+                                 args.length_col)
+                curve = tidy(df, cols, args.file, tuple(c for c in extra if c in df.columns))
+            except LogError:
+                if not (args.follow and noted):  # once the log was read, new lines may be evaluation lines only
+                    raise
+        if curve is not None:
             for m in curve.attrs["notes"][:1]:  # which KL, once (negative-KL counts grow as the file does)
                 if m not in noted:
                     noted.add(m)

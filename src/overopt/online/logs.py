@@ -129,9 +129,18 @@ def read_log(path: str, complete_lines: bool = False) -> pd.DataFrame:
         text = text[: text.rfind("\n") + 1]
     if complete_lines and not text.strip():  # nothing whole written yet
         return pd.DataFrame()
+    return _parse(path, text)
+
+
+def _is_json(path: str, text: str) -> bool:
+    return Path(path).suffix in (".json", ".jsonl", ".ndjson") or text.lstrip()[:1] in ("{", "[")
+
+
+def _parse(path: str, text: str) -> pd.DataFrame:
+    """The text of a log file (whole lines) as a DataFrame."""
     if not text.strip():
         raise LogError(f"{path} is empty")
-    if p.suffix in (".json", ".jsonl", ".ndjson") or text.lstrip()[:1] in ("{", "["):
+    if _is_json(path, text):
         rows = _json_rows(path, text)
         if not rows:
             raise LogError(f"{path} holds no log lines")
@@ -147,6 +156,43 @@ def read_log(path: str, complete_lines: bool = False) -> pd.DataFrame:
             not any(c in df.columns for c in KL_NAMES):
         df = _wandb_long(df)
     return df
+
+
+class LogTail:
+    """What a growing log gained since the last read: the new whole lines of a CSV (under its header) or JSONL
+    file, so following a long log costs its new lines only. A JSON document (trainer_state.json, rewritten whole
+    at each save), a folder or TensorBoard events are read whole each time."""
+
+    def __init__(self, path: str):
+        self.path, self.offset, self.header, self.whole = path, 0, "", False
+
+    def read(self) -> pd.DataFrame | None:
+        p = Path(self.path)
+        if not p.exists():
+            return None
+        if self.whole or p.is_dir() or TB_MARK in p.name:
+            self.whole = True
+            return read_log(self.path, complete_lines=True)
+        with open(p, "rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        if self.offset == 0:
+            text = chunk.decode("utf-8-sig", errors="replace")
+            suffix = Path(self.path).suffix
+            if suffix == ".json" or (suffix not in (".jsonl", ".ndjson") and (
+                    text.lstrip()[:1] == "[" or (_whole_json(text) and "\n" in text.strip()))):  # a document
+                self.whole = True
+                return read_log(self.path, complete_lines=True)
+        end = chunk.rfind(b"\n") + 1
+        if end == 0:
+            return pd.DataFrame()
+        self.offset += end
+        text = chunk[:end].decode("utf-8-sig" if self.offset == end else "utf-8", errors="replace")
+        if not _is_json(self.path, self.header + text) and not self.header:  # a CSV's first line is its header
+            self.header, text = text[: text.find("\n") + 1], text[text.find("\n") + 1:]
+        if not text.strip():
+            return pd.DataFrame()
+        return _parse(self.path, self.header + text)
 
 
 def log_name(path: str) -> str:
