@@ -12,8 +12,8 @@ against the fit's means over the same steps (a per-step R^2 only measures the ba
 
 A verdict is given only when the evidence supports it (thresholds below, each a module constant):
   inconclusive  fewer than MIN_BINS points; KL not growing (Spearman of KL on step < KL_GROWTH); the fit explains
-                less than R2_MIN of the binned curve; no turn yet (beta's
-                interval reaches 0, or the peak's interval is unbounded); a peak beyond NEAR x the largest KL seen
+                less than R2_MIN of the binned curve; no turn yet (beta's interval reaches 0, or the peak's interval
+                is unbounded); a peak beyond NEAR x the largest KL seen
   past          the latest KL is past the upper end of the peak's interval, at least MIN_PAST points lie beyond
                 it, and their mean reward is below the mean of the points inside the interval (else of the point
                 nearest the peak) by more than Z standard errors
@@ -149,14 +149,15 @@ def judge(lf: LogFit) -> Verdict:
         around = (kb >= r.kl_peak_lo) & ~past
         if not around.any():  # no point inside the interval: the one nearest the peak
             around = np.arange(len(kb)) == np.argmin(np.abs(np.sqrt(kb) - math.sqrt(r.kl_peak)))
+        not_past = "near" if placed else "inconclusive"
         if past.sum() < MIN_PAST:
-            return Verdict("near", f"{peak}; only {int(past.sum())} point(s) beyond it")
+            return Verdict(not_past, f"{peak}; only {int(past.sum())} point(s) beyond it")
         fall = lf.reward[around].mean() - lf.reward[past].mean()
         se = math.sqrt(np.mean(lf.se[around] ** 2) / around.sum() + np.mean(lf.se[past] ** 2) / past.sum())
         if fall > Z * se:
             return Verdict("past", f"{peak}; the reward after it is {fall:.3g} below the reward around it "
                                    f"({fall / se:.1f} standard errors)")
-        return Verdict("near", f"{peak}; the fall after it ({fall:.3g}) is within the noise ({se:.3g})")
+        return Verdict(not_past, f"{peak}; the fall after it ({fall:.3g}) is within the noise ({se:.3g})")
     if not placed:
         return Verdict("inconclusive", f"{peak}; no forecast from it")
     if lf.kl_now >= r.kl_peak_lo:

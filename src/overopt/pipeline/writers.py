@@ -74,7 +74,7 @@ def claim_out(out: Path, config_hash: str, overwrite: bool = False) -> None:
                           "empty or new folder")
     if old.get("config_hash") == config_hash:
         return
-    if not overwrite and old.get("tables", True):  # a run that ended before any table is nothing to keep
+    if not overwrite and any(out.glob("*.csv")):  # a run that ended before any table is nothing to keep
         raise ConfigError(f"--out {out} holds another run (config {old.get('config_hash')}, {old.get('status')}); "
                           "pass --overwrite to replace it, or choose another folder")
     for f in out.iterdir():

@@ -61,9 +61,10 @@ def read_table(out: Path, name: str, required: bool = True) -> pd.DataFrame | No
 def _manifest_rows(out: Path) -> dict:
     """Rows of each table as the run wrote them (manifest.json), {} when unknown."""
     try:
-        tables = json.loads((out / "manifest.json").read_text()).get("tables")
+        manifest = json.loads((out / "manifest.json").read_text())
     except (OSError, ValueError):
         return {}
+    tables = manifest.get("tables") if manifest.get("status") == "complete" else None  # a running one is partial
     return tables if isinstance(tables, dict) else {}
 
 

@@ -42,7 +42,7 @@ def run_info(out: Path) -> list[str]:
              f"{esc('device')}, config {manifest.get('config_hash')}, seed {manifest.get('seed')}, peak RSS "
              f"{manifest.get('peak_rss_mb', '?')} MB, overopt {manifest.get('overopt')}, torch {manifest.get('torch')}"
              "</p>"]
-    if "tables" in manifest:  # a table the manifest does not list was not written by this run
+    if "tables" in manifest and manifest.get("status") == "complete":  # a table it does not list is not this run's
         foreign = sorted(f.stem for f in out.glob("*.csv") if f.stem not in manifest["tables"])
         if foreign:
             parts.append(f"<p class='note'>Not written by this run (config {manifest.get('config_hash')}): "
