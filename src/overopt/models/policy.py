@@ -98,6 +98,13 @@ def check_weights(model, step: int) -> None:
         raise TrainingError(f"step {step}: weight {bad} is not finite")
 
 
+def _cache(out):
+    """The key/value cache of a forward's output: ``cache`` in recent transformers (reading ``past_key_values``
+    there logs a deprecation), ``past_key_values`` before."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 @dataclass
 class Samples:
     tokens: torch.Tensor   # [B, T] sampled ids, [EOS] then pad after the end
@@ -167,7 +174,7 @@ def _sample(model, prompt_ids, max_new_tokens, eos_id, pad_id, attention_mask, t
     else:
         out = model(input_ids=prompt_ids, attention_mask=None if unpadded else attention_mask,
                     position_ids=position_ids, use_cache=True, logits_to_keep=1)
-        past, logits = out.past_key_values, out.logits[:, -1, :]
+        past, logits = _cache(out), out.logits[:, -1, :]
     next_pos = position_ids[:, -1] + 1
     tokens = torch.full((B, max_new_tokens), pad_id, dtype=torch.long, device=dev)
     token_logprob = torch.zeros((B, max_new_tokens), device=dev)
@@ -205,7 +212,7 @@ def _sample(model, prompt_ids, max_new_tokens, eos_id, pad_id, attention_mask, t
             mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=dev)], 1)
         out = model(input_ids=tok[:, None], attention_mask=None if unpadded else mask,
                     position_ids=next_pos[:, None], past_key_values=past, use_cache=True)
-        past, logits = out.past_key_values, out.logits[:, -1, :]
+        past, logits = _cache(out), out.logits[:, -1, :]
         next_pos = next_pos + 1
     is_eos = tokens == eos_id  # the first end token ends a row (also when padding is the end token)
     lengths = torch.where(is_eos.any(1), is_eos.int().argmax(1) + 1, max_new_tokens)
