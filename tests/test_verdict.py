@@ -249,6 +249,12 @@ def test_small_things_practitioners_hit(tmp_path, capsys):
     bom.parent.mkdir()
     bom.write_bytes(b"\xef\xbb\xbf" + f.read_bytes())
     assert main(["fit", str(bom), "--json", "--n-boot", "10"]) == 0 and json.loads(capsys.readouterr().out)
+    assert main(["fit", str(bom), "--baseline", "first", "--n-boot", "10"]) == 0  # its first KL is 0, not the
+    assert "the baseline was fitted instead" not in capsys.readouterr().err       # first bin's mean
+    late = tmp_path / "late.csv"
+    pd.DataFrame({"kl": np.linspace(0.5, 4, 8), "reward": np.linspace(0, 1, 8)}).to_csv(late, index=False)
+    assert main(["fit", str(late), "--baseline", "first", "--n-boot", "10"]) == 0
+    assert "--baseline first needs a first point at KL 0" in capsys.readouterr().err
     assert main(["fit", str(f), "--bins", "0"]) == 2
     assert capsys.readouterr().err.strip() == "overopt fit: error: --bins must be at least 1 (got 0)"
 

@@ -117,9 +117,12 @@ def fit_log(step, kl, reward, form: str = "rl", baseline: str = "fit", bins: int
     fb = np.array([fitted[r].mean() for r in runs])
     ss = ((yb - yb.mean()) ** 2).sum()
     res = replace(res, r2=float(1 - ((yb - fb) ** 2).sum() / ss) if ss > 0 else math.nan)  # R^2 of the binned curve
+    said = kl_warnings(step, kl)
+    if baseline == "first" and not first:
+        said.append("--baseline first needs a first point at KL 0 (an exact evaluation of the starting policy); the "
+                    "baseline was fitted instead")
     return LogFit(res, kb, yb, np.array([sigma / math.sqrt(len(r)) for r in runs]),
-                  np.array([step[r][-1] for r in runs]), float(kb[-1]) if len(kb) else 0.0, len(step),
-                  kl_warnings(step, kl))
+                  np.array([step[r][-1] for r in runs]), float(kb[-1]) if len(kb) else 0.0, len(step), said)
 
 
 def judge(lf: LogFit) -> Verdict:
