@@ -55,13 +55,13 @@ def cmd_sweep(args) -> int:
 def fit_file(path: str, form: str | None, kl_col: str | None, reward_col: str | None, group_col: str | None,
              n_boot: int = 200, step_col: str | None = None, until_kl: float | None = None,
              baseline: str = "fit", bins: int = 20, kl_per_token: bool = False, length_col: str | None = None,
-             note=None, keep: list | None = None) -> list[dict]:
+             keep: list | None = None) -> list[dict]:
     """Fit `form` to each group of a training log (`overopt.online.logs`: CSV, JSONL, trainer_state.json, a run
     folder, TensorBoard events, W&B export), binned by step with a free baseline (`overopt.online.verdict`);
     returns rows with the fields of fits.csv, plus ``kl_now`` (the latest KL), ``points`` and ``verdict``.
-    ``until_kl`` keeps only the points up to that KL (a forecast from a partial curve). ``note`` receives each
-    remark on how the log was read (default: stderr); ``keep`` receives (name, kl, reward, LogFit, verdict) for
-    each curve (what --plot draws)."""
+    ``until_kl`` keeps only the points up to that KL (a forecast from a partial curve); each remark on how the log
+    was read goes to stderr; ``keep`` receives (name, kl, reward, LogFit, verdict) for each curve (what --plot
+    draws)."""
     from .laws import FitError
     from .online.logs import read_log, recognise, tidy
     from .online.verdict import fit_log, judge
@@ -92,7 +92,7 @@ def fit_file(path: str, form: str | None, kl_col: str | None, reward_col: str | 
         if keep is not None:
             keep.append((str(name), g["kl"].to_numpy(float), g["reward"].to_numpy(float), lf, verdict))
     for m in notes:
-        (note or (lambda m: print(f"overopt fit: note: {m}", file=sys.stderr)))(m)
+        print(f"overopt fit: note: {m}", file=sys.stderr)
     return rows
 
 

@@ -29,10 +29,10 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False, overwrite:
         raise ConfigError(f"config key 'run.device' is cuda, but torch {torch.__version__} sees no CUDA device here")
     claim_out(out, cfg.hash, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     run = Run(cfg, out, quiet)
     started = time.time()
-    write_manifest(run, "running", started)
+    write_manifest(run, "running", started)  # first: a folder with anything in it has a manifest naming its run
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     torch.manual_seed(cfg.run.seed)
     art = build_artifacts(run)
     outputs = {}

@@ -280,8 +280,9 @@ def _find(df: pd.DataFrame, given: str | None, names: tuple, what: str, flag: st
     return None
 
 
-# TRL's GRPO and RLOO trainers log "kl" as a mean over completion tokens; the laws need the sequence KL
-TRL_TOKEN_KL, TRL_LENGTH = "kl", "completions/mean_length"
+# TRL's GRPO and RLOO trainers log "kl" as a mean over completion tokens (beside a length of LENGTH_NAMES); the
+# laws need the sequence KL
+TRL_TOKEN_KL = "kl"
 
 
 def recognise(df: pd.DataFrame, path: str = "log", kl: str | None = None, reward: str | None = None,

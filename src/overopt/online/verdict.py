@@ -48,7 +48,6 @@ class LogFit:
     kl: np.ndarray          # per bin: mean KL
     reward: np.ndarray      # per bin: mean reward (less the first bin's with baseline "first"), as fitted
     se: np.ndarray          # per bin: standard error of the mean reward (the steps' residual sd / sqrt(steps))
-    steps: np.ndarray       # per bin: last step
     kl_now: float           # the latest bin's KL (the latest, not the largest)
     n_steps: int            # logged points before binning
     warnings: list[str] = field(default_factory=list)
@@ -122,7 +121,7 @@ def fit_log(step, kl, reward, form: str = "rl", baseline: str = "fit", bins: int
         said.append("--baseline first needs a first point at KL 0 (an exact evaluation of the starting policy); the "
                     "baseline was fitted instead")
     return LogFit(res, kb, yb, np.array([sigma / math.sqrt(len(r)) for r in runs]),
-                  np.array([step[r][-1] for r in runs]), float(kb[-1]) if len(kb) else 0.0, len(step), said)
+                  float(kb[-1]) if len(kb) else 0.0, len(step), said)
 
 
 def judge(lf: LogFit) -> Verdict:

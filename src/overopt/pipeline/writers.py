@@ -65,7 +65,7 @@ def claim_out(out: Path, config_hash: str, overwrite: bool = False) -> None:
     two runs. Holding anything that is not a run: refused."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder")
-    if not out.exists() or all(f.name == "config.yaml" for f in out.iterdir()):  # new, or a run that died at once
+    if not out.exists() or not any(out.iterdir()):
         return
     try:
         old = json.loads((out / "manifest.json").read_text())

@@ -25,9 +25,10 @@ def need(df: pd.DataFrame | None, out: Path, name: str, cols: tuple) -> None:
         raise ReportError(f"{out / (name + '.csv')} lacks column '{missing[0]}'")
 
 
-def read_table(out: Path, name: str, required: bool = True) -> pd.DataFrame | None:
-    """A run's table, checked: whole (ends with a line end, as many rows as the manifest says the run wrote), no
-    repeated row, no text in a column of numbers. Anything else is one line naming the file (and row, column)."""
+def read_table(out: Path, name: str, required: bool = True, rows: dict | None = None) -> pd.DataFrame | None:
+    """A run's table, checked: whole (ends with a line end; as many rows as ``rows``, the run's record of what it
+    wrote, says), no repeated row, no text in a column of numbers. Anything else is one line naming the file (and row,
+    column)."""
     p = out / f"{name}.csv"
     if not p.exists():
         if required:
@@ -44,7 +45,7 @@ def read_table(out: Path, name: str, required: bool = True) -> pd.DataFrame | No
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
         raise ReportError(f"{p}: row {i + 1} repeats an earlier row")
-    wrote = _manifest_rows(out).get(name)
+    wrote = (rows or {}).get(name)
     if wrote is not None and wrote != len(df):
         raise ReportError(f"{p} has {len(df)} rows; the run wrote {wrote} (truncated or edited?)")
     for c in df.columns:
@@ -58,13 +59,18 @@ def read_table(out: Path, name: str, required: bool = True) -> pd.DataFrame | No
     return df
 
 
-def _manifest_rows(out: Path) -> dict:
-    """Rows of each table as the run wrote them (manifest.json), {} when unknown."""
+def read_manifest(out: Path) -> dict:
+    """A run's manifest.json, {} when missing or unreadable."""
     try:
         manifest = json.loads((out / "manifest.json").read_text())
     except (OSError, ValueError):
         return {}
-    tables = manifest.get("tables") if manifest.get("status") == "complete" else None  # a running one is partial
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def written_rows(manifest: dict) -> dict:
+    """Rows of each table as a complete run wrote them ({} for a running one: its record is partial)."""
+    tables = manifest.get("tables") if manifest.get("status") == "complete" else None
     return tables if isinstance(tables, dict) else {}
 
 

@@ -8,13 +8,12 @@ timings come last.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import ReportError
-from .kit import CSS, html_table
+from .kit import CSS, html_table, written_rows
 from .page_context import Page
 from .sections import active, aif, bon, daa, ensembles, fits, learned, length, monitor, multi, rl
 
@@ -27,12 +26,8 @@ INTRO = ("<p class='note'>Synthetic gold-reward setup (Gao et al. 2022): proxies
          "is in units of its standard deviation under pi0. KL is the analytic best-of-n bound ln n - (n-1)/n.</p>")
 
 
-def run_info(out: Path) -> list[str]:
+def run_info(out: Path, manifest: dict) -> list[str]:
     """The manifest: status, wall time, device, config hash, seed, memory, versions and each stage's time."""
-    try:
-        manifest = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
-    except json.JSONDecodeError:
-        manifest = {}
     if not manifest:
         return []
     stages = pd.DataFrame([{"stage": k, "seconds": v.get("seconds"), "cached": v.get("cached")}
@@ -42,8 +37,9 @@ def run_info(out: Path) -> list[str]:
              f"{esc('device')}, config {manifest.get('config_hash')}, seed {manifest.get('seed')}, peak RSS "
              f"{manifest.get('peak_rss_mb', '?')} MB, overopt {manifest.get('overopt')}, torch {manifest.get('torch')}"
              "</p>"]
-    if "tables" in manifest and manifest.get("status") == "complete":  # a table it does not list is not this run's
-        foreign = sorted(f.stem for f in out.glob("*.csv") if f.stem not in manifest["tables"])
+    written = written_rows(manifest)
+    if written:  # a table a complete run does not list is not this run's
+        foreign = sorted(f.stem for f in out.glob("*.csv") if f.stem not in written)
         if foreign:
             parts.append(f"<p class='note'>Not written by this run (config {manifest.get('config_hash')}): "
                          f"{html.escape(', '.join(f + '.csv' for f in foreign))}; their figures may come from "
@@ -61,7 +57,7 @@ def write_report(out: str | Path) -> Path:
              "<h1>Reward-model overoptimization</h1>", INTRO, *bon.headline(page), *fits.claims_summary(page)]
     for section in SECTIONS:
         parts += section(page)
-    parts += run_info(out) + ["</body></html>"]
+    parts += run_info(out, page.manifest) + ["</body></html>"]
     path = out / "report.html"
     path.write_text("\n".join(parts))
     return path

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..laws.curves import fits_with_identity
-from .kit import need, png, read_table
+from .kit import need, png, read_manifest, read_table, written_rows
 
 
 class Page:
@@ -15,8 +15,10 @@ class Page:
         self.out = Path(out)
         self.plots = self.out / "plots"
         self.plots.mkdir(exist_ok=True)
-        self.rm, self.bon = read_table(out, "rm"), read_table(out, "bon")
-        self.fits = fits_with_identity(read_table(out, "fits"))
+        self.manifest = read_manifest(self.out)  # read once: every table is checked against its row counts
+        self.rows = written_rows(self.manifest)
+        self.rm, self.bon = read_table(out, "rm", rows=self.rows), read_table(out, "bon", rows=self.rows)
+        self.fits = fits_with_identity(read_table(out, "fits", rows=self.rows))
         need(self.bon, out, "bon", ("rm", "kl_bound", "gold", "proxy", "n", "rm_params"))
         n_train = self.rm["n_train"].max()
         by_name = self.rm.set_index("rm")
@@ -25,7 +27,7 @@ class Page:
 
     def table(self, name: str, cols: tuple = ()) -> pd.DataFrame | None:
         """An optional table: None when the run did not write it or it is empty; checked for ``cols``."""
-        df = read_table(self.out, name, False)
+        df = read_table(self.out, name, False, self.rows)
         need(df, self.out, name, cols)
         return df if df is not None and len(df) else None
 
