@@ -295,12 +295,29 @@ def test_report_refuses_a_damaged_table_in_one_line(smoke, tmp_path, capsys, dam
 def test_fit_command_json_has_the_fields_of_fits_csv(smoke, capsys):
     out, _ = smoke
     assert main(["fit", str(out / "bon.csv"), "--kl-col", "kl_bound", "--reward-col", "gold",
-                 "--group-col", "rm", "--baseline", "first", "--json"]) == 0
+                 "--group-col", "rm", "--baseline", "first", "--proxy-col", "proxy", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 3 and set(FIT_COLUMNS) <= set(rows[0])
     fits = pd.read_csv(out / "fits.csv").set_index(["curve", "form"])
     for r in rows:  # gains over the exact KL = 0 row: the same fit as the run's, point for point
-        assert r["alpha"] == pytest.approx(fits.loc[(f"bon/gold/{r['curve']}", "bon"), "alpha"])
+        row = fits.loc[(f"bon/gold/{r['curve']}", "bon")]
+        assert r["alpha"] == pytest.approx(row["alpha"])
+        assert r["gamma"] == pytest.approx(row["gamma"], rel=1e-6) and r["gamma"] > 0
+
+
+def test_fit_gamma_of_a_log_with_gold_and_proxy(tmp_path, capsys):
+    """Gold d(1 - d/2) and proxy d up to KL 4: |f - g| = d^2/2 integrates to 4/3 and gold to 2/3, gamma 2."""
+    import numpy as np
+    from overopt.laws import predict
+    kl = np.linspace(0, 4, 15)
+    f = tmp_path / "log.csv"
+    pd.DataFrame({"step": range(15), "kl": kl, "gold": 0.5 + predict("bon", 1.0, 0.5, kl),
+                  "reward": 2.0 + np.sqrt(kl)}).to_csv(f, index=False)
+    assert main(["fit", str(f), "--form", "bon", "--proxy-col", "reward"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[-1] == "gamma" and float(out[1].split()[-1]) == pytest.approx(2.0, rel=1e-3)
+    assert main(["fit", str(f), "--form", "bon", "--proxy-col", "nope"]) == 2
+    assert capsys.readouterr().err.strip().endswith("has no column 'nope' (--proxy-col)")
 
 
 def test_fit_reads_jsonl_and_recovers_coefficients(tmp_path, capsys):

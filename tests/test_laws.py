@@ -57,6 +57,14 @@ def test_bad_input_is_named(kl, gain, msg):
         laws.fit(kl, gain, "bon")
 
 
+def test_gamma_hand_computed():
+    """Kim et al.'s gamma: gold d(1 - d/2), proxy d, to d = 2: the gap d^2/2 integrates to 4/3, gold to 2/3."""
+    from overopt.laws import gamma
+    assert gamma("bon", (1.0, 0.5), (1.0, 0.0), 4.0) == pytest.approx(2.0, rel=1e-6)
+    assert gamma("rl", (0.7, 0.2), (0.7, 0.2), 9.0) == 0.0          # the proxy's gains are gold's
+    assert math.isnan(gamma("bon", (1.0, 1.0), (1.0, 0.0), 16.0))  # gold's area is negative: no scale
+
+
 def test_scaling_recovers_a_log_linear_trend():
     params = np.array([1e3, 1e4, 1e5, 1e6])
     s = laws.fit_scaling(params, 2.0 - 0.3 * np.log10(params), "beta_bon")

@@ -238,3 +238,14 @@ def test_a_followed_log_is_read_by_its_new_lines(tmp_path):
     doc = tmp_path / "trainer_state.json"  # a JSON document is rewritten whole: read whole
     doc.write_text(json.dumps({"log_history": [{"step": 1, "kl": 0.1, "reward": 1.0}]}))
     assert len(LogTail(str(doc)).read()) == 1
+
+
+def test_an_extra_column_named_like_a_tidy_column_is_kept_apart():
+    """Gold fitted as the reward, the proxy logged as "reward": the proxy comes back as extra:reward, per step."""
+    from overopt.online.logs import extra_column
+    df = pd.DataFrame({"step": [0, 1, 1, 2], "kl": [0.0, 1.0, 1.0, 2.0], "gold": [0.0, 1.0, 3.0, 2.0],
+                       "reward": [0.0, 5.0, 7.0, 9.0], "ref": [1.0, 2.0, 2.0, 3.0]})
+    curve = tidy(df, recognise(df, "log", reward="gold"), "log", ("reward", "ref"))
+    assert extra_column("reward") == "extra:reward" and extra_column("ref") == "ref"
+    assert curve["reward"].tolist() == [0.0, 2.0, 2.0] and curve["extra:reward"].tolist() == [0.0, 6.0, 9.0]
+    assert curve["ref"].tolist() == [1.0, 2.0, 3.0]

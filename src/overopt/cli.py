@@ -55,15 +55,16 @@ def cmd_sweep(args) -> int:
 def fit_file(path: str, form: str | None, kl_col: str | None, reward_col: str | None, group_col: str | None,
              n_boot: int = 200, step_col: str | None = None, until_kl: float | None = None,
              baseline: str = "fit", bins: int = 20, kl_per_token: bool = False, length_col: str | None = None,
-             keep: list | None = None) -> list[dict]:
+             keep: list | None = None, proxy_col: str | None = None) -> list[dict]:
     """Fit `form` to each group of a training log (`overopt.online.logs`: CSV, JSONL, trainer_state.json, a run
     folder, TensorBoard events, W&B export), binned by step with a free baseline (`overopt.online.verdict`);
     returns rows with the fields of fits.csv, plus ``kl_now`` (the latest KL), ``points`` and ``verdict``.
     ``until_kl`` keeps only the points up to that KL (a forecast from a partial curve); each remark on how the log
     was read goes to stderr; ``keep`` receives (name, kl, reward, LogFit, verdict) for each curve (what --plot
-    draws)."""
-    from .laws import FitError
-    from .online.logs import read_log, recognise, tidy
+    draws). With ``proxy_col`` (the optimized reward, the reward column then being gold or a trusted judge) each
+    row has ``gamma``: Kim et al.'s area between the two fitted curves over gold's (`overopt.laws.gamma`)."""
+    from .laws import FitError, gamma
+    from .online.logs import extra_column, read_log, recognise, tidy
     from .online.verdict import fit_log, judge
 
     if bins < 1:
@@ -75,7 +76,9 @@ def fit_file(path: str, form: str | None, kl_col: str | None, reward_col: str | 
         form = "bon" if cols["kl"] == "kl_bound" else "rl"
         notes.append(f"form {form} ({'a best-of-n curve' if form == 'bon' else 'a trainer log'}; set --form to "
                      "change)")
-    curve = tidy(df, cols, path)
+    if proxy_col and proxy_col not in df.columns:
+        raise CLIError(f"{path} has no column '{proxy_col}' (--proxy-col)")
+    curve = tidy(df, cols, path, (proxy_col,) if proxy_col else ())
     notes += curve.attrs["notes"]
     rows = []
     for name, g in curve.groupby("group", sort=False):
@@ -87,8 +90,15 @@ def fit_file(path: str, form: str | None, kl_col: str | None, reward_col: str | 
             raise CLIError(f"{path}: group '{name}': {e}")
         notes += [f"'{name}': {m}" for m in lf.warnings]
         verdict = judge(lf).text()
-        rows.append({"curve": str(name), **lf.fit.to_dict(), "kl_now": lf.kl_now, "points": lf.n_steps,
-                     "verdict": verdict})
+        row = {"curve": str(name), **lf.fit.to_dict(), "kl_now": lf.kl_now, "points": lf.n_steps, "verdict": verdict}
+        if proxy_col:
+            p = g.dropna(subset=[extra_column(proxy_col)])
+            try:
+                pf = fit_log(p["step"], p["kl"], p[extra_column(proxy_col)], form, baseline, bins, 0).fit
+            except FitError as e:
+                raise CLIError(f"{path}: group '{name}': the proxy column '{proxy_col}': {e}")
+            row["gamma"] = gamma(form, (lf.fit.alpha, lf.fit.beta), (pf.alpha, pf.beta), float(g["kl"].max()))
+        rows.append(row)
         if keep is not None:
             keep.append((str(name), g["kl"].to_numpy(float), g["reward"].to_numpy(float), lf, verdict))
     for m in notes:
@@ -99,7 +109,8 @@ def fit_file(path: str, form: str | None, kl_col: str | None, reward_col: str | 
 def cmd_fit(args) -> int:
     kept = [] if args.plot else None
     rows = fit_file(args.file, args.form, args.kl_col, args.reward_col, args.group_col, args.n_boot, args.step_col,
-                    args.until_kl, args.baseline, args.bins, args.kl_per_token, args.length_col, keep=kept)
+                    args.until_kl, args.baseline, args.bins, args.kl_per_token, args.length_col, keep=kept,
+                    proxy_col=args.proxy_col)
     if args.plot:
         from .report.logplot import plot_log_fits
 
@@ -121,12 +132,13 @@ def cmd_fit(args) -> int:
                  for r in rows]
         print(json.dumps(clean, indent=2))
         return 0
+    g = args.proxy_col is not None
     print(f"{'curve':<{w}} {'form':<6} {'alpha [interval]':>28} {'beta [interval]':>28} {'r2':>6} {'kl_peak':>9} "
-          f"{'gain_peak':>9}")
+          f"{'gain_peak':>9}" + (f" {'gamma':>7}" if g else ""))
     for r in rows:
         print(f"{r['curve']:<{w}} {r['form']:<6} {span(r['alpha'], r['alpha_lo'], r['alpha_hi']):>28} "
               f"{span(r['beta'], r['beta_lo'], r['beta_hi']):>28} {r['r2']:>6.3f} {r['kl_peak']:>9.3g} "
-              f"{r['gain_peak']:>9.3g}")
+              f"{r['gain_peak']:>9.3g}" + (f" {r['gamma']:>7.3g}" if g else ""))
     return 0
 
 
@@ -139,7 +151,7 @@ def cmd_monitor(args) -> int:
     import pandas as pd
 
     from .errors import LogError
-    from .online.logs import LogTail, read_log, recognise, tidy
+    from .online.logs import LogTail, extra_column, read_log, recognise, tidy
     from .online.monitor import Monitor
     from .online.verdict import kl_warnings
 
@@ -177,7 +189,8 @@ def cmd_monitor(args) -> int:
                     continue
                 seen.add(row["step"])
                 new = True
-                value = lambda c: float(row[c]) if c in row and pd.notna(row[c]) else None  # noqa: E731
+                value = lambda c: (float(row[extra_column(c)]) if c and extra_column(c) in row  # noqa: E731
+                                   and pd.notna(row[extra_column(c)]) else None)
                 mem = [v for v in map(value, members) if v is not None] or None
                 st = mon.update(row["step"], row["kl"], row["reward"], value(args.reference_col), mem)
                 line = f"step {row['step']:g}  KL {st.kl:.3g}  {st.state}" + \
@@ -282,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="functional form (default: bon for a best-of-n table with kl_bound, else rl)")
     _log_columns(f)
     f.add_argument("--group-col", help="fit one curve per value of this column (a W&B export: one per run)")
+    f.add_argument("--proxy-col", help="the optimized (proxy) reward, when the reward column is gold or a trusted "
+                                       "judge: adds gamma, the area between the two fitted curves over gold's (Kim "
+                                       "et al. 2025)")
     f.add_argument("--baseline", choices=["fit", "first"], default="fit",
                    help="fit: the reward at KL 0 is fitted (default); first: gains over the KL = 0 row")
     f.add_argument("--bins", type=int, default=20, help="most runs of consecutive steps fitted (default 20)")

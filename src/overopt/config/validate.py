@@ -74,6 +74,7 @@ def _core(cfg: Config, need) -> list[str]:
     need(cfg.run.device in ("auto", "cpu", "cuda"), "run.device", "must be auto, cpu or cuda")
     need(0 <= cfg.run.seed < 2 ** 32, "run.seed", "must be in [0, 2^32)")
     need(cfg.run.threads >= 0, "run.threads", "must be >= 0")
+    need(cfg.run.workers >= 0, "run.workers", "must be >= 0")
     for b in cfg.run.track:
         need(b in ("tensorboard", "wandb"), "run.track", f"entries must be tensorboard or wandb, got {b!r}")
     need(cfg.run.wandb_mode in ("offline", "online", "disabled"), "run.wandb_mode", "must be offline, online or disabled")

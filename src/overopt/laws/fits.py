@@ -70,6 +70,28 @@ def peak(form: str, alpha: float, beta: float) -> tuple[float, float]:
     return d * d, float(predict("log1p", alpha, beta, d * d))
 
 
+def gamma(form: str, gold: tuple[float, float], proxy: tuple[float, float], kl_max: float,
+          points: int = 2001) -> float:
+    """Kim et al. 2025's degree of overoptimization of one curve ("Rethinking reward model evaluation through the
+    lens of reward overoptimization", arXiv 2505.12763): the area between the fitted gold curve f and the fitted
+    proxy curve g, normalised by the area under the gold curve,
+
+        gamma = integral_0^k |f(d) - g(d)| dd / integral_0^k f(d) dd,
+
+    both fits of ``form`` given as (alpha, beta), in d = sqrt(KL) (the variable of Gao et al.'s forms), k the
+    square root of ``kl_max`` (the curve's largest KL). 0 when the proxy's gains are gold's; larger as the proxy
+    rises away from gold. NaN when gold's area is not positive (no net gold gain to measure the gap against).
+    The trapezoid rule on ``points`` values of d."""
+    d = np.linspace(0.0, math.sqrt(max(kl_max, 0.0)), points)
+    f = predict(form, *gold, d * d)
+    g = predict(form, *proxy, d * d)
+    trapezoid = lambda y: float(((y[1:] + y[:-1]) / 2 * np.diff(d)).sum())  # noqa: E731
+    area = trapezoid(f)
+    if not (area > 0 and math.isfinite(area)):
+        return math.nan
+    return trapezoid(np.abs(f - g)) / area
+
+
 @dataclass
 class FitResult:
     form: str

@@ -337,12 +337,22 @@ def _numbers(df: pd.DataFrame, col: str, path: str) -> np.ndarray:
     return vals
 
 
+TIDY_COLUMNS = ("group", "step", "kl", "reward")
+
+
+def extra_column(col: str) -> str:
+    """The name `tidy` gives an extra column: its own, or "extra:<name>" where that is one of tidy's own columns (a
+    proxy logged as "reward" beside the gold column fitted as the reward)."""
+    return f"extra:{col}" if col in TIDY_COLUMNS else col
+
+
 def tidy(df: pd.DataFrame, cols: dict, path: str = "log", extra: tuple = ()) -> pd.DataFrame:
     """One row per (group, step): kl and reward as numbers, rows missing either dropped, sorted by step,
     repeated steps averaged. Without a step column the order of the log is the step.
 
     ``extra`` columns (a reference score, ensemble members) are averaged over every line of the same step,
-    those without a KL included: a trainer logs evaluations on lines of their own."""
+    those without a KL included: a trainer logs evaluations on lines of their own; each is named
+    `extra_column(name)`."""
     out = pd.DataFrame(index=df.index)
     out["group"] = df[cols["group"]].astype(str) if cols.get("group") else log_name(path)
     for key in ("kl", "reward", "step", "kl_length"):
@@ -363,7 +373,7 @@ def tidy(df: pd.DataFrame, cols: dict, path: str = "log", extra: tuple = ()) -> 
                        f"('{_show(cols['reward'])}')")
     out = out.groupby(["group", "step"], as_index=False, sort=True)[["kl", "reward"]].mean()
     out["kl"] = out["kl"].clip(lower=0.0)
-    out = out.join(extras.rename(columns=lambda c: c[len("extra:"):]), on=["group", "step"])
+    out = out.join(extras.rename(columns=lambda c: extra_column(c[len("extra:"):])), on=["group", "step"])
     # a sampled estimate (k1, as TRL's RLOO logs) dips below zero near the start: read as 0, and said
     out.attrs["negative_kl"] = (int(neg.sum()), low)
     out.attrs["notes"] = [kl_note(cols)] + ([f"{int(neg.sum())} line(s) of '{_show(cols['kl'])}' are negative (down "

@@ -94,6 +94,10 @@ class Cache:
     def path(self, kind: str, key: str) -> Path:
         return self.root / kind / f"{key}{SUFFIX}"
 
+    def has(self, kind: str, key: str) -> bool:
+        """Whether an artifact is stored (`get` may still find it unreadable and return None)."""
+        return self.path(kind, key).exists()
+
     def get(self, kind: str, key: str):
         p = self.path(kind, key)
         if not p.exists():

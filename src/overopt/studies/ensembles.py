@@ -25,6 +25,7 @@ from ..models.reward import Proxy
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs
 from ..pipeline.curves import RL_COLUMNS, curve_key, rl_settings, run_curve
+from ..pipeline.parallel import prefetch
 from ..pipeline.proxies import calibrate, score_pool, train_proxy
 from ..pipeline.run import Run
 from ..stats import bootstrap_rows, interval
@@ -130,7 +131,7 @@ def ensemble_rl(run: Run, art: Artifacts, ensembles: list[Ensemble], pool_scores
     c, e = run.cfg, run.cfg.ensemble
     if not (e.rl and c.rl.enabled):
         return None
-    rows = []
+    jobs = []  # (key, curve, its identity columns, the callable that runs it)
     for ens in ensembles:
         objectives = _objectives(run, pool_scores[ens.name])
         watch = ens.objective("mean", 0.5, e.calibrate).to(run.device)
@@ -148,10 +149,15 @@ def ensemble_rl(run: Run, art: Artifacts, ensembles: list[Ensemble], pool_scores
                 proxy = Proxy(curve, sum(p.params for p in ens.members),
                               ens.objective(obj, e.lam, e.calibrate).to(run.device))
             key = curve_key(c, [e.lam, e.calibrate], [p.key for p in ens.members], obj, art.pool.key, EVAL_VERSION)
-            with run.stage(f"rl {curve}") as st:
-                st["cached"] = run.cache.get("rl", key) is not None
-                res = run_curve(run, art.world, art.pi0, proxy, evaluator, key, f"rl {curve}", rl_settings(c), curve)
-            rows += [{"ensemble": ens.name, "noise": ens.noise, "objective": obj, **r} for r in res["rows"]]
+            jobs.append((key, curve, {"ensemble": ens.name, "noise": ens.noise, "objective": obj},
+                         lambda p=proxy, ev=evaluator, k=key, cv=curve: run_curve(
+                             run, art.world, art.pi0, p, ev, k, f"rl {cv}", rl_settings(c), cv)))
+    prefetch(run, [(key, f) for key, _, _, f in jobs], "rl", "ensemble rl curves")
+    rows = []
+    for key, curve, identity, f in jobs:
+        with run.stage(f"rl {curve}") as st:
+            st["cached"] = run.cache.has("rl", key)
+            rows += [{**identity, **r} for r in f()["rows"]]
     return pd.DataFrame(rows).reindex(columns=ENSEMBLE_RL_COLUMNS)
 
 

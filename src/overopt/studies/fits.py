@@ -15,8 +15,13 @@ from ..pipeline.run import Run
 from .base import Output, Study
 
 FIT_COLUMNS = ["curve", "form", "alpha", "beta", "alpha_lo", "alpha_hi", "beta_lo", "beta_hi", "r2",
-               "kl_peak", "gain_peak", "kl_peak_lo", "kl_peak_hi", "gain_peak_lo", "gain_peak_hi", "n_points"]
+               "kl_peak", "gain_peak", "kl_peak_lo", "kl_peak_hi", "gain_peak_lo", "gain_peak_hi", "n_points", "gamma"]
 FIT_TABLE_COLUMNS = FIT_COLUMNS + FIT_ID_COLUMNS
+
+
+def _gamma(gold: laws.FitResult, proxy: laws.FitResult, kl: np.ndarray) -> float:
+    """Kim et al.'s gamma of a curve from its gold and proxy fits (one form), up to its largest KL."""
+    return laws.gamma(gold.form, (gold.alpha, gold.beta), (proxy.alpha, proxy.beta), float(np.max(kl)))
 
 
 def bon_fits(c, bon_df: pd.DataFrame, boots: dict) -> tuple[list[dict], list[dict]]:
@@ -26,11 +31,12 @@ def bon_fits(c, bon_df: pd.DataFrame, boots: dict) -> tuple[list[dict], list[dic
     for rm, g in bon_df.groupby("rm", sort=False):
         kl, gold = g["kl_bound"].to_numpy(), g["gold"].to_numpy()
         ident = {"method": "bon", "rm": rm, "variant": "family" if g["n_train"].iloc[0] == c.rm.n_train else "data_size"}
+        proxy = laws.fit(kl, g["proxy"].to_numpy(), "bon", ci=c.fit.ci, n_boot=c.bon.n_boot)
         for form in ("bon", *laws.ALTERNATIVES["bon"]):
             r = laws.fit(kl, gold, form, boot_gains=boots.get(rm), ci=c.fit.ci)
-            fits.append({"curve": f"bon/gold/{rm}", **r.to_dict(), **ident, "reward": "gold"})
-        r = laws.fit(kl, g["proxy"].to_numpy(), "bon", ci=c.fit.ci, n_boot=c.bon.n_boot)
-        fits.append({"curve": f"bon/proxy/{rm}", **r.to_dict(), **ident, "reward": "proxy"})
+            fits.append({"curve": f"bon/gold/{rm}", **r.to_dict(), **ident, "reward": "gold",
+                         **({"gamma": _gamma(r, proxy, kl)} if form == "bon" else {})})
+        fits.append({"curve": f"bon/proxy/{rm}", **proxy.to_dict(), **ident, "reward": "proxy"})
         n = g["n"].to_numpy()
         N = int(n.max())
         early = n <= max(4, int(c.fit.extrap_frac * N))
@@ -60,9 +66,12 @@ def rl_fits(c, rl_df: pd.DataFrame | None, rl_boots: dict) -> list[dict]:
         kl, gold = g["kl"].to_numpy(), g["gold"].to_numpy()
         ident = {"method": "rl", "reward": "gold", "rm": g["rm"].iloc[0], "variant": g["variant"].iloc[0],
                  "policy": g["policy"].iloc[0]}
+        proxy = g["proxy"].to_numpy()
         for form in ("rl", *laws.ALTERNATIVES["rl"], "bon"):
             r = laws.fit(kl, gold, form, boot_gains=rl_boots.get(curve), ci=c.fit.ci)
-            fits.append({"curve": f"rl/gold/{curve}", **r.to_dict(), **ident})
+            extra = {"gamma": _gamma(r, laws.fit(kl, proxy, "rl", n_boot=0), kl)} if form == "rl" and np.isfinite(
+                proxy).all() else {}
+            fits.append({"curve": f"rl/gold/{curve}", **r.to_dict(), **ident, **extra})
     family = family_curves(rl_df)
     if len(family) > 1:
         alpha, betas, r2 = laws.fit_shared_alpha(family, "rl")

@@ -17,6 +17,7 @@ from ..optimizers.rl import RLError
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs, other_policy, pi0_name
 from ..pipeline.curves import RL_COLUMNS, curve_key, rl_settings, run_curve
+from ..pipeline.parallel import prefetch
 from ..pipeline.run import Run
 from .base import Output, Study
 
@@ -58,20 +59,27 @@ def _source(run: Run, art: Artifacts, job: dict):
                          c.rl.iterated_rounds, c.rl.steps, c.rl.iterated_pairs or c.rm.n_train // c.rl.iterated_rounds)
 
 
+def _curve(run: Run, art: Artifacts, job: dict) -> dict:
+    return run_curve(run, art.world, job["ref"], job["proxy"], job["ev"], job["key"], f"rl {job['curve']}",
+                     job["settings"], job["curve"], _source(run, art, job))
+
+
 def run_rl(run: Run, art: Artifacts, before: dict) -> Output:
     """rl.csv rows, each curve's bootstrap replicates and each family curve's evaluation responses."""
     c = run.cfg
     rows, boots, samples = [], {}, {}
-    for job in curve_jobs(run, art):
-        p, curve = job["proxy"], job["curve"]
+    jobs = curve_jobs(run, art)
+    for job in jobs:
         own = [c.rl.iterated_rounds, c.rl.iterated_pairs] if job["variant"] == "iterated" else []
-        key = curve_key(c, own, p.key, art.pool.key, curve, EVAL_VERSION)
+        job["key"] = curve_key(c, own, job["proxy"].key, art.pool.key, job["curve"], EVAL_VERSION)
+    prefetch(run, [(j["key"], lambda j=j: _curve(run, art, j)) for j in jobs], "rl", "rl curves")
+    for job in jobs:
+        curve = job["curve"]
         identity = {k: job[k] for k in VARIANT_COLUMNS}
         with run.stage(f"rl {curve}") as st:
-            st["cached"] = run.cache.get("rl", key) is not None
+            st["cached"] = run.cache.has("rl", job["key"])
             try:
-                res = run_curve(run, art.world, job["ref"], p, job["ev"], key, f"rl {curve}", job["settings"], curve,
-                                _source(run, art, job))
+                res = _curve(run, art, job)
             except RLError as e:  # every point evaluated so far stays written
                 done = rows + [{**r, **identity} for r in getattr(e, "rows", [])]
                 run.write("rl", pd.DataFrame(done).reindex(columns=RL_TABLE_COLUMNS))
