@@ -242,7 +242,8 @@ def test_rerun_reuses_the_cache_and_report_rebuilds_from_tables(smoke, tmp_path)
     assert main(["run", "--preset", "smoke", "--out", str(out2), "--quiet", "--set", f"run.cache_dir={cache}"]) == 0
     stages = json.loads((out2 / "manifest.json").read_text())["stages"]
     built = [k for k, v in stages.items()
-             if k not in ("bon table", "learned", "length", "calibration", "ensemble bon", "multi-objective", "tables", "report")
+             if k not in ("bon table", "learned", "length", "calibration", "ensemble bon", "multi-objective", "budget",
+                          "tables", "report")
              and not k.startswith("monitor") and not v["cached"]]  # computed afresh from cached artifacts
     assert built == []
     pd.testing.assert_frame_equal(pd.read_csv(out / "bon.csv"), pd.read_csv(out2 / "bon.csv"))
@@ -463,3 +464,30 @@ def test_cuda_asked_on_a_machine_without_it_is_one_line(tmp_path, capsys):
     assert err.startswith("overopt run: error: config key 'run.device' is cuda, but torch ") and \
         err.endswith("sees no CUDA device here")
     assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_budget_tables_in_the_smoke_run(smoke):
+    """Labels within each budget, none = no labels and training to the end, the regrets recomputed from rl.csv."""
+    from overopt.studies.budget import BON_CHOICE_COLUMNS, BUDGET_COLUMNS, SUMMARY_COLUMNS
+    out, _ = smoke
+    b = pd.read_csv(out / "budget.csv")
+    assert list(b.columns) == BUDGET_COLUMNS and set(b["curve"]) == {"8x1", "16x1", "32x1"}
+    assert set(b["strategy"]) == {"none", "fixed set", "fixed", "triggered", "sequential"}
+    assert set(b["judge"]) == {"pointwise", "pairwise"}
+    assert (b["labels"] <= b["budget"]).all()
+    none = b[b["strategy"] == "none"]
+    assert (none["labels"] == 0).all() and (none["stop_step"] == 12).all() and (none["pick_step"] == 12).all()
+    assert (b[b["strategy"] == "fixed set"]["labels"] <= 8 * 5).all()
+    rl = pd.read_csv(out / "rl.csv")
+    for _, r in b.sample(10, random_state=0).iterrows():
+        g = rl[rl["curve"] == r["curve"]].set_index("step")["gold"]
+        assert r["gold_peak"] == pytest.approx(g.max()) and r["gold_pick"] == pytest.approx(g[r["pick_step"]])
+        assert r["regret_pick"] == pytest.approx((g.max() - g[r["pick_step"]]) / g.max())
+        assert r["early"] == (g.index.get_loc(r["stop_step"]) < g.values.argmax() and g[r["stop_step"]] < g.max() / 2)
+    s = pd.read_csv(out / "budget_summary.csv")
+    assert list(s.columns) == SUMMARY_COLUMNS and (s["runs"] == s["strategy"].map(
+        lambda x: 3 if x == "none" else 6)).all()
+    c = pd.read_csv(out / "bon_choice.csv")
+    assert list(c.columns) == BON_CHOICE_COLUMNS and (c["labels"] == 4 * (2 + 2)).all()
+    assert (c["n_lo"] <= c["n_hi"]).all() and set(c["rm"]) == {"8x1", "16x1", "32x1"}
+    assert "A judge on a label budget" in (out / "report.html").read_text()

@@ -62,3 +62,48 @@ def test_trl_run_logs_gold_at_weight_zero(world, tmp_path):
     for h in hist:  # the optimized reward is the proxy alone; gold is there, logged
         assert h["reward"] == pytest.approx(h["rewards/proxy/mean"], abs=1e-5)
         assert "rewards/gold/mean" in h and h["rewards/gold/mean"] != h["reward"]
+
+
+def test_callback_with_a_judge_inside_a_trl_trainer_spends_its_budget_and_names_the_checkpoint(world, tmp_path):
+    """RLOO for 6 steps saving every 2: each save is judged with 4 generated completions (fixed strategy, budget 12);
+    the third save spends the budget and stops training; the rollback checkpoint is the best judged one, on disk."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import RLOOConfig, RLOOTrainer
+
+    from overopt.models.policy import build_lm
+    from overopt.online.monitor import OveroptCallback
+
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    m = build_lm(len(world.vocab), 16, 1, 2, 64, 0)
+    m.generation_config.top_k = None
+    m.save_pretrained(tmp_path / "m")
+    world.tokenizer().save_pretrained(tmp_path / "m")
+    rm = build_rm(len(world.vocab), 8, 1, 64, seed=1)
+    funcs, weights = toy_reward_funcs(world, proxy=rm)
+    calls = []
+
+    def judge(prompts, completions):  # a pointwise judge: fewer words is better
+        calls.append(len(completions))
+        return [-len(c.split()) for c in completions]
+
+    prompts = [world.prompt_text(i) for i in world.eval_prompt_idx[:10]]
+    cb = OveroptCallback(judge=judge, judge_prompts=prompts, budget=12, strategy="fixed", per_eval=4,
+                         max_new_tokens=12)
+    args = RLOOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, num_generations=4,
+                      max_completion_length=12, beta=0.05, learning_rate=1e-3, max_steps=6, logging_steps=1,
+                      save_strategy="steps", save_steps=2, report_to=[], use_cpu=True, seed=0, temperature=1.0,
+                      top_k=0, disable_tqdm=True, bf16=False, reward_weights=weights)
+    ds = Dataset.from_dict({"prompt": [world.prompt_text(i) for i in world.train_prompt_idx[:48]]})
+    RLOOTrainer(model=AutoModelForCausalLM.from_pretrained(tmp_path / "m"), reward_funcs=funcs, args=args,
+                train_dataset=ds, processing_class=world.tokenizer(), callbacks=[cb]).train()
+    logging.disable(logging.NOTSET)
+    w = cb.judged.watch
+    assert calls == [4, 4, 4] and w.spent == 12
+    assert [h.step for h in w.history] == [2, 4, 6] and [h.labels for h in w.history] == [4] * 3
+    assert w.history[-1].state == "stop" and "budget (12) is spent" in w.history[-1].reasons[-1]
+    best = max(w.checkpoints, key=lambda c: c.mean)
+    assert cb.best_checkpoint == str(tmp_path / "out" / f"checkpoint-{int(best.step)}")
+    assert (tmp_path / "out" / f"checkpoint-{int(best.step)}").is_dir()
+    assert all(c.kl >= 0 for c in w.checkpoints) and w.checkpoints[-1].kl > 0  # the logged KL at each save

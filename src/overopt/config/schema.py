@@ -208,6 +208,25 @@ class MonitorConfig:
 
 
 @dataclass(frozen=True)
+class BudgetConfig:
+    enabled: bool = _f(False, "judge on a label budget along every family RL curve, and n for best-of-n from a few "
+                              "judged prompts (budget.csv, budget_summary.csv, bon_choice.csv, report section)")
+    budgets: tuple = _f((0, 50, 100, 200, 400), "judge labels per RL run, each strategy measured at each")
+    strategies: tuple = _f(("fixed", "triggered", "sequential"), "fixed, triggered and/or sequential "
+                                                                   "(`overopt.online.budget`)")
+    judges: tuple = _f(("pointwise", "pairwise"), "pointwise (a gold score per response) and/or pairwise (a "
+                                                   "response against a pi0 response to its prompt: win 1, tie 0.5)")
+    fixed_set: int = _f(100, "labels per evaluation of the fixed evaluation set the budgets are compared with")
+    batch: int = _f(8, "sequential: labels per batch")
+    z: float = _f(2.0, "Welch z of a fall below the best checkpoint that stops (and, sequential, that decides)")
+    growth: float = _f(0.5, "triggered: relative growth of sqrt(KL) since the last labelled evaluation that labels")
+    repeats: int = _f(20, "independent label draws per curve, strategy and budget")
+    bon_prompts: tuple = _f((5, 10, 20, 40), "calibration prompts m for choosing n of best-of-n")
+    bon_top: int = _f(6, "best-of-n calibration: the proxy's top samples labelled per prompt")
+    bon_rest: int = _f(4, "best-of-n calibration: samples labelled per prompt drawn from the rest")
+
+
+@dataclass(frozen=True)
 class HFConfig:
     policy: str = _f("", "the Hugging Face world: pi0, a causal LM (local folder or hub name); empty = the toy world")
     gold: str = _f("", "gold: a sequence-classification model (folder or hub name), or a Python callable "
@@ -247,6 +266,7 @@ class Config:
     aif: AifConfig = field(default_factory=AifConfig)
     active: ActiveConfig = field(default_factory=ActiveConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     hf: HFConfig = field(default_factory=HFConfig)
     fit: FitConfig = field(default_factory=FitConfig)
 

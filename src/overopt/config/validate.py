@@ -181,7 +181,7 @@ def _daa(cfg: Config, need, names: list[str]) -> None:
 
 
 def _studies(cfg: Config, need, names: list[str]) -> None:
-    """aif, active, monitor, multi and ensemble."""
+    """aif, active, monitor, budget, multi and ensemble."""
     if cfg.aif.enabled:
         need(len(cfg.aif.labellers) > 0, "aif.labellers", "must name at least one labeller")
         for spec in cfg.aif.labellers:
@@ -203,6 +203,22 @@ def _studies(cfg: Config, need, names: list[str]) -> None:
     need(mo.patience >= 1, "monitor.patience", "must be >= 1")
     need(mo.disagreement_rise > 0, "monitor.disagreement_rise", "must be > 0")
     need(mo.gold_eval_prompts >= 0, "monitor.gold_eval_prompts", "must be >= 0")
+    b = cfg.budget
+    ints = lambda xs, low: all(isinstance(x, int) and not isinstance(x, bool) and x >= low for x in xs)  # noqa: E731
+    need(len(b.budgets) > 0 and ints(b.budgets, 0), "budget.budgets", "must be a list of label counts >= 0")
+    need(len(b.strategies) > 0 and all(x in ("fixed", "triggered", "sequential") for x in b.strategies),
+         "budget.strategies", "must be a list of fixed, triggered, sequential")
+    need(len(b.judges) > 0 and all(x in ("pointwise", "pairwise") for x in b.judges), "budget.judges",
+         "must be a list of pointwise, pairwise")
+    need(b.fixed_set >= 2, "budget.fixed_set", "must be >= 2")
+    need(b.batch >= 2, "budget.batch", "must be >= 2")
+    need(b.z > 0, "budget.z", "must be > 0")
+    need(b.growth > 0, "budget.growth", "must be > 0")
+    need(b.repeats >= 1, "budget.repeats", "must be >= 1")
+    need(len(b.bon_prompts) > 0 and ints(b.bon_prompts, 1) and max(b.bon_prompts) <= cfg.world.eval_prompts,
+         "budget.bon_prompts", "must be a list of prompt counts between 1 and world.eval_prompts")
+    need(b.bon_top >= 0 and b.bon_rest >= 0 and 1 <= b.bon_top + b.bon_rest <= cfg.bon.pool_size, "budget.bon_top",
+         "plus budget.bon_rest must be between 1 and bon.pool_size")
     need(not ac.enabled or ac.start + ac.rounds * ac.per_round <= cfg.rm.n_train, "active.per_round",
          "times active.rounds plus active.start must be at most rm.n_train")
     mo = cfg.multi

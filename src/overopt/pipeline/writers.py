@@ -50,6 +50,9 @@ def write_manifest(run, status: str, started: float) -> None:
     try:
         import resource
         m["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest worker (`pipeline.parallel`)
+        if workers:
+            m["peak_rss_workers_mb"] = round(workers / 1024, 1)
     except ImportError:
         pass
     (run.out / "manifest.json").write_text(json.dumps(m, indent=2))

@@ -1,0 +1,192 @@
+"""A judge on a label budget: which evaluations to label, how many labels, when to stop, which checkpoint to keep.
+
+    watch = BudgetWatch("sequential", budget=200)
+    for each evaluation of a training run:
+        status = watch.update(step, kl, proxy, label)   # label(n): up to n new labels of this checkpoint
+        status.state            # "ok" or "stop"
+        status.best_step        # the checkpoint to roll back to: the highest judged mean so far
+        watch.spent             # labels paid for so far
+
+The judge is whatever the practitioner trusts and pays for per label: gold in the toy world, a sequence
+classifier, an LLM judge, human ratings read from a file. A label is one pointwise score of a policy response, or
+one pairwise judgement of a policy response against a pi0 response to the same prompt (1 win, 0.5 tie, 0 loss;
+their mean is the win rate practitioners track). The proxy and the KL are free; labels are not.
+
+Strategies (``per_eval`` labels at most per evaluation, ``budget`` in all):
+  fixed       ``per_eval`` labels at every evaluation (a gold evaluation set of that size);
+  triggered   ``per_eval`` labels at the first evaluation and then only where sqrt(KL) grew by ``growth``
+              (relative) since the last labelled one: gold is a function of sqrt(KL) (Gao et al. 2022), so an
+              evaluation at nearly the same KL has nothing new to say;
+  sequential  ``batch`` labels at every evaluation, then more, a batch at a time, while the comparison with the best
+              checkpoint is undecided (|z| < ``z``) and this evaluation has had fewer than ``per_eval`` (a sequential
+              test of the difference, in the manner of Wald 1945, truncated).
+Every strategy stops the run when a labelled checkpoint's judged mean is below the best one's by z <= -``z``
+(Welch's statistic of the two means), or when the budget is spent (what comes after can no longer be judged).
+The checkpoint to keep is the one with the highest judged mean among those with at least two labels.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+STRATEGIES = ("fixed", "triggered", "sequential")
+
+
+@dataclass
+class Judged:
+    """The labels of one checkpoint."""
+    step: float
+    kl: float
+    labels: list = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.labels)) if self.labels else math.nan
+
+    @property
+    def se(self) -> float:
+        """The standard error of the mean (the sample standard deviation over sqrt(n)); inf below two labels."""
+        return float(np.std(self.labels, ddof=1) / math.sqrt(self.n)) if self.n > 1 else math.inf
+
+
+def welch_z(a: Judged, b: Judged) -> float:
+    """(mean a - mean b) / sqrt(se_a^2 + se_b^2): Welch's statistic for two means with unequal variances (a zero
+    spread on both sides reads as 0, or as +-inf when the means differ)."""
+    diff, s = a.mean - b.mean, math.hypot(a.se, b.se)
+    if s == 0:
+        return 0.0 if diff == 0 else math.copysign(math.inf, diff)
+    return diff / s
+
+
+@dataclass
+class BudgetStatus:
+    state: str                       # "ok" or "stop"
+    reasons: list[str]
+    step: float
+    kl: float
+    labels: int                      # spent on this evaluation
+    spent: int                       # spent so far
+    best_step: float | None          # the checkpoint to roll back to
+
+
+class BudgetWatch:
+    def __init__(self, strategy: str = "sequential", budget: int = 200, per_eval: int = 40, batch: int = 8,
+                 z: float = 2.0, growth: float = 0.5):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy '{strategy}' (choose from {', '.join(STRATEGIES)})")
+        for ok, rule, value in ((budget >= 0, "budget >= 0", budget), (per_eval >= 2, "per_eval >= 2", per_eval),
+                                (batch >= 2, "batch >= 2", batch), (z > 0, "z > 0", z), (growth > 0, "growth > 0", growth)):
+            if not ok:
+                raise ValueError(f"BudgetWatch needs {rule}, got {value:g}")
+        self.strategy, self.budget, self.per_eval, self.batch, self.z, self.growth = \
+            strategy, budget, per_eval, batch, z, growth
+        self.spent = 0
+        self.checkpoints: list[Judged] = []   # every evaluation, labelled or not
+        self.best: Judged | None = None
+        self._last_d: float | None = None     # sqrt(KL) at the last labelled evaluation (triggered)
+        self.history: list[BudgetStatus] = []
+
+    def _buy(self, cp: Judged, n: int, label: Callable[[int], np.ndarray]) -> int:
+        n = min(n, self.budget - self.spent)
+        if n <= 0:
+            return 0
+        got = [float(v) for v in np.asarray(label(n), dtype=float).ravel()[:n]]
+        if not all(math.isfinite(v) for v in got):
+            raise ValueError(f"step {cp.step:g}: the judge returned a label that is not a finite number")
+        cp.labels += got
+        self.spent += len(got)
+        return len(got)
+
+    def _label(self, cp: Judged, label: Callable[[int], np.ndarray]) -> None:
+        d = math.sqrt(cp.kl)
+        if self.strategy == "fixed":
+            self._buy(cp, self.per_eval, label)
+        elif self.strategy == "triggered":
+            if self._last_d is None or d >= (1 + self.growth) * self._last_d or (self._last_d == 0 and d > 0):
+                if self._buy(cp, self.per_eval, label):
+                    self._last_d = d
+        else:
+            self._buy(cp, self.batch, label)
+            while (self.best is not None and cp.n >= 2 and cp.n < self.per_eval and self.spent < self.budget
+                   and abs(welch_z(cp, self.best)) < self.z):
+                if not self._buy(cp, min(self.batch, self.per_eval - cp.n), label):
+                    break
+
+    def update(self, step: float, kl: float, proxy: float, label: Callable[[int], np.ndarray]) -> BudgetStatus:
+        """Label this evaluation as the strategy says; stop on a significant fall below the best checkpoint or when
+        the budget is spent. ``proxy`` is kept for the record (the strategies here need only the KL)."""
+        if not all(math.isfinite(v) for v in (step, kl, proxy)):
+            raise ValueError(f"step {step}: step, kl and proxy must be finite numbers")
+        cp = Judged(float(step), max(float(kl), 0.0))
+        self.checkpoints.append(cp)
+        before = self.spent
+        self._label(cp, label)
+        reasons = []
+        if cp.n >= 2:
+            if self.best is None or cp.mean > self.best.mean:
+                self.best = cp
+            else:
+                zz = welch_z(cp, self.best)
+                if zz <= -self.z:
+                    reasons.append(f"judged mean {cp.mean:.3g} ({cp.n} labels) is below the best checkpoint's "
+                                   f"{self.best.mean:.3g} (step {self.best.step:g}, {self.best.n} labels): z = {zz:.2f}")
+        if self.spent >= self.budget:
+            reasons.append(f"the label budget ({self.budget}) is spent: later checkpoints cannot be judged")
+        status = BudgetStatus("stop" if reasons else "ok", reasons, cp.step, cp.kl, self.spent - before, self.spent,
+                              self.best.step if self.best is not None else None)
+        self.history.append(status)
+        return status
+
+    def summary(self) -> str:
+        if not self.history:
+            return "no evaluation was seen"
+        last = self.history[-1]
+        keep = f"; keep step {last.best_step:g}" if last.best_step is not None else "; no checkpoint was judged"
+        return (f"{len(self.history)} evaluations to step {last.step:g} (KL {last.kl:.3g}), {self.spent} of "
+                f"{self.budget} labels ({self.strategy}); last status {last.state}{keep}")
+
+
+class CheckpointJudge:
+    """A trainer's checkpoints judged on a label budget: at each, `BudgetWatch` buys labels by generating
+    completions of held-out ``prompts`` with the checkpoint's model (sampling at temperature 1, the policy itself)
+    and passing them to ``judge(prompts, completions) -> one score per completion``. `OveroptCallback(judge=...)`
+    calls it at every saved checkpoint, so the checkpoint to roll back to always exists on disk."""
+
+    def __init__(self, judge, prompts, budget: int = 200, strategy: str = "sequential", max_new_tokens: int = 64,
+                 seed: int = 0, **watch):
+        if not prompts:
+            raise ValueError("a judge needs held-out prompts to generate completions for (judge_prompts)")
+        self.judge, self.prompts, self.max_new_tokens = judge, list(prompts), max_new_tokens
+        self.watch = BudgetWatch(strategy, budget, **watch)
+        self.rng = np.random.default_rng(seed)
+
+    def _label(self, model, tokenizer) -> Callable[[int], np.ndarray]:
+        import torch
+
+        def label(n: int) -> np.ndarray:
+            prompts = [self.prompts[i] for i in self.rng.choice(len(self.prompts), size=n)]
+            side, tokenizer.padding_side = tokenizer.padding_side, "left"
+            enc = tokenizer(prompts, return_tensors="pt", padding=True).to(next(model.parameters()).device)
+            tokenizer.padding_side = side
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                out = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                                     max_new_tokens=self.max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+            model.train(was_training)
+            completions = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            scores = np.asarray(self.judge(prompts, completions), dtype=float).ravel()
+            if len(scores) != n:
+                raise ValueError(f"the judge returned {len(scores)} scores for {n} completions")
+            return scores
+        return label
+
+    def evaluate(self, model, tokenizer, step: float, kl: float, proxy: float) -> BudgetStatus:
+        return self.watch.update(step, kl, proxy, self._label(model, tokenizer))

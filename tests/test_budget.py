@@ -1,0 +1,83 @@
+"""The judge on a label budget: labels spent as each strategy says, a significant fall stops, the best checkpoint is
+kept; checked on curves whose labels are built by hand."""
+import math
+
+import numpy as np
+import pytest
+
+from overopt.online.budget import BudgetWatch, Judged, welch_z
+
+
+def labeller(mean: float, spread: float = 1.0):
+    """Labels mean +- spread, alternating: any even count has exactly that mean and a known standard error."""
+    def label(n):
+        return mean + spread * np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    return label
+
+
+CURVE = [(0, 0.0, 0.0), (10, 1.0, 1.0), (20, 4.0, 2.0), (30, 9.0, 2.2), (40, 16.0, 1.0), (50, 25.0, -1.0)]
+
+
+def feed(w: BudgetWatch, curve=CURVE, spread=1.0):
+    for step, kl, gold in curve:
+        st = w.update(step, kl, proxy=kl, label=labeller(gold, spread))
+        if st.state == "stop":
+            return st
+    return st
+
+
+def test_welch_z_hand_computed():
+    a, b = Judged(0, 0, [1.0, 3.0]), Judged(1, 1, [0.0, 0.0, 3.0, 3.0])
+    # means 2 and 1.5; se sqrt(2)/sqrt(2) = 1 and sqrt(3)/2
+    assert welch_z(a, b) == pytest.approx(0.5 / math.sqrt(1 + 0.75))
+    assert welch_z(Judged(0, 0, [1.0, 1.0]), Judged(0, 0, [1.0, 1.0])) == 0.0
+
+
+def test_fixed_labels_every_evaluation_stops_on_the_fall_and_keeps_the_best():
+    w = BudgetWatch("fixed", budget=1000, per_eval=8, z=2.0)
+    st = feed(w)
+    # se of 8 labels +-1: sqrt(8/7) / sqrt(8) = 0.378; 1.0 below 2.2 is z = -1.2 / (sqrt(2) 0.378) = -2.24: stop
+    assert st.state == "stop" and st.step == 40 and "below the best checkpoint" in st.reasons[0]
+    assert st.best_step == 30 and w.spent == 5 * 8
+    assert [h.labels for h in w.history] == [8] * 5
+
+
+def test_a_small_fall_within_the_noise_does_not_stop():
+    w = BudgetWatch("fixed", budget=1000, per_eval=4, z=2.0)
+    st = feed(w, CURVE[:4] + [(40, 16.0, 1.9)], spread=1.0)  # 0.3 below the best, se of the difference 0.82
+    assert st.state == "ok" and st.best_step == 30
+
+
+def test_triggered_labels_only_where_sqrt_kl_grew_enough():
+    w = BudgetWatch("triggered", budget=1000, per_eval=6, growth=0.5)
+    feed(w, [(0, 0.0, 0.0), (5, 0.01, 0.1), (10, 0.0144, 0.2), (20, 1.0, 1.0), (30, 1.44, 1.1), (40, 2.25, 1.2)])
+    # d = 0, 0.1 (first above 0), 0.12 (< 1.5 x 0.1), 1.0, 1.2 (< 1.5), 1.5 (>= 1.5 x 1.0)
+    assert [h.labels for h in w.history] == [6, 6, 0, 6, 0, 6]
+
+
+def test_sequential_buys_batches_until_the_comparison_is_decided():
+    w = BudgetWatch("sequential", budget=1000, per_eval=32, batch=4, z=2.0)
+    feed(w, [(0, 0.0, 0.0), (10, 1.0, 5.0), (20, 4.0, 5.0)], spread=1.0)
+    # step 10: 5 above 0 with se 0.58 each: decided by the first batch; step 20: equal means, never decided: 32
+    assert [h.labels for h in w.history] == [4, 4, 32]
+
+
+def test_the_budget_caps_the_labels_and_stops_the_run():
+    w = BudgetWatch("fixed", budget=20, per_eval=8)
+    st = feed(w)
+    assert w.spent == 20 and st.state == "stop" and "budget (20) is spent" in st.reasons[-1]
+    assert [h.labels for h in w.history] == [8, 8, 4]
+    assert "20 of 20 labels" in w.summary()
+
+
+@pytest.mark.parametrize("kw,msg", [(dict(strategy="greedy"), "unknown strategy 'greedy'"),
+                                    (dict(budget=-1), "budget >= 0"), (dict(batch=1), "batch >= 2")])
+def test_bad_settings_are_named(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        BudgetWatch(**kw)
+
+
+def test_a_label_that_is_not_a_number_is_named():
+    w = BudgetWatch("fixed", per_eval=2)
+    with pytest.raises(ValueError, match="step 3: the judge returned a label that is not a finite number"):
+        w.update(3, 0.0, 0.0, lambda n: [1.0, float("nan")])
