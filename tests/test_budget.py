@@ -55,11 +55,17 @@ def test_triggered_labels_only_where_sqrt_kl_grew_enough():
     assert [h.labels for h in w.history] == [6, 6, 0, 6, 0, 6]
 
 
-def test_sequential_buys_batches_until_the_comparison_is_decided():
+def test_sequential_buys_batches_while_a_drop_is_suspected_and_undecided():
     w = BudgetWatch("sequential", budget=1000, per_eval=32, batch=4, z=2.0)
-    feed(w, [(0, 0.0, 0.0), (10, 1.0, 5.0), (20, 4.0, 5.0)], spread=1.0)
-    # step 10: 5 above 0 with se 0.58 each: decided by the first batch; step 20: equal means, never decided: 32
-    assert [h.labels for h in w.history] == [4, 4, 32]
+    feed(w, [(0, 0.0, 0.0), (10, 1.0, 5.0), (20, 4.0, 4.6), (30, 9.0, 5.2)], spread=1.0)
+    # step 10: far above the best: one batch; step 20: 0.4 below the best, never decided at 8 looks (boundary
+    # 2.54; z after 32 labels: -0.4 / sqrt(0.333 + 0.031) = -0.66): the cap, 32; step 30: above: one batch
+    assert [h.labels for h in w.history] == [4, 4, 32, 4] and w.history[-1].state == "ok"
+    w = BudgetWatch("sequential", budget=1000, per_eval=32, batch=4, z=2.0)
+    st = feed(w, [(0, 0.0, 0.0), (10, 1.0, 5.0), (20, 4.0, 3.0)], spread=1.0)
+    # 2 below: z = -2 / sqrt(1/3 + 1/3) = -2.45 after one batch, inside the boundary 2.54; after two batches
+    # -2 / sqrt(1/3 + 1/7) = -2.90: decided, a drop
+    assert [h.labels for h in w.history] == [4, 4, 8] and st.state == "stop"
 
 
 def test_the_budget_caps_the_labels_and_stops_the_run():
@@ -81,3 +87,17 @@ def test_a_label_that_is_not_a_number_is_named():
     w = BudgetWatch("fixed", per_eval=2)
     with pytest.raises(ValueError, match="step 3: the judge returned a label that is not a finite number"):
         w.update(3, 0.0, 0.0, lambda n: [1.0, float("nan")])
+
+
+def test_the_repeated_looks_boundary_keeps_the_one_look_error():
+    """Two looks (after n and 2n labels: correlation sqrt(1/2)): the bivariate normal gives the boundary 2.217 for
+    the chance of one look at z = 2; checked by scipy's multivariate normal, and one look is z itself."""
+    from scipy import stats
+
+    from overopt.online.budget import repeated_z
+    assert repeated_z(2.0, 1) == 2.0
+    c = repeated_z(2.0, 2)
+    mvn = stats.multivariate_normal(mean=[0, 0], cov=[[1, math.sqrt(0.5)], [math.sqrt(0.5), 1]])
+    assert 1 - mvn.cdf([c, c]) == pytest.approx(stats.norm.sf(2.0), rel=0.03)
+    assert repeated_z(2.0, 2) < repeated_z(2.0, 5) < repeated_z(2.0, 10)
+    assert BudgetWatch("sequential", per_eval=40, batch=8).bound == repeated_z(2.0, 5)

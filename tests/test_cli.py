@@ -307,7 +307,7 @@ def test_fit_command_json_has_the_fields_of_fits_csv(smoke, capsys):
 
 
 def test_fit_gamma_of_a_log_with_gold_and_proxy(tmp_path, capsys):
-    """Gold d(1 - d/2) and proxy d up to KL 4: |f - g| = d^2/2 integrates to 4/3 and gold to 2/3, gamma 2."""
+    """Gold d(1 - d/2) and proxy d up to KL 4: |f - g| = d^2/2 integrates to 4/3 and the proxy to 2: gamma 2/3."""
     import numpy as np
     from overopt.laws import predict
     kl = np.linspace(0, 4, 15)
@@ -316,7 +316,7 @@ def test_fit_gamma_of_a_log_with_gold_and_proxy(tmp_path, capsys):
                   "reward": 2.0 + np.sqrt(kl)}).to_csv(f, index=False)
     assert main(["fit", str(f), "--form", "bon", "--proxy-col", "reward"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split()[-1] == "gamma" and float(out[1].split()[-1]) == pytest.approx(2.0, rel=1e-3)
+    assert out[0].split()[-1] == "gamma" and float(out[1].split()[-1]) == pytest.approx(2 / 3, rel=1e-3)
     assert main(["fit", str(f), "--form", "bon", "--proxy-col", "nope"]) == 2
     assert capsys.readouterr().err.strip().endswith("has no column 'nope' (--proxy-col)")
 

@@ -58,11 +58,13 @@ def test_bad_input_is_named(kl, gain, msg):
 
 
 def test_gamma_hand_computed():
-    """Kim et al.'s gamma: gold d(1 - d/2), proxy d, to d = 2: the gap d^2/2 integrates to 4/3, gold to 2/3."""
+    """Gold d(1 - d/2), proxy d, to d = 2: the gap d^2/2 integrates to 4/3, the proxy to 2, gold to 2/3."""
     from overopt.laws import gamma
-    assert gamma("bon", (1.0, 0.5), (1.0, 0.0), 4.0) == pytest.approx(2.0, rel=1e-6)
+    assert gamma("bon", (1.0, 0.5), (1.0, 0.0), 4.0) == pytest.approx(2 / 3, rel=1e-6)
+    assert gamma("bon", (1.0, 0.5), (1.0, 0.0), 4.0, by="gold") == pytest.approx(2.0, rel=1e-6)  # Kim et al.'s
     assert gamma("rl", (0.7, 0.2), (0.7, 0.2), 9.0) == 0.0          # the proxy's gains are gold's
-    assert math.isnan(gamma("bon", (1.0, 1.0), (1.0, 0.0), 16.0))  # gold's area is negative: no scale
+    assert math.isnan(gamma("bon", (1.0, 1.0), (1.0, 0.0), 16.0, by="gold"))  # gold's area is negative
+    assert gamma("bon", (1.0, 1.0), (1.0, 0.0), 16.0) == pytest.approx((64 / 3) / 8)  # the proxy's is not
 
 
 def test_scaling_recovers_a_log_linear_trend():

@@ -62,7 +62,7 @@ def fit_file(path: str, form: str | None, kl_col: str | None, reward_col: str | 
     ``until_kl`` keeps only the points up to that KL (a forecast from a partial curve); each remark on how the log
     was read goes to stderr; ``keep`` receives (name, kl, reward, LogFit, verdict) for each curve (what --plot
     draws). With ``proxy_col`` (the optimized reward, the reward column then being gold or a trusted judge) each
-    row has ``gamma``: Kim et al.'s area between the two fitted curves over gold's (`overopt.laws.gamma`)."""
+    row has ``gamma``: the area between the two fitted curves over the proxy's (`overopt.laws.gamma`)."""
     from .laws import FitError, gamma
     from .online.logs import extra_column, read_log, recognise, tidy
     from .online.verdict import fit_log, judge
@@ -296,8 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     _log_columns(f)
     f.add_argument("--group-col", help="fit one curve per value of this column (a W&B export: one per run)")
     f.add_argument("--proxy-col", help="the optimized (proxy) reward, when the reward column is gold or a trusted "
-                                       "judge: adds gamma, the area between the two fitted curves over gold's (Kim "
-                                       "et al. 2025)")
+                                       "judge: adds gamma, the area between the two fitted curves over the "
+                                       "proxy's (after Kim et al. 2025)")
     f.add_argument("--baseline", choices=["fit", "first"], default="fit",
                    help="fit: the reward at KL 0 is fitted (default); first: gains over the KL = 0 row")
     f.add_argument("--bins", type=int, default=20, help="most runs of consecutive steps fitted (default 20)")

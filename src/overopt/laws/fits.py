@@ -70,23 +70,26 @@ def peak(form: str, alpha: float, beta: float) -> tuple[float, float]:
     return d * d, float(predict("log1p", alpha, beta, d * d))
 
 
-def gamma(form: str, gold: tuple[float, float], proxy: tuple[float, float], kl_max: float,
+def gamma(form: str, gold: tuple[float, float], proxy: tuple[float, float], kl_max: float, by: str = "proxy",
           points: int = 2001) -> float:
-    """Kim et al. 2025's degree of overoptimization of one curve ("Rethinking reward model evaluation through the
-    lens of reward overoptimization", arXiv 2505.12763): the area between the fitted gold curve f and the fitted
-    proxy curve g, normalised by the area under the gold curve,
+    """One curve's degree of overoptimization: the area between its fitted proxy curve g and fitted gold curve f,
+    over the area under the proxy curve (``by="proxy"``),
 
-        gamma = integral_0^k |f(d) - g(d)| dd / integral_0^k f(d) dd,
+        gamma = integral_0^k |f(d) - g(d)| dd / integral_0^k g(d) dd,
 
     both fits of ``form`` given as (alpha, beta), in d = sqrt(KL) (the variable of Gao et al.'s forms), k the
-    square root of ``kl_max`` (the curve's largest KL). 0 when the proxy's gains are gold's; larger as the proxy
-    rises away from gold. NaN when gold's area is not positive (no net gold gain to measure the gap against).
-    The trapezoid rule on ``points`` values of d."""
+    square root of ``kl_max`` (the curve's largest KL). 0 when gold gains what the proxy gains; 1 when the gap is
+    as large as the proxy's whole gain. Kim et al. 2025 ("Rethinking reward model evaluation through the lens of
+    reward overoptimization", arXiv 2505.12763) divide by the area under gold instead (``by="gold"``), which has no
+    sign to stand on once gold falls below pi0 over the curve: that version is NaN where gold's area is not
+    positive, as the proxy's version is where the proxy's is not. The trapezoid rule on ``points`` values of d."""
+    if by not in ("proxy", "gold"):
+        raise ValueError(f"gamma is normalised by the proxy's or gold's area, not '{by}'")
     d = np.linspace(0.0, math.sqrt(max(kl_max, 0.0)), points)
     f = predict(form, *gold, d * d)
     g = predict(form, *proxy, d * d)
     trapezoid = lambda y: float(((y[1:] + y[:-1]) / 2 * np.diff(d)).sum())  # noqa: E731
-    area = trapezoid(f)
+    area = trapezoid(g if by == "proxy" else f)
     if not (area > 0 and math.isfinite(area)):
         return math.nan
     return trapezoid(np.abs(f - g)) / area

@@ -20,7 +20,7 @@ FIT_TABLE_COLUMNS = FIT_COLUMNS + FIT_ID_COLUMNS
 
 
 def _gamma(gold: laws.FitResult, proxy: laws.FitResult, kl: np.ndarray) -> float:
-    """Kim et al.'s gamma of a curve from its gold and proxy fits (one form), up to its largest KL."""
+    """A curve's gamma (`laws.gamma`: the proxy-gold gap over the proxy's area) from its gold and proxy fits."""
     return laws.gamma(gold.form, (gold.alpha, gold.beta), (proxy.alpha, proxy.beta), float(np.max(kl)))
 
 
