@@ -243,7 +243,7 @@ def test_rerun_reuses_the_cache_and_report_rebuilds_from_tables(smoke, tmp_path)
     stages = json.loads((out2 / "manifest.json").read_text())["stages"]
     built = [k for k, v in stages.items()
              if k not in ("bon table", "learned", "length", "calibration", "ensemble bon", "multi-objective", "budget",
-                          "tables", "report")
+                          "detectors", "tables", "report")
              and not k.startswith("monitor") and not v["cached"]]  # computed afresh from cached artifacts
     assert built == []
     pd.testing.assert_frame_equal(pd.read_csv(out / "bon.csv"), pd.read_csv(out2 / "bon.csv"))
@@ -491,3 +491,11 @@ def test_budget_tables_in_the_smoke_run(smoke):
     assert list(c.columns) == BON_CHOICE_COLUMNS and (c["labels"] == 4 * (2 + 2)).all()
     assert (c["n_lo"] <= c["n_hi"]).all() and set(c["rm"]) == {"8x1", "16x1", "32x1"}
     assert "A judge on a label budget" in (out / "report.html").read_text()
+    d = pd.read_csv(out / "detectors.csv")  # every evaluation of every family curve, labelled by gold afterwards
+    assert set(d["curve"]) == {"8x1", "16x1", "32x1"} and len(d) == 3 * 5
+    for _, g in d.groupby("curve"):
+        assert g["past_peak"].tolist() == [j > g["gold"].values.argmax() for j in range(len(g))]
+        assert g["kl_rate"].isna().tolist() == [True] + [False] * 4
+    ds = pd.read_csv(out / "detector_summary.csv")
+    assert {"kl", "proxy_slope", "mahalanobis", "size_spread", "disagreement"} <= set(ds["signal"])
+    assert ((ds["auc"] >= 0) & (ds["auc"] <= 1)).all() and "Gold-free signals" in (out / "report.html").read_text()

@@ -32,15 +32,19 @@ class RewardModel(nn.Module):
         self.register_buffer("length_coef", torch.zeros(()), persistent=False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self._read(self.features(input_ids, attention_mask), attention_mask.sum(1))
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The backbone's final hidden state at each row's last real token, [B, C]: what the head reads."""
         n = attention_mask.sum(1)
         last = attention_mask.shape[1] - 1 - attention_mask.flip(1).argmax(1)  # last real token
         lean = NeoXDecoder.maybe(self.backbone, *input_ids.shape)
         if lean is not None and bool((last + 1 == n).all()):  # no left padding: the lean trunk, read at `last`
-            return self._read(lean.last_hidden(input_ids, last), n)
+            return lean.last_hidden(input_ids, last)
         position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
         h = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
                           position_ids=position_ids).last_hidden_state
-        return self._read(h[torch.arange(len(h)), last], n)
+        return h[torch.arange(len(h)), last]
 
     def _read(self, h: torch.Tensor, n_tokens: torch.Tensor) -> torch.Tensor:
         """Scores from the hidden states of the rows' last real tokens and the rows' token counts."""
@@ -172,6 +176,14 @@ def score(rm: RewardModel, prompts: torch.Tensor, responses: torch.Tensor, pad_i
     rm.eval()
     rows_fn = (lambda p, r: rm.score_prefixed(p, r, pad_id)) if isinstance(rm, RewardModel) else None
     return score_rows(rm, prompts, responses, pad_id, batch or scoring_batch(responses), progress, rows_fn)
+
+
+def features(rm: RewardModel, prompts: torch.Tensor, responses: torch.Tensor, pad_id: int,
+             batch: int | None = None) -> np.ndarray:
+    """[rows, C]: the reward model's final hidden state of each (prompt, response) row (`RewardModel.features`)."""
+    rm.eval()
+    return score_rows(lambda s, m: rm.features(s, m).T, prompts, responses, pad_id,
+                      batch or scoring_batch(responses)).T
 
 
 def train_rm(rm: RewardModel, prompts: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor,

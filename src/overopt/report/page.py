@@ -19,7 +19,7 @@ from .sections import active, aif, bon, budget, daa, ensembles, fits, learned, l
 
 # the page after its opening, in reading order: each a function from the page's tables to HTML
 SECTIONS = [bon.section, learned.section, rl.section, bon.dimensions, daa.section, length.section, multi.section, aif.section,
-            active.section, ensembles.calibration, ensembles.section, fits.forecast, monitor.section, budget.section,
+            active.section, ensembles.calibration, ensembles.section, fits.forecast, monitor.section, budget.section, budget.detectors,
             fits.claims,
             fits.samples]
 INTRO = ("<p class='note'>Synthetic gold-reward setup (Gao et al. 2022): proxies of several sizes learn from "

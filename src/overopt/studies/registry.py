@@ -2,7 +2,8 @@
 `studies.base`), its report section in report/sections/<name>.py, and list both (here and in `report.page`)."""
 from __future__ import annotations
 
-from . import active, aif, bon, budget, daa, ensembles, fits, learned, length, monitor, multi, rl
+from . import active, aif, bon, budget, daa, detectors, ensembles, fits, learned, length, monitor, multi, rl
 
-STUDIES = [bon.STUDY, learned.STUDY, length.STUDY, rl.STUDY, ensembles.STUDY, monitor.STUDY, budget.STUDY, multi.STUDY,
+STUDIES = [bon.STUDY, learned.STUDY, length.STUDY, rl.STUDY, ensembles.STUDY, monitor.STUDY, budget.STUDY, detectors.STUDY,
+           multi.STUDY,
            aif.STUDY, active.STUDY, daa.STUDY, fits.STUDY]
