@@ -17,7 +17,7 @@ from overopt.sweep import SweepError, expand, read_grid
 # the smoke world with only best-of-n and RL: a few seconds a cell
 FAST = {"daa.enabled": False, "ensemble.enabled": False, "multi.enabled": False, "aif.enabled": False,
         "active.enabled": False, "monitor.enabled": False, "rl.kl_sweep": [], "rl.policy_sizes": [],
-        "rl.iterated_rounds": 0, "run.threads": 1}
+        "rl.iterated_rounds": 0, "budget.enabled": False, "run.threads": 1}
 
 
 def grid_file(path, cache, axes, **extra):
@@ -158,3 +158,21 @@ def test_list_valued_axes_aggregate_as_readable_columns(tmp_path):
     fits = pd.read_csv(tmp_path / "o" / "tables" / "fits.csv")
     assert len(fits) == 8 and set(fits["rl.kl_sweep"]) == {"[0.1]", "[0.1,0.3]"}
     assert "Fits across cells" in (tmp_path / "o" / "report.html").read_text()
+
+
+def test_a_seed_sweep_pools_the_budget_and_detector_tables(tmp_path):
+    """Seeds of one config: the budget summary over every seed's runs, the detectors' thresholds from the other
+    seed."""
+    g = grid_file(tmp_path / "g.yaml", tmp_path / "c", {"run.seed": [0, 1]})
+    spec = yaml.safe_load(g.read_text())
+    spec["set"]["budget.enabled"] = True
+    g.write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert main(["sweep", str(g), "--out", str(tmp_path / "sweep")]) == 0
+    t = tmp_path / "sweep" / "tables"
+    budget, pooled = pd.read_csv(t / "budget.csv"), pd.read_csv(t / "budget_summary_seeds.csv")
+    assert set(budget["run.seed"]) == {0, 1}
+    assert pooled["runs"].sum() == len(budget)  # every run of both seeds, once
+    det = pd.read_csv(t / "detector_summary_seeds.csv")
+    assert {"kl", "mahalanobis"} <= set(det["signal"]) and det["regret"].notna().all()
+    html = (tmp_path / "sweep" / "report.html").read_text()
+    assert "A judge on a label budget, every seed" in html and "thresholds from the other seeds" in html

@@ -296,5 +296,26 @@ def write_sweep_report(out: Path, table: pd.DataFrame, cells: list[dict], frames
         held = claims.groupby("claim", sort=False)["holds"].agg(["sum", "size"]).reset_index()
         held.columns = ["claim", "cells where it holds", "rows"]
         parts += ["<h2>Claims across cells</h2>", _table(held)]
+    if keys == ["run.seed"]:  # seeds of one config: the label-budget and detector tables pooled over them
+        parts += _across_seeds(frames, out / "tables")
     parts.append("</body></html>")
     (out / "report.html").write_text("\n".join(parts))
+
+
+def _across_seeds(frames: dict, tables: Path) -> list[str]:
+    """The budget study's summary over every seed's runs, and each gold-free signal's stop rule with thresholds
+    chosen on the other seeds (`studies.detectors.summary_table` grouped by run.seed); also written as
+    tables/budget_summary_seeds.csv and tables/detector_summary_seeds.csv."""
+    from .report.kit import html_table as _table
+    from .studies import budget, detectors
+
+    parts = []
+    if "budget" in frames:
+        df = budget.summary_table(pd.concat(frames["budget"], ignore_index=True))
+        df.to_csv(tables / "budget_summary_seeds.csv", index=False)
+        parts += ["<h2>A judge on a label budget, every seed</h2>", _table(df)]
+    if "detectors" in frames:
+        df = detectors.summary_table(pd.concat(frames["detectors"], ignore_index=True), "run.seed")
+        df.to_csv(tables / "detector_summary_seeds.csv", index=False)
+        parts += ["<h2>Gold-free detectors, thresholds from the other seeds</h2>", _table(df)]
+    return parts

@@ -16,6 +16,7 @@ Each signal is a number per evaluation that a trainer can compute without any tr
 
     auc = roc_auc(signal, past_peak)
     rule = leave_one_out(curves)   # {curve: (threshold from the other curves, stop index)}
+    rule = leave_one_out(curves, groups={curve: seed})   # thresholds from the other seeds' curves
 """
 from __future__ import annotations
 
@@ -65,13 +66,15 @@ def regret(gold: np.ndarray, i: int) -> float:
     return (peak - float(gold[i])) / peak if peak > 0 else float("nan")
 
 
-def leave_one_out(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, tuple[float, int]]:
+def leave_one_out(curves: dict, groups: dict | None = None) -> dict:
     """For each curve ({name: (signal, gold) per evaluation}), the threshold that gives the other curves the lowest
     median regret when each stops at its first evaluation with the signal at or above it (candidates: every value
-    the other curves' signals take), and where that threshold stops this curve: no tuning on the curve scored."""
+    the other curves' signals take), and where that threshold stops this curve: no tuning on the curve scored.
+    With ``groups`` ({name: group}, e.g. the run's seed) the threshold comes from the other groups' curves only."""
     out = {}
     for name, (signal, gold) in curves.items():
-        others = {k: v for k, v in curves.items() if k != name}
+        held = (lambda k: groups[k] == groups[name]) if groups else (lambda k: k == name)  # noqa: E731
+        others = {k: v for k, v in curves.items() if not held(k)}
         cands = np.unique(np.concatenate([s[np.isfinite(s)] for s, _ in others.values()] or [np.array([np.inf])]))
         best, best_cost = np.inf, np.inf
         for t in cands:

@@ -76,13 +76,18 @@ def signal_table(run: Run, art: Artifacts, rl_df: pd.DataFrame, samples: dict,
     return pd.DataFrame(rows)
 
 
-def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+def summary_table(df: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
+    """One row per signal: its AUC over every point, and its stop rule's regret with thresholds from the other
+    curves; with ``group`` (a column such as run.seed in a sweep's detectors.csv) from the other groups' curves."""
     rows = []
+    keys = [group, "curve"] if group else ["curve"]
     for signal, sign in DIRECTION.items():
         if signal not in df or not df[signal].notna().any():
             continue
-        curves = {k: (sign * g[signal].to_numpy(float), g["gold"].to_numpy(float)) for k, g in df.groupby("curve")}
-        stops = leave_one_out(curves) if len(curves) > 1 else {}
+        parts = dict(list(df.groupby(keys, sort=False)))
+        curves = {k: (sign * g[signal].to_numpy(float), g["gold"].to_numpy(float)) for k, g in parts.items()}
+        groups = {k: k[0] for k in curves} if group else None
+        stops = leave_one_out(curves, groups) if len({*groups.values()} if groups else curves) > 1 else {}
         reg = [regret(curves[k][1], i) for k, (_, i) in stops.items()]
         early = [i < int(np.argmax(curves[k][1])) and curves[k][1][i] < 0.5 * np.max(curves[k][1])
                  for k, (_, i) in stops.items()]
