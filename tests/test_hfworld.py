@@ -83,6 +83,8 @@ def hf_config(root, out_cfg, **hf):
            "bon": {"pool_size": 16, "n_boot": 20, "n_examples": 1},
            "rl": {"enabled": True, "steps": 4, "prompts_per_step": 4, "k": 2, "epochs": 1, "minibatches": 1,
                   "lr": 0.001, "eval_points": 2, "eval_prompts": 6, "eval_samples": 2, "kl_sweep": [0.1]},
+           "budget": {"enabled": True, "budgets": [0, 6], "fixed_set": 4, "batch": 2, "repeats": 1,
+                      "bon_prompts": [2], "bon_top": 2, "bon_rest": 1},
            "hf": {"policy": str(root / "policy"), "gold": "test_hfworld:count_gold",
                   "proxies": [str(root / "rm-16"), str(root / "rm-32")], "prompts": str(root / "prompts.jsonl"),
                   "eval_prompts": 8, **hf}}
@@ -118,6 +120,10 @@ def test_hf_world_writes_the_toy_worlds_tables_and_report(hf_run):
     assert manifest["status"] == "complete" and manifest["stages"]["world"]["kind"] == "hf"
     samples = pd.read_csv(out / "samples.csv")
     assert samples["prompt"].str.startswith("review of the").all()
+    # the judge on a budget and the detectors run here too, the gold callable as the judge
+    budget, det = pd.read_csv(out / "budget.csv"), pd.read_csv(out / "detectors.csv")
+    assert set(budget["curve"]) == set(det["curve"]) == {"rm-16", "rm-32"} and (budget["labels"] <= budget["budget"]).all()
+    assert set(pd.read_csv(out / "bon_choice.csv")["rm"]) == {"rm-16", "rm-32"}
 
 
 def test_hf_world_reruns_from_the_cache_and_gold_is_cached(hf_run, tmp_path):
