@@ -33,7 +33,9 @@ def test_text_rewards_match_scores_on_ids(world):
     assert [f.__name__ for f in funcs] == ["proxy", "gold"] and weights == [1.0, 0.0]
 
 
-def test_trl_run_logs_gold_at_weight_zero(world, tmp_path):
+def run_rloo(world, tmp_path, gold=None, max_steps=3, save_steps=3, prompts=32, callbacks=()):
+    """A real TRL RLOOTrainer on a tiny GPT-NeoX of the toy world for a few steps, a toy proxy as its reward (and
+    gold at weight 0); saves into tmp_path/out."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import RLOOConfig, RLOOTrainer
@@ -47,15 +49,19 @@ def test_trl_run_logs_gold_at_weight_zero(world, tmp_path):
     m.save_pretrained(tmp_path / "m")
     world.tokenizer().save_pretrained(tmp_path / "m")
     rm = build_rm(len(world.vocab), 8, 1, 64, seed=1)
-    funcs, weights = toy_reward_funcs(world, proxy=rm, gold=(GoldConfig(), (0.0, 1.0)))
+    funcs, weights = toy_reward_funcs(world, proxy=rm, gold=gold)
     args = RLOOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, num_generations=4,
-                      max_completion_length=12, beta=0.05, learning_rate=1e-3, max_steps=3, logging_steps=1,
-                      save_strategy="steps", save_steps=3, report_to=[], use_cpu=True, seed=0, temperature=1.0,
-                      top_k=0, disable_tqdm=True, bf16=False, reward_weights=weights)
-    ds = Dataset.from_dict({"prompt": [world.prompt_text(i) for i in world.train_prompt_idx[:32]]})
+                      max_completion_length=12, beta=0.05, learning_rate=1e-3, max_steps=max_steps, logging_steps=1,
+                      save_strategy="steps", save_steps=save_steps, report_to=[], use_cpu=True, seed=0,
+                      temperature=1.0, top_k=0, disable_tqdm=True, bf16=False, reward_weights=weights)
+    ds = Dataset.from_dict({"prompt": [world.prompt_text(i) for i in world.train_prompt_idx[:prompts]]})
     RLOOTrainer(model=AutoModelForCausalLM.from_pretrained(tmp_path / "m"), reward_funcs=funcs, args=args,
-                train_dataset=ds, processing_class=world.tokenizer()).train()
+                train_dataset=ds, processing_class=world.tokenizer(), callbacks=list(callbacks)).train()
     logging.disable(logging.NOTSET)
+
+
+def test_trl_run_logs_gold_at_weight_zero(world, tmp_path):
+    run_rloo(world, tmp_path, gold=(GoldConfig(), (0.0, 1.0)))
     hist = [h for h in json.loads((tmp_path / "out" / "checkpoint-3" / "trainer_state.json").read_text())
             ["log_history"] if "reward" in h]
     assert len(hist) == 3
@@ -67,21 +73,8 @@ def test_trl_run_logs_gold_at_weight_zero(world, tmp_path):
 def test_callback_with_a_judge_inside_a_trl_trainer_spends_its_budget_and_names_the_checkpoint(world, tmp_path):
     """RLOO for 6 steps saving every 2: each save is judged with 4 generated completions (fixed strategy, budget 12);
     the third save spends the budget and stops training; the rollback checkpoint is the best judged one, on disk."""
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM
-    from trl import RLOOConfig, RLOOTrainer
-
-    from overopt.models.policy import build_lm
     from overopt.online.monitor import OveroptCallback
 
-    warnings.filterwarnings("ignore")
-    logging.disable(logging.WARNING)
-    m = build_lm(len(world.vocab), 16, 1, 2, 64, 0)
-    m.generation_config.top_k = None
-    m.save_pretrained(tmp_path / "m")
-    world.tokenizer().save_pretrained(tmp_path / "m")
-    rm = build_rm(len(world.vocab), 8, 1, 64, seed=1)
-    funcs, weights = toy_reward_funcs(world, proxy=rm)
     calls = []
 
     def judge(prompts, completions):  # a pointwise judge: fewer words is better
@@ -91,14 +84,7 @@ def test_callback_with_a_judge_inside_a_trl_trainer_spends_its_budget_and_names_
     prompts = [world.prompt_text(i) for i in world.eval_prompt_idx[:10]]
     cb = OveroptCallback(judge=judge, judge_prompts=prompts, budget=12, strategy="fixed", per_eval=4,
                          max_new_tokens=12)
-    args = RLOOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, num_generations=4,
-                      max_completion_length=12, beta=0.05, learning_rate=1e-3, max_steps=6, logging_steps=1,
-                      save_strategy="steps", save_steps=2, report_to=[], use_cpu=True, seed=0, temperature=1.0,
-                      top_k=0, disable_tqdm=True, bf16=False, reward_weights=weights)
-    ds = Dataset.from_dict({"prompt": [world.prompt_text(i) for i in world.train_prompt_idx[:48]]})
-    RLOOTrainer(model=AutoModelForCausalLM.from_pretrained(tmp_path / "m"), reward_funcs=funcs, args=args,
-                train_dataset=ds, processing_class=world.tokenizer(), callbacks=[cb]).train()
-    logging.disable(logging.NOTSET)
+    run_rloo(world, tmp_path, max_steps=6, save_steps=2, prompts=48, callbacks=[cb])
     w = cb.judged.watch
     assert calls == [4, 4, 4] and w.spent == 12
     assert [h.step for h in w.history] == [2, 4, 6] and [h.labels for h in w.history] == [4] * 3
