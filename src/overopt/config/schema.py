@@ -221,6 +221,8 @@ class BudgetConfig:
     z: float = _f(2.0, "Welch z of a fall below the best checkpoint that stops (and, sequential, that decides)")
     growth: float = _f(0.5, "triggered: relative growth of sqrt(KL) since the last labelled evaluation that labels")
     repeats: int = _f(20, "independent label draws per curve, strategy and budget")
+    disjoint_members: int = _f(3, "detectors: members of each proxy size trained on disjoint slices of the pairs, "
+                                  "whose spread is a signal (0 = none)")
     bon_prompts: tuple = _f((5, 10, 20, 40), "calibration prompts m for choosing n of best-of-n")
     bon_top: int = _f(6, "best-of-n calibration: the proxy's top samples labelled per prompt")
     bon_rest: int = _f(4, "best-of-n calibration: samples labelled per prompt drawn from the rest")

@@ -215,6 +215,7 @@ def _studies(cfg: Config, need, names: list[str]) -> None:
     need(b.z > 0, "budget.z", "must be > 0")
     need(b.growth > 0, "budget.growth", "must be > 0")
     need(b.repeats >= 1, "budget.repeats", "must be >= 1")
+    need(b.disjoint_members == 0 or b.disjoint_members >= 2, "budget.disjoint_members", "must be 0 or >= 2")
     need(len(b.bon_prompts) > 0 and ints(b.bon_prompts, 1) and max(b.bon_prompts) <= cfg.world.eval_prompts,
          "budget.bon_prompts", "must be a list of prompt counts between 1 and world.eval_prompts")
     need(b.bon_top >= 0 and b.bon_rest >= 0 and 1 <= b.bon_top + b.bon_rest <= cfg.bon.pool_size, "budget.bon_top",

@@ -12,6 +12,7 @@ Each signal is a number per evaluation that a trainer can compute without any tr
   outliers      the share of responses beyond the chi-square 99% quantile of that distance
   size_spread   the proxies of the other sizes on the same responses, each in units of its spread on pi0's: their
                 standard deviation per response, averaged (an ensemble diverse by construction)
+  disjoint_spread  the same spread among proxies of the curve's size trained on disjoint slices of the pairs
   disagreement  (with the monitor study) the same-data members' spread, as the monitor sees it
 
     auc = roc_auc(signal, past_peak)

@@ -59,18 +59,20 @@ def proxy_key(cfg: Config, size: str, n: int, noise: float | None = None, member
 
 
 def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, center, name: str,
-                noise: float | None = None, member: int = 0, bootstrap: bool = False, tag: str = "") -> Proxy:
+                noise: float | None = None, member: int = 0, bootstrap: bool = False, tag: str = "",
+                slices: int = 0) -> Proxy:
     """One proxy of ``size`` on the first ``n`` training pairs, trained (or loaded) and centred on pi0.
 
     Member m > 0 of an ensemble differs from member 0 in its seeds (initialisation and data order, as
     Coste et al. 2023) and, with ``bootstrap``, trains on a resample of the n pairs drawn with replacement
-    (bagging); member 0 is the family's proxy itself."""
+    (bagging); member 0 is the family's proxy itself. With ``slices`` = k, member m trains on the m-th of k
+    disjoint slices of the n pairs (every k-th pair from the m-th): members that share no training pair."""
     c = run.cfg
     pi0_prompts, pi0_resp = center
     t = partial(as_ids, device=run.device)
     val_prompts = pi0_prompts[: len(val_true)]  # the centring set is the validation pairs' two sides
     bootstrap = bootstrap and member > 0
-    key = proxy_key(c, size, n, noise, member, tag) + ("-bag" if bootstrap else "")
+    key = proxy_key(c, size, n, noise, member, tag) + ("-bag" if bootstrap else "") + (f"-of{slices}" if slices else "")
     hidden, layers = size_seed(c, size)
     init_seed = run.seed(20, hidden, layers) if member == 0 else run.seed(20, hidden, layers, 1000 + member)
     rm = new_rm(run, world, size, init_seed)
@@ -82,12 +84,15 @@ def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, 
             tr = train_all.head(n)
             if bootstrap:
                 tr = tr.subset(np.random.default_rng([c.run.seed, 22, member]).integers(n, size=n))
+            if slices:
+                tr = tr.subset(np.arange(member % slices, n, slices))
             t0 = time.time()
-            steps = c.rm.epochs * max(1, n // c.rm.batch_size)
+            m = len(tr.prompt_idx)
+            steps = c.rm.epochs * max(1, m // c.rm.batch_size)
             order_seed = run.seed(21, hidden, layers, n) if member == 0 else run.seed(21, hidden, layers, n, 1000 + member)
             with run.bar(steps, f"rm {name}") as b, stage_error(f"proxy {name} training"):
                 train_rm(rm, t(world.prompt_ids[tr.prompt_idx]), t(tr.chosen), t(tr.rejected), c.rm.epochs,
-                         min(c.rm.batch_size, n), c.rm.lr, c.rm.weight_decay, order_seed, world.pad, b)
+                         min(c.rm.batch_size, m), c.rm.lr, c.rm.weight_decay, order_seed, world.pad, b)
             train_s = time.time() - t0
             rm.offset.fill_(float(score(rm, pi0_prompts, pi0_resp, world.pad).mean()))
             rc = score(rm, val_prompts, t(val_true.chosen), world.pad)

@@ -9,6 +9,8 @@ evaluation where it reaches a threshold chosen on the other curves (`detectors.l
 regret there and whether it stopped before half of the peak gain (early).
 
 detectors.csv: curve, rm, step, kl, gold, past_peak, and one column per signal (as computed, not oriented)
+Each family size also gets budget.disjoint_members proxies trained on disjoint slices of its pairs (an ensemble
+diverse by construction, against the monitor's same-data members): their spread is disjoint_spread.
 detector_summary.csv: signal, direction, auc, regret (median over curves), regret_max, early (fraction of curves)
 """
 from __future__ import annotations
@@ -20,11 +22,13 @@ import torch
 from ..models.reward import features, score
 from ..online.detectors import leave_one_out, mahalanobis, outlier_share, regret, roc_auc
 from ..pipeline.artifacts import Artifacts
+from ..pipeline.build import labelled_pairs
+from ..pipeline.proxies import calibrate, train_proxy
 from ..pipeline.run import Run
 from .base import Output, Study
 
 DIRECTION = {"kl": 1, "kl_rate": 1, "proxy_slope": -1, "mahalanobis": 1, "outliers": 1, "size_spread": 1,
-             "disagreement": 1}
+             "disjoint_spread": 1, "disagreement": 1}
 REFERENCE_SAMPLES = 8  # pi0 responses per held-out prompt (from the best-of-n pool) that define "like pi0"
 SUMMARY_COLUMNS = ["signal", "direction", "auc", "regret", "regret_max", "early"]
 
@@ -36,9 +40,36 @@ def _diff_rate(y: np.ndarray, x: np.ndarray) -> np.ndarray:
         return np.concatenate([[np.nan], np.where(dx > 0, dy / dx, np.nan)])
 
 
+def _spread(scores: list, scales: list) -> float:
+    """The members' standard deviation per response, each score divided by its member's scale, averaged over the
+    responses; NaN with fewer than two members."""
+    if len(scores) < 2:
+        return float("nan")
+    return float(np.std([s / k for s, k in zip(scores, scales)], axis=0).mean())
+
+
+def disjoint_members(run: Run, art: Artifacts) -> dict[str, list]:
+    """{family proxy: budget.disjoint_members proxies of its size, each trained on its own disjoint slice of the
+    family's pairs and calibrated (``scale``: its fitted temperature), so that they share no training pair}."""
+    k = run.cfg.budget.disjoint_members
+    if k < 2:
+        return {}
+    train_all, val_true, center = labelled_pairs(run, art.world, art.pairs)
+    out = {}
+    for p in art.family:
+        ms = [train_proxy(run, art.world, p.size, p.n_train, train_all, val_true, center, f"{p.name}/slice{m}",
+                          member=m + 1, slices=k) for m in range(k)]
+        with run.stage(f"detectors calibration {p.name}"):
+            out[p.name], _, _ = calibrate(run, art.world, ms, val_true)
+    return out
+
+
 @torch.no_grad()
-def signal_table(run: Run, art: Artifacts, rl_df: pd.DataFrame, samples: dict,
-                 trace: pd.DataFrame | None = None) -> pd.DataFrame:
+def signal_table(run: Run, art: Artifacts, rl_df: pd.DataFrame, samples: dict, trace: pd.DataFrame | None = None,
+                 disjoint: dict | None = None) -> pd.DataFrame:
+    """One row per evaluation of every family curve: each signal, and past_peak from gold. ``disjoint``: the
+    members of `disjoint_members`."""
+    disjoint = disjoint or {}
     c, world = run.cfg, art.world
     P, S = c.rl.eval_prompts, c.rl.eval_samples
     prompts = torch.tensor(world.prompt_ids[np.repeat(world.eval_prompt_idx[:P], S)], device=run.device)
@@ -59,8 +90,11 @@ def signal_table(run: Run, art: Artifacts, rl_df: pd.DataFrame, samples: dict,
         resp = [torch.tensor(t.astype(np.int64), device=run.device) for t in toks]
         d2 = [mahalanobis(ref, features(proxy.model, prompts, r, world.pad)) for r in resp]
         others = [q for q in family.values() if q.name != name]
-        spread = [np.std([score(q.model, prompts, r, world.pad) / spread_of[q.name] for q in others], axis=0).mean()
-                  if len(others) > 1 else np.nan for r in resp]
+        spread = [_spread([score(q.model, prompts, r, world.pad) for q in others], [spread_of[q.name] for q in others])
+                  for r in resp]
+        members = disjoint.get(name, [])
+        dspread = [_spread([score(q.model, prompts, r, world.pad) for q in members], [q.scale for q in members])
+                   for r in resp]
         kl, step, proxy_gain = g["kl"].to_numpy(), g["step"].to_numpy(float), g["proxy"].to_numpy()
         gold = g["gold"].to_numpy()
         dis = (trace[trace["curve"] == name].set_index("step")["disagreement"].reindex(g["step"]).to_numpy()
@@ -72,6 +106,7 @@ def signal_table(run: Run, art: Artifacts, rl_df: pd.DataFrame, samples: dict,
                          "proxy_slope": _diff_rate(proxy_gain, np.sqrt(kl))[j],
                          "mahalanobis": float(d2[j].mean() / ref.shape[1]),
                          "outliers": outlier_share(d2[j], ref.shape[1]), "size_spread": float(spread[j]),
+                         "disjoint_spread": float(dspread[j]),
                          "disagreement": float(dis[j])})
     return pd.DataFrame(rows)
 
@@ -103,8 +138,9 @@ def run_detectors(run: Run, art: Artifacts, before: dict) -> Output:
     if rl is None or not rl.samples:
         return Output({})
     trace = before["monitor"].tables.get("monitor_trace") if "monitor" in before else None
+    disjoint = disjoint_members(run, art)
     with run.stage("detectors"):
-        df = signal_table(run, art, rl.tables["rl"], rl.samples, trace)
+        df = signal_table(run, art, rl.tables["rl"], rl.samples, trace, disjoint)
         return Output({"detectors": df, "detector_summary": summary_table(df)})
 
 
