@@ -1,4 +1,5 @@
 import itertools
+import math
 
 import torch
 
@@ -60,3 +61,12 @@ def test_token_kl_hand_computed_and_zero_for_equal_distributions():
     resp = torch.tensor([[1, 2, 0]])
     out = kl_from_logits(torch.randn(1, 3, 4), torch.randn(1, 3, 4), resp, pad_id=0)
     assert out["k3"].item() >= 0
+
+
+def test_token_entropy_hand_computed():
+    """Uniform over 4 tokens: ln 4; one certain token (the rest -inf, as padding is): 0; a padded position is left out."""
+    from overopt.measure.kl import token_entropy
+    logits = torch.tensor([[[0.0, 0.0, 0.0, 0.0], [5.0, float("-inf"), float("-inf"), float("-inf")],
+                            [1.0, 2.0, 3.0, 4.0]]])
+    mask = torch.tensor([[True, True, False]])
+    torch.testing.assert_close(token_entropy(logits, mask), torch.tensor([math.log(4) / 2]))

@@ -14,7 +14,7 @@ from ..models.reward import Proxy, score
 from ..stats import tie_accuracy
 from .kl import sequence_kl
 
-EVAL_VERSION = 3  # bump when an evaluation gains or changes a column: cached curves are then recomputed
+EVAL_VERSION = 4  # bump when an evaluation gains or changes a column: cached curves are then recomputed
 
 
 class Evaluator:
@@ -65,6 +65,7 @@ class Evaluator:
                   - self.base_proxy.get(proxy.name, 0.0))
         row = {"kl": float(kls["kl"].mean()), "kl_k1": float(kls["k1"].mean()), "kl_k3": float(kls["k3"].mean()),
                "proxy": float(px), "gold": float(per_prompt.mean()), "winrate": self.winrate(gold_all),
+               "entropy": float(kls["entropy"].mean()),
                **{f"gold_{d}": float(dims[d].mean() - self.base_dims[d]) for d in GOLD_DIMS},
                "length": float(dims["n_words"].mean())}
         if proxy is not None and self.watch is not None:  # an ensemble watched along the curve

@@ -33,20 +33,30 @@ def k3(logratio: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def kl_from_logits(logits_p: torch.Tensor, logits_q: torch.Tensor, responses: torch.Tensor,
                    pad_id: int) -> dict[str, torch.Tensor]:
-    """Per-sequence kl, k1 and k3 ([B] each) from policy and reference logits over the responses."""
+    """Per-sequence kl, k1, k3 and the policy's mean per-token entropy ([B] each) from policy and reference logits
+    over the responses."""
     mask = responses != pad_id
     kl = (token_kl(logits_p, logits_q) * mask).sum(1)
     lp = logits_p.log_softmax(-1).gather(-1, responses[..., None]).squeeze(-1)
     lq = logits_q.log_softmax(-1).gather(-1, responses[..., None]).squeeze(-1)
     l = (lp - lq).masked_fill(~mask, 0.0)
-    return {"kl": kl, "k1": l.sum(1), "k3": k3(l, mask)}
+    return {"kl": kl, "k1": l.sum(1), "k3": k3(l, mask), "entropy": token_entropy(logits_p, mask)}
+
+
+def token_entropy(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The policy's entropy -sum_v p log p at each sampled prefix, averaged over a sequence's positions in ``mask``
+    ([B]): the per-token entropy trainers log (TRL's ``entropy``)."""
+    logp = logits.log_softmax(-1)
+    h = -torch.where(logp.isfinite(), logp.exp() * logp, torch.zeros_like(logp)).sum(-1)
+    return (h * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
 @torch.no_grad()
 def sequence_kl(policy, ref, prompt_ids: torch.Tensor, responses: torch.Tensor, pad_id: int, eos_id: int,
                 prompt_mask: torch.Tensor | None = None, batch: int = 1024) -> dict[str, torch.Tensor]:
-    """kl, k1, k3 of responses sampled from ``policy`` against ``ref`` (both HF causal LMs)."""
-    parts: dict[str, list] = {"kl": [], "k1": [], "k3": []}
+    """kl, k1, k3 of responses sampled from ``policy`` against ``ref`` (both HF causal LMs), and the policy's
+    per-token entropy."""
+    parts: dict[str, list] = {"kl": [], "k1": [], "k3": [], "entropy": []}
     for i in range(0, len(responses), batch):
         sl = slice(i, i + batch)
         pm = None if prompt_mask is None else prompt_mask[sl]

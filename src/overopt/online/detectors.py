@@ -6,6 +6,7 @@ Each signal is a number per evaluation that a trainer can compute without any tr
                 with training detects "past the peak" about as well as the KL does)
   kl_rate       KL gained per step since the previous evaluation
   proxy_slope   proxy gained per unit of sqrt(KL) since the previous evaluation (Gao et al.'s forms are in sqrt(KL))
+  entropy       the policy's mean per-token entropy on its responses (what TRL logs as entropy)
   mahalanobis   the mean squared Mahalanobis distance, over the responses, of the proxy's final hidden state from the
                 distribution of pi0's responses' states, per dimension (1 for responses like pi0's): the outlier
                 test of InfoRM (Miao et al. 2024) applied to any proxy, with no special training

@@ -2,8 +2,8 @@
 (`overopt.online.detectors` defines them). Gold only labels the points afterwards: past_peak is 1 at every
 evaluation after the curve's gold peak.
 
-Each signal is oriented so that larger means later (proxy_slope is negated: the proxy's gain per unit sqrt(KL)
-shrinks as optimization goes on) and scored two ways: its ROC AUC against past_peak over every evaluation of every
+Each signal is oriented so that larger means later (proxy_slope and entropy are negated: the proxy's gain per
+unit sqrt(KL) shrinks as optimization goes on, and the policy narrows) and scored two ways: its ROC AUC against past_peak over every evaluation of every
 curve (0.5: no better than chance; the KL's own AUC is the baseline to beat), and as a stop rule, stop at the first
 evaluation where it reaches a threshold chosen on the other curves (`detectors.leave_one_out`), with the gold
 regret there and whether it stopped before half of the peak gain (early).
@@ -27,7 +27,7 @@ from ..pipeline.proxies import calibrate, train_proxy
 from ..pipeline.run import Run
 from .base import Output, Study
 
-DIRECTION = {"kl": 1, "kl_rate": 1, "proxy_slope": -1, "mahalanobis": 1, "outliers": 1, "size_spread": 1,
+DIRECTION = {"kl": 1, "kl_rate": 1, "proxy_slope": -1, "entropy": -1, "mahalanobis": 1, "outliers": 1, "size_spread": 1,
              "disjoint_spread": 1, "disagreement": 1}
 REFERENCE_SAMPLES = 8  # pi0 responses per held-out prompt (from the best-of-n pool) that define "like pi0"
 SUMMARY_COLUMNS = ["signal", "direction", "auc", "regret", "regret_max", "early"]
@@ -97,13 +97,14 @@ def signal_table(run: Run, art: Artifacts, rl_df: pd.DataFrame, samples: dict, t
                    for r in resp]
         kl, step, proxy_gain = g["kl"].to_numpy(), g["step"].to_numpy(float), g["proxy"].to_numpy()
         gold = g["gold"].to_numpy()
+        entropy = g["entropy"].to_numpy(float) if "entropy" in g else np.full(len(g), np.nan)
         dis = (trace[trace["curve"] == name].set_index("step")["disagreement"].reindex(g["step"]).to_numpy()
                if trace is not None and len(trace) else np.full(len(g), np.nan))
         peak = int(np.argmax(gold))
         for j in range(len(g)):
             rows.append({"curve": name, "rm": name, "step": int(step[j]), "kl": float(kl[j]), "gold": float(gold[j]),
                          "past_peak": j > peak, "kl_rate": _diff_rate(kl, step)[j],
-                         "proxy_slope": _diff_rate(proxy_gain, np.sqrt(kl))[j],
+                         "proxy_slope": _diff_rate(proxy_gain, np.sqrt(kl))[j], "entropy": float(entropy[j]),
                          "mahalanobis": float(d2[j].mean() / ref.shape[1]),
                          "outliers": outlier_share(d2[j], ref.shape[1]), "size_spread": float(spread[j]),
                          "disjoint_spread": float(dspread[j]),
