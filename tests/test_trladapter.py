@@ -93,3 +93,23 @@ def test_callback_with_a_judge_inside_a_trl_trainer_spends_its_budget_and_names_
     assert cb.best_checkpoint == str(tmp_path / "out" / f"checkpoint-{int(best.step)}")
     assert (tmp_path / "out" / f"checkpoint-{int(best.step)}").is_dir()
     assert all(c.kl >= 0 for c in w.checkpoints) and w.checkpoints[-1].kl > 0  # the logged KL at each save
+
+
+def test_callback_with_a_pairwise_judge_compares_with_the_starting_models_completions(world, tmp_path):
+    """A pairwise judge gets each completion beside one the model wrote before training (sampled once, at the
+    start): the labels are wins, ties and losses, 4 per save."""
+    from overopt.online.monitor import OveroptCallback
+
+    seen = []
+
+    def judge(prompts, completions, references):  # shorter than the reference wins
+        seen.append((len(prompts), len(completions), len(references)))
+        return [1.0 if len(c) < len(r) else 0.5 if len(c) == len(r) else 0.0 for c, r in zip(completions, references)]
+
+    prompts = [world.prompt_text(i) for i in world.eval_prompt_idx[:5]]
+    cb = OveroptCallback(judge=judge, judge_prompts=prompts, budget=8, strategy="fixed", per_eval=4,
+                         max_new_tokens=12, pairwise=True, references=3)
+    run_rloo(world, tmp_path, max_steps=4, save_steps=2, callbacks=[cb])
+    assert [len(r) for r in cb.judged.refs] == [3] * 5 and seen == [(4, 4, 4)] * 2
+    w = cb.judged.watch
+    assert w.spent == 8 and all(set(c.labels) <= {0.0, 0.5, 1.0} for c in w.checkpoints)

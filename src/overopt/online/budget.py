@@ -174,33 +174,54 @@ class BudgetWatch:
 class CheckpointJudge:
     """A trainer's checkpoints judged on a label budget: at each, `BudgetWatch` buys labels by generating
     completions of held-out ``prompts`` with the checkpoint's model (sampling at temperature 1, the policy itself)
-    and passing them to ``judge(prompts, completions) -> one score per completion``. `OveroptCallback(judge=...)`
-    calls it at every saved checkpoint, so the checkpoint to roll back to always exists on disk."""
+    and passing them to ``judge(prompts, completions) -> one score per completion``; with ``pairwise``,
+    ``judge(prompts, completions, references) -> 1 (the completion wins), 0.5 (tie) or 0`` against a completion of
+    the same prompt by the starting model, sampled once by `begin` (``references`` per prompt) before training
+    moves it. `OveroptCallback(judge=...)` calls `begin` when training starts and `evaluate` at every saved
+    checkpoint, so the checkpoint to roll back to always exists on disk."""
 
     def __init__(self, judge, prompts, budget: int = 200, strategy: str = "sequential", max_new_tokens: int = 64,
-                 seed: int = 0, **watch):
+                 seed: int = 0, pairwise: bool = False, references: int = 4, **watch):
         if not prompts:
             raise ValueError("a judge needs held-out prompts to generate completions for (judge_prompts)")
         self.judge, self.prompts, self.max_new_tokens = judge, list(prompts), max_new_tokens
+        self.pairwise, self.n_refs, self.refs = pairwise, references, None
         self.watch = BudgetWatch(strategy, budget, **watch)
         self.rng = np.random.default_rng(seed)
 
-    def _label(self, model, tokenizer) -> Callable[[int], np.ndarray]:
+    def _generate(self, model, tokenizer, prompts: list[str]) -> list[str]:
         import torch
 
+        side, tokenizer.padding_side = tokenizer.padding_side, "left"
+        enc = tokenizer(prompts, return_tensors="pt", padding=True).to(next(model.parameters()).device)
+        tokenizer.padding_side = side
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            out = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                                 max_new_tokens=self.max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+        model.train(was_training)
+        return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    def begin(self, model, tokenizer) -> None:
+        """With a pairwise judge: ``references`` completions of every prompt by the model as training starts."""
+        if self.pairwise and self.refs is None:
+            texts = self._generate(model, tokenizer, [p for p in self.prompts for _ in range(self.n_refs)])
+            self.refs = [texts[i * self.n_refs:(i + 1) * self.n_refs] for i in range(len(self.prompts))]
+
+    def _label(self, model, tokenizer) -> Callable[[int], np.ndarray]:
         def label(n: int) -> np.ndarray:
-            prompts = [self.prompts[i] for i in self.rng.choice(len(self.prompts), size=n)]
-            side, tokenizer.padding_side = tokenizer.padding_side, "left"
-            enc = tokenizer(prompts, return_tensors="pt", padding=True).to(next(model.parameters()).device)
-            tokenizer.padding_side = side
-            was_training = model.training
-            model.eval()
-            with torch.no_grad():
-                out = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                                     max_new_tokens=self.max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-            model.train(was_training)
-            completions = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-            scores = np.asarray(self.judge(prompts, completions), dtype=float).ravel()
+            idx = self.rng.choice(len(self.prompts), size=n)
+            prompts = [self.prompts[i] for i in idx]
+            completions = self._generate(model, tokenizer, prompts)
+            if self.pairwise:
+                if self.refs is None:
+                    raise ValueError("a pairwise judge needs the starting model's completions: call begin() first")
+                refs = [self.refs[i][self.rng.integers(self.n_refs)] for i in idx]
+                scores = self.judge(prompts, completions, refs)
+            else:
+                scores = self.judge(prompts, completions)
+            scores = np.asarray(scores, dtype=float).ravel()
             if len(scores) != n:
                 raise ValueError(f"the judge returned {len(scores)} scores for {n} completions")
             return scores
