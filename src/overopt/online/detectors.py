@@ -68,6 +68,12 @@ def regret(gold: np.ndarray, i: int) -> float:
     return (peak - float(gold[i])) / peak if peak > 0 else float("nan")
 
 
+def stopped_early(gold: np.ndarray, i: int) -> bool:
+    """Whether stopping at i came before gold's peak with less than half of the peak gain."""
+    peak = int(np.argmax(gold))
+    return bool(i < peak and gold[i] < 0.5 * gold[peak])
+
+
 def leave_one_out(curves: dict, groups: dict | None = None) -> dict:
     """For each curve ({name: (signal, gold) per evaluation}), the threshold that gives the other curves the lowest
     median regret when each stops at its first evaluation with the signal at or above it (candidates: every value

@@ -35,6 +35,7 @@ import pandas as pd
 from ..measure.bon import best_of_n, default_ns
 from ..online.budget import BudgetWatch
 from ..online.choose_n import choose_n
+from ..online.detectors import regret, stopped_early
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.run import Run
 from .base import Output, Study
@@ -76,12 +77,11 @@ def play(curve: pd.DataFrame, gold: np.ndarray, label_fn, watch: BudgetWatch | N
                 break
     pick = list(steps).index(keep) if keep is not None else stop
     peak = int(np.argmax(truth))
-    regret = lambda i: (truth[peak] - truth[i]) / truth[peak] if truth[peak] > 0 else np.nan  # noqa: E731
     return {"labels": watch.spent if watch is not None else 0, "stop_step": int(steps[stop]),
             "stop_kl": float(kl[stop]), "pick_step": int(steps[pick]), "pick_kl": float(kl[pick]),
             "gold_stop": float(truth[stop]), "gold_pick": float(truth[pick]), "gold_peak": float(truth[peak]),
-            "kl_peak": float(kl[peak]), "regret_stop": float(regret(stop)), "regret_pick": float(regret(pick)),
-            "early": bool(stop < peak and truth[stop] < 0.5 * truth[peak])}
+            "kl_peak": float(kl[peak]), "regret_stop": regret(truth, stop), "regret_pick": regret(truth, pick),
+            "early": stopped_early(truth, stop)}
 
 
 def labeller(gold: np.ndarray, judge: str, pool_gold: np.ndarray, per_prompt: int, rng: np.random.Generator):
@@ -162,7 +162,7 @@ def bon_choice_table(run: Run, art: Artifacts) -> pd.DataFrame:
                 rows.append({"rm": p.name, "m": m, "rep": rep, "labels": ch.labels, "n": ch.n, "n_lo": ch.n_lo,
                              "n_hi": ch.n_hi, "n_best": int(ns[best]), "gold_n": float(truth[j]),
                              "gold_best": float(truth[best]),
-                             "regret": float((truth[best] - truth[j]) / truth[best]) if truth[best] > 0 else np.nan})
+                             "regret": regret(truth, j)})
     return pd.DataFrame(rows, columns=BON_CHOICE_COLUMNS)
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from ..models.reward import features, score
-from ..online.detectors import leave_one_out, mahalanobis, outlier_share, regret, roc_auc
+from ..online.detectors import leave_one_out, mahalanobis, outlier_share, regret, roc_auc, stopped_early
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs
 from ..pipeline.proxies import calibrate, train_proxy
@@ -101,10 +101,11 @@ def signal_table(run: Run, art: Artifacts, rl_df: pd.DataFrame, samples: dict, t
         dis = (trace[trace["curve"] == name].set_index("step")["disagreement"].reindex(g["step"]).to_numpy()
                if trace is not None and len(trace) else np.full(len(g), np.nan))
         peak = int(np.argmax(gold))
+        kl_rate, proxy_slope = _diff_rate(kl, step), _diff_rate(proxy_gain, np.sqrt(kl))
         for j in range(len(g)):
             rows.append({"curve": name, "rm": name, "step": int(step[j]), "kl": float(kl[j]), "gold": float(gold[j]),
-                         "past_peak": j > peak, "kl_rate": _diff_rate(kl, step)[j],
-                         "proxy_slope": _diff_rate(proxy_gain, np.sqrt(kl))[j], "entropy": float(entropy[j]),
+                         "past_peak": j > peak, "kl_rate": kl_rate[j],
+                         "proxy_slope": proxy_slope[j], "entropy": float(entropy[j]),
                          "mahalanobis": float(d2[j].mean() / ref.shape[1]),
                          "outliers": outlier_share(d2[j], ref.shape[1]), "size_spread": float(spread[j]),
                          "disjoint_spread": float(dspread[j]),
@@ -125,8 +126,7 @@ def summary_table(df: pd.DataFrame, group: str | None = None) -> pd.DataFrame:
         groups = {k: k[0] for k in curves} if group else None
         stops = leave_one_out(curves, groups) if len({*groups.values()} if groups else curves) > 1 else {}
         reg = [regret(curves[k][1], i) for k, (_, i) in stops.items()]
-        early = [i < int(np.argmax(curves[k][1])) and curves[k][1][i] < 0.5 * np.max(curves[k][1])
-                 for k, (_, i) in stops.items()]
+        early = [stopped_early(curves[k][1], i) for k, (_, i) in stops.items()]
         rows.append({"signal": signal, "direction": sign, "auc": roc_auc(sign * df[signal], df["past_peak"]),
                      "regret": float(np.nanmedian(reg)) if reg else np.nan,
                      "regret_max": float(np.nanmax(reg)) if reg else np.nan,

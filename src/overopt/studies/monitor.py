@@ -28,6 +28,7 @@ import torch
 
 from ..models.ensemble import EnsembleRM, member_scores
 from ..models.reward import Proxy, score
+from ..online.detectors import regret, stopped_early
 from ..online.monitor import SIGNALS, Monitor
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs
@@ -132,14 +133,13 @@ def evaluate(trace: pd.DataFrame, monitor_kwargs: dict, rules: dict | None = Non
         cases += [("", None, rule, sig) for rule, sig in rules.items() if not sig]
         for ref, col, rule, signals in cases:
             stop, pick, reasons = _stop(g, col, signals, monitor_kwargs)
-            regret = (gold[peak] - gold[[stop, pick]]) / gold[peak] if gold[peak] > 0 else [float("nan")] * 2
             rows.append({"curve": curve, "rm": g["rm"].iloc[0], "reference": ref, "rule": rule,
                          "stopped": bool(reasons), "stop_step": int(g["step"].iloc[stop]),
                          "stop_kl": float(kl[stop]), "gold_stop": float(gold[stop]), "gold_peak": float(gold[peak]),
-                         "kl_peak": float(kl[peak]), "regret": float(regret[0]),
-                         "early": bool(stop < peak and gold[stop] < 0.5 * gold[peak]),
+                         "kl_peak": float(kl[peak]), "regret": regret(gold, stop),
+                         "early": stopped_early(gold, stop),
                          "pick_step": int(g["step"].iloc[pick]), "pick_kl": float(kl[pick]),
-                         "gold_pick": float(gold[pick]), "regret_pick": float(regret[1]), "reasons": reasons})
+                         "gold_pick": float(gold[pick]), "regret_pick": regret(gold, pick), "reasons": reasons})
     return pd.DataFrame(rows, columns=MONITOR_COLUMNS)
 
 
