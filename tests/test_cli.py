@@ -18,7 +18,7 @@ from overopt.pipeline.proxies import CALIBRATION_COLUMNS, RELIABILITY_COLUMNS
 from overopt.studies.ensembles import ENSEMBLE_COLUMNS, ENSEMBLE_RL_COLUMNS
 from overopt.studies.learned import LEARNED_COLUMNS
 from overopt.studies.length import LENGTH_BON_COLUMNS, LENGTH_COLUMNS
-from overopt.config import GOLD_DIMS
+from overopt.config import GOLD_DIMS, active_dims, load_config
 from overopt.studies.rl import RL_TABLE_COLUMNS
 
 
@@ -54,7 +54,7 @@ def test_smoke_run_writes_every_file_with_the_contract_columns(smoke):
     learned = pd.read_csv(out / "learned.csv")  # what each proxy learned of gold's dimensions
     assert list(learned.columns) == LEARNED_COLUMNS and set(learned["rm"]) == {"8x1", "16x1", "32x1"}
     for _, g in learned.groupby("rm"):
-        assert list(g["dimension"]) == list(GOLD_DIMS) and np.isclose(g["decides"].sum(), 1.0)
+        assert list(g["dimension"]) == list(active_dims(load_config("smoke").gold)) and np.isclose(g["decides"].sum(), 1.0)
         assert (g["weight_lo"] <= g["weight"] + 1e-9).all() and (g["weight"] <= g["weight_hi"] + 1e-9).all()
     assert "What each proxy learned of gold" in (out / "report.html").read_text()
     # each curve's identity is in columns, matching its name
@@ -169,12 +169,15 @@ def test_smoke_multi_objective(smoke):
         np.testing.assert_allclose(single[col].to_numpy(), bon[bon["rm"] == "8x1"][col].to_numpy(), atol=1e-9)
     assert len(collapse) == 3 * len(GOLD_DIMS)
     # weights: each dimension alone first, then the simplex, all summing to the number of dimensions
-    w = pareto[[f"w_{d}" for d in GOLD_DIMS]].to_numpy()
-    np.testing.assert_allclose(w[:5], 5 * np.eye(5))
-    np.testing.assert_allclose(w.sum(1), 5)
-    np.testing.assert_array_equal(pareto["on_front"], pareto_front(pareto[[f"gold_{d}" for d in GOLD_DIMS]]))
+    dims = active_dims(load_config("smoke").gold)  # the dimensions gold weighs (naturalness: not in smoke)
+    k = len(dims)
+    w = pareto[[f"w_{d}" for d in dims]].to_numpy()
+    np.testing.assert_allclose(w[:k], k * np.eye(k))
+    np.testing.assert_allclose(w.sum(1), k)
+    assert (pareto[[f"w_{d}" for d in GOLD_DIMS if d not in dims]] == 0).all().all()
+    np.testing.assert_array_equal(pareto["on_front"], pareto_front(pareto[[f"gold_{d}" for d in dims]]))
     stages = json.loads((out / "manifest.json").read_text())["stages"]
-    assert {f"rm dim/{d}" for d in GOLD_DIMS} <= set(stages)
+    assert {f"rm dim/{d}" for d in dims} <= set(stages) and not {f"rm dim/{d}" for d in GOLD_DIMS if d not in dims} & set(stages)
     assert "Multi-objective rewards" in (out / "report.html").read_text()
 
 

@@ -28,6 +28,19 @@ def test_presets_load_and_overrides_apply():
             load_config("smoke", overrides=[f"daa.labels={bad}"])
 
 
+def test_multi_weights_count_the_weighted_gold_dimensions():
+    from overopt.config import GOLD_DIMS, GoldConfig, active_dims
+
+    assert active_dims(GoldConfig()) == GOLD_DIMS[:5]  # naturalness weighs 0 unless a preset sets it
+    assert active_dims(GoldConfig(w_naturalness=1.6, w_fluency=0.0)) == tuple(d for d in GOLD_DIMS if d != "fluency")
+    on = ["gold.w_naturalness=1.6"]
+    assert len(load_config("smoke", overrides=on + ["multi.weights=[1,1,1,1,1,2]"]).multi.weights) == 6
+    assert len(load_config("smoke", overrides=["multi.weights=[1,1,1,1,2]"]).multi.weights) == 5
+    with pytest.raises(ConfigError, match="must be empty or 5 numbers >= 0, one per weighted gold dimension "
+                                          r"\(sentiment, fluency, relevance, length, diversity\)"):
+        load_config("smoke", overrides=["multi.weights=[1,1,1,1,1,2]"])
+
+
 def test_yaml_file_over_preset(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("rm:\n  label_noise: 0.25\n")
@@ -88,3 +101,19 @@ def test_help_config_prints_every_field_with_default_and_help(capsys):
     assert len(re.findall(r"^  \w+ = ", every, re.M)) == sum(len(field_help(type(getattr(Config(), s)))) for s in Config().to_dict())
     assert main(["run", "--help-config", "nope"]) == 2
     assert "unknown config section 'nope'" in capsys.readouterr().err
+
+
+def test_proxy_learning_rate_falls_as_one_over_width_above_lr_width():
+    from overopt.models.reward import width_lr
+    from overopt.pipeline.proxies import proxy_key, proxy_lr
+
+    assert width_lr(2e-3, 64, 128) == pytest.approx(1e-3) and width_lr(2e-3, 64, 256) == pytest.approx(5e-4)
+    assert width_lr(2e-3, 64, 64) == 2e-3 and width_lr(2e-3, 64, 8) == 2e-3 and width_lr(2e-3, 0, 512) == 2e-3
+    off = load_config("smoke", overrides=["rm.sizes=[8x1,16x1,32x1,128x1]"])
+    on = load_config("smoke", overrides=["rm.sizes=[8x1,16x1,32x1,128x1]", "rm.lr_width=16"])
+    assert [proxy_lr(on, s) for s in on.rm.sizes] == pytest.approx([off.rm.lr, off.rm.lr, off.rm.lr / 2, off.rm.lr / 8])
+    # a proxy whose rate the rule leaves alone keeps its cache key; the scaled one gets another
+    assert proxy_key(on, "16x1", 600) == proxy_key(off, "16x1", 600)
+    assert proxy_key(on, "128x1", 600) != proxy_key(off, "128x1", 600)
+    with pytest.raises(ConfigError, match="config key 'rm.lr_width'"):
+        load_config("smoke", overrides=["rm.lr_width=-1"])

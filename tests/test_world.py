@@ -57,6 +57,40 @@ def test_gold_dimensions_against_hand_computed_values(world):
     assert total[0] == pytest.approx(want0)
 
 
+def test_naturalness_against_hand_computed_value(world):
+    from overopt.world.toy import NAT_CLIP, NAT_DIRECTIONS
+
+    D = world.nat_dirs
+    # orthonormal directions over the non-special words, none on [PAD], [BOS], [EOS], [UNK]
+    np.testing.assert_allclose(D[4:].T @ D[4:], np.eye(NAT_DIRECTIONS), atol=1e-5)
+    assert not D[:4].any()
+    texts = ["the staff was great .", "great great great great", "the staff was great . the view was nice ."]
+    resp = np.full((3, 14), PAD)
+    for i, t in enumerate(texts):
+        ids = encode(world, t)
+        resp[i, : len(ids)] = ids
+    resp[1, 5:] = resp[0, :9]  # after [EOS]: ignored
+    p = np.zeros(3, dtype=int)
+    for decay in (0.5, 1.0):
+        got = world.gold_dims(p, resp, GoldConfig(naturalness_decay=decay))["naturalness"]
+        s = np.arange(1, NAT_DIRECTIONS + 1) ** -decay
+        for i, t in enumerate(texts):
+            f = np.zeros(len(world.vocab))
+            for w in t.split():
+                f[world.tok2id[w]] += 1 / len(t.split())  # word frequencies: [EOS] and beyond excluded
+            z = (f @ D - world.tables["nat_mean"]) / world.tables["nat_std"]
+            want = -(np.minimum(z ** 2, NAT_CLIP ** 2) * s).sum() / s.sum()
+            assert got[i] == pytest.approx(want, rel=1e-4)
+    # standardised over the grammar's texts: a text of the world averages about -1, the repetition far below it
+    got = world.gold_dims(p, resp, GoldConfig())["naturalness"]
+    _, corpus = world.corpus(400, np.random.default_rng(3))
+    nat = world.gold_dims(np.zeros(400, dtype=int), corpus, GoldConfig())["naturalness"]
+    assert -1.3 < nat.mean() < -0.7 and got[1] < np.quantile(nat, 0.02) and got[0] > got[1]
+    # in gold with its weight; the default weight 0 leaves gold as it was
+    w = GoldConfig(w_naturalness=2.0)
+    assert world.gold(p, resp, w)[0] - world.gold(p, resp, GoldConfig())[0] == pytest.approx(2 * got)
+
+
 def test_labels_follow_gold_and_noise_flips_at_its_rate():
     rng = np.random.default_rng(0)
     n = 20000

@@ -23,7 +23,12 @@ PRESET_DIR = Path(__file__).parent.parent / "presets"
 # Bump when a change to the code invalidates cached artifacts.
 CACHE_VERSION = 2
 # The gold reward's named dimensions, one weight each in GoldConfig (w_<name>).
-GOLD_DIMS = ("sentiment", "fluency", "relevance", "length", "diversity")
+GOLD_DIMS = ("sentiment", "fluency", "relevance", "length", "diversity", "naturalness")
+
+
+def active_dims(gold) -> tuple[str, ...]:
+    """The gold dimensions a GoldConfig weighs (weight != 0), in GOLD_DIMS order."""
+    return tuple(d for d in GOLD_DIMS if getattr(gold, f"w_{d}") != 0)
 # run.* fields that cannot change a run's results (where it caches, how many threads, where it logs)
 RESULT_FREE = ("cache_dir", "threads", "workers", "track", "wandb_mode", "wandb_project")
 
@@ -63,6 +68,10 @@ class GoldConfig:
     w_relevance: float = _f(1.0, "weight: mentions the prompt's aspect, stays on the prompt's topic")
     w_length: float = _f(0.01, "weight: -(words - length_target)^2")
     w_diversity: float = _f(1.5, "weight: distinct-token ratio (penalises repetition)")
+    w_naturalness: float = _f(0.0, "weight: -(power-law weighted squared distance of the word mix from the grammar's "
+                                   "on 64 random directions); 0 = off (as before the term existed)")
+    naturalness_decay: float = _f(0.5, "the k-th naturalness direction weighs k^-decay (0.5: every doubling of "
+                                       "directions carries as much as the last)")
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,8 @@ class RMConfig:
     epochs: int = _f(2, "passes over the training pairs")
     batch_size: int = _f(64, "pairs per step")
     lr: float = _f(2e-3, "AdamW learning rate (linear warm-up, cosine decay)")
+    lr_width: int = _f(0, "> 0: a proxy wider than this trains at lr x lr_width / width (Adam's rate falling as "
+                          "1/width, as muP prescribes for hidden weights; Yang et al. 2022); 0 = lr at every width")
     weight_decay: float = _f(0.01, "AdamW weight decay")
     label_noise: float = _f(0.0, "probability of flipping each gold label (Coste et al. 2023 use 0.25)")
     length_norm: bool = _f(False, "length-normalised proxies: remove each proxy's slope on response length, fitted "

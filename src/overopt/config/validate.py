@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .schema import GOLD_DIMS, Config, ConfigError
+from .schema import GOLD_DIMS, Config, ConfigError, active_dims
 
 
 def parse_size(spec: str, key: str = "rm.sizes") -> tuple[int, int]:
@@ -102,6 +102,7 @@ def _core(cfg: Config, need) -> list[str]:
     need(cfg.rm.epochs >= 1, "rm.epochs", "must be >= 1")
     need(cfg.rm.batch_size >= 1, "rm.batch_size", "must be >= 1")
     need(cfg.rm.lr > 0, "rm.lr", "must be > 0")
+    need(cfg.rm.lr_width >= 0, "rm.lr_width", "must be >= 0 (0: no width scaling)")
     need(0.0 <= cfg.rm.label_noise < 0.5, "rm.label_noise", "must be in [0, 0.5)")
     for n in cfg.rm.data_sizes:
         need(isinstance(n, int) and 2 <= n, "rm.data_sizes", f"entries must be integers >= 2, got {n!r}")
@@ -224,9 +225,10 @@ def _studies(cfg: Config, need, names: list[str]) -> None:
          "times active.rounds plus active.start must be at most rm.n_train")
     mo = cfg.multi
     parse_size(mo.size, "multi.size")
-    need(len(mo.weights) in (0, 5) and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
-                                           for x in mo.weights), "multi.weights",
-         "must be empty or 5 numbers >= 0 (sentiment, fluency, relevance, length, diversity)")
+    dims = active_dims(cfg.gold)
+    need(len(mo.weights) in (0, len(dims)) and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
+                                                   for x in mo.weights), "multi.weights",
+         f"must be empty or {len(dims)} numbers >= 0, one per weighted gold dimension ({', '.join(dims)})")
     need(mo.pareto_points >= 2, "multi.pareto_points", "must be >= 2")
     need(1 <= mo.pareto_n and (not mo.enabled or mo.pareto_n <= cfg.bon.pool_size), "multi.pareto_n",
          "must be between 1 and bon.pool_size")

@@ -14,7 +14,7 @@ from ..models.reward import Proxy, score
 from ..stats import tie_accuracy
 from .kl import sequence_kl
 
-EVAL_VERSION = 4  # bump when an evaluation gains or changes a column: cached curves are then recomputed
+EVAL_VERSION = 5  # bump when an evaluation gains or changes a column: cached curves are then recomputed
 
 
 class Evaluator:

@@ -33,10 +33,12 @@ def build_world(run: Run):
     key = run.cfg.section_hash("world")
     with run.stage("world") as st:
         cached = run.cache.get("world", key)
+        if cached is not None and "nat_mean" not in cached:  # written before the naturalness dimension existed
+            cached = None
         st["cached"] = cached is not None
-        world = ToyWorld(run.cfg.world, run.cfg.run.seed, None if cached is None else cached["bigram_logp"])
+        world = ToyWorld(run.cfg.world, run.cfg.run.seed, cached)
         if cached is None:
-            run.cache.put("world", key, {"bigram_logp": world.bigram_logp})
+            run.cache.put("world", key, world.tables)
     return world
 
 

@@ -15,7 +15,8 @@ from ..config import Config, family_sizes, parse_size
 from ..errors import TrainingError
 from ..models.ensemble import fit_temperature, reliability
 from ..models.policy import as_ids, n_params
-from ..models.reward import Proxy, RewardModel, bradley_terry_loss, build_rm, length_normalize, score, train_rm
+from ..models.reward import (Proxy, RewardModel, bradley_terry_loss, build_rm, length_normalize, score, train_rm,
+                             width_lr)
 from ..stats import tie_accuracy
 from ..world.base import World
 from .artifacts import PairsData, Pool
@@ -50,12 +51,18 @@ def build_proxies(run: Run, world: World, pairs: PairsData) -> list[Proxy]:
 def proxy_key(cfg: Config, size: str, n: int, noise: float | None = None, member: int = 0, tag: str = "") -> str:
     """Cache key of a proxy: its size, data, label noise, (for ensemble members past the first) seed index and
     ``tag`` (what else labels its pairs, e.g. one gold dimension)."""
-    rm_cfg = {k: v for k, v in cfg.to_dict()["rm"].items()
-              if k not in ("sizes", "data_sizes", "data_sweep_rm", "length_norm")}  # length_norm: after training
+    rm_cfg = {k: v for k, v in cfg.to_dict()["rm"].items()  # length_norm: after training; lr_width: by its lr
+              if k not in ("sizes", "data_sizes", "data_sweep_rm", "length_norm", "lr_width")}
+    rm_cfg["lr"] = proxy_lr(cfg, size)
     if noise is not None:
         rm_cfg["label_noise"] = noise
     return cfg.section_hash("world", "gold", "policy",
                             extra=[rm_cfg, size, n] + ([member] if member else []) + ([tag] if tag else []))
+
+
+def proxy_lr(cfg: Config, size: str) -> float:
+    """The learning rate of a proxy of ``size``: rm.lr, scaled down above rm.lr_width (toy-world sizes only)."""
+    return cfg.rm.lr if cfg.hf.policy else width_lr(cfg.rm.lr, cfg.rm.lr_width, parse_size(size)[0])
 
 
 def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, center, name: str,
@@ -92,7 +99,7 @@ def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, 
             order_seed = run.seed(21, hidden, layers, n) if member == 0 else run.seed(21, hidden, layers, n, 1000 + member)
             with run.bar(steps, f"rm {name}") as b, stage_error(f"proxy {name} training"):
                 train_rm(rm, t(world.prompt_ids[tr.prompt_idx]), t(tr.chosen), t(tr.rejected), c.rm.epochs,
-                         min(c.rm.batch_size, m), c.rm.lr, c.rm.weight_decay, order_seed, world.pad, b)
+                         min(c.rm.batch_size, m), proxy_lr(c, size), c.rm.weight_decay, order_seed, world.pad, b)
             train_s = time.time() - t0
             rm.offset.fill_(float(score(rm, pi0_prompts, pi0_resp, world.pad).mean()))
             rc = score(rm, val_prompts, t(val_true.chosen), world.pad)

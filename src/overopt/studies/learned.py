@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import GOLD_DIMS
+from ..config import active_dims
 from ..models.reward import score
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs
@@ -43,9 +43,9 @@ def dimension_weights(score_diff: np.ndarray, shares: np.ndarray) -> tuple[np.nd
 
 
 def gold_shares(world, gcfg, std: float, prompt_idx, a, b) -> np.ndarray:
-    """[pairs, dimensions]: each gold dimension's weighted difference a - b, in gold standard deviations."""
+    """[pairs, weighted dimensions]: each gold dimension's weighted difference a - b, in gold standard deviations."""
     da, db = world.gold_dims(prompt_idx, a, gcfg), world.gold_dims(prompt_idx, b, gcfg)
-    return np.stack([getattr(gcfg, f"w_{d}") * (da[d] - db[d]) / std for d in GOLD_DIMS], 1)
+    return np.stack([getattr(gcfg, f"w_{d}") * (da[d] - db[d]) / std for d in active_dims(gcfg)], 1)
 
 
 def learned_table(run: Run, art: Artifacts) -> pd.DataFrame:
@@ -64,7 +64,7 @@ def learned_table(run: Run, art: Artifacts) -> pd.DataFrame:
         w, r2 = dimension_weights(s, shares)
         lo, hi = interval(np.stack([dimension_weights(s[i], shares[i])[0] for i in boot]), c.fit.ci)
         right = np.sign(s) == np.sign(gold_diff)
-        for j, d in enumerate(GOLD_DIMS):
+        for j, d in enumerate(active_dims(c.gold)):
             on = decides == j
             rows.append({"rm": p.name, "rm_params": p.params, "n_train": p.n_train, "dimension": d, "weight": w[j],
                          "weight_lo": lo[j], "weight_hi": hi[j], "decides": float(on.mean()),

@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ..config import GOLD_DIMS
+from ..config import GOLD_DIMS, active_dims
 from ..measure import bon
 from ..measure.evaluator import EVAL_VERSION, Evaluator
 from ..measure.labels import label_pairs
@@ -74,7 +74,7 @@ def build_dimension_proxies(run: Run, world, pairs_data: PairsData) -> list[Prox
     split = {k: v[:n_tr] for k, v in sides.items()}
     val_split = {k: v[n_tr:] for k, v in sides.items()}
     out = []
-    for d in GOLD_DIMS:
+    for d in active_dims(c.gold):
         train, _ = _dim_pairs(split, da[d][:n_tr], db[d][:n_tr])
         val, keep = _dim_pairs(val_split, da[d][n_tr:], db[d][n_tr:])
         # the centring set is the validation pairs' two sides, in the order train_proxy expects
@@ -89,7 +89,7 @@ def build_dimension_proxies(run: Run, world, pairs_data: PairsData) -> list[Prox
 def _to_gold_units(run: Run, dims: dict, scores: dict, gold_norm) -> dict[str, float]:
     """a_d: least-squares slope of dimension d's share of gold (w_d dim_d / gold std) on its proxy's score."""
     g = run.cfg.gold
-    return {d: ols_slope(scores[d], getattr(g, f"w_{d}") * dims[d] / gold_norm[1]) for d in GOLD_DIMS}
+    return {d: ols_slope(scores[d], getattr(g, f"w_{d}") * dims[d] / gold_norm[1]) for d in scores}
 
 
 def multi_tables(run: Run, art: Artifacts, dim_proxies: list[Proxy]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -99,8 +99,8 @@ def multi_tables(run: Run, art: Artifacts, dim_proxies: list[Proxy]) -> tuple[pd
     raw = score_pool(run, world, art.pool, dim_proxies)
     scores = {p.dimension: raw[p.name] for p in dim_proxies}
     a = _to_gold_units(run, pool_gold[1], scores, art.gold_norm)
-    v = np.array(m.weights, dtype=float) if m.weights else np.ones(len(GOLD_DIMS))
-    agg = sum(v[i] * a[d] * scores[d] for i, d in enumerate(GOLD_DIMS))
+    v = np.array(m.weights, dtype=float) if m.weights else np.ones(len(scores))
+    agg = sum(v[i] * a[d] * scores[d] for i, d in enumerate(active_dims(c.gold)))
     gold = pool_gold[0].reshape(P, N)
     dims = {d: pool_gold[1][d].reshape(P, N).astype(float) for d in GOLD_DIMS}
     words = pool_gold[1]["n_words"].reshape(P, N).astype(float)
@@ -146,19 +146,21 @@ def pareto_table(run: Run, world, scores: dict, a: dict, pool_gold) -> pd.DataFr
     bon.csv), the gold gain, and whether the point is on the Pareto front of the dimensions' gains."""
     c, m = run.cfg, run.cfg.multi
     P, N = len(world.eval_prompt_idx), c.bon.pool_size
-    k = len(GOLD_DIMS)
+    active = active_dims(c.gold)
+    k = len(active)
     rng = np.random.default_rng([c.run.seed, 91])
     W = np.concatenate([np.eye(k), rng.dirichlet(np.ones(k), size=max(m.pareto_points - k, 0))]) * k
     dims = {d: pool_gold[1][d].reshape(P, N).astype(float) for d in GOLD_DIMS}
     gold = pool_gold[0].reshape(P, N)
     rows = []
     for i, w in enumerate(W):
-        r = sum(w[j] * a[d] * scores[d] for j, d in enumerate(GOLD_DIMS)).reshape(P, N)
+        r = sum(w[j] * a[d] * scores[d] for j, d in enumerate(active)).reshape(P, N)
         gains = {f"gold_{d}": float(bon.best_of_n(r, dims[d], [m.pareto_n])[0] - dims[d].mean()) for d in GOLD_DIMS}
-        rows.append({"point": i, **{f"w_{d}": w[j] for j, d in enumerate(GOLD_DIMS)}, **gains,
+        rows.append({"point": i, **{f"w_{d}": 0.0 for d in GOLD_DIMS}, **{f"w_{d}": w[j] for j, d in enumerate(active)},
+                     **gains,
                      "gold": float(bon.best_of_n(r, gold, [m.pareto_n])[0] - gold.mean())})
     df = pd.DataFrame(rows)
-    df["on_front"] = pareto_front(df[[f"gold_{d}" for d in GOLD_DIMS]].to_numpy())
+    df["on_front"] = pareto_front(df[[f"gold_{d}" for d in active]].to_numpy())
     return df.reindex(columns=PARETO_COLUMNS)
 
 

@@ -9,6 +9,10 @@ star rating. The gold reward has named dimensions computed on token ids (vectori
   relevance  1[the prompt's aspect is mentioned] - share of aspect words off the prompt's topic
   length     -(words - target)^2
   diversity  distinct tokens / tokens
+  naturalness  -sum_k k^-decay z_k^2 / sum_k k^-decay: z_k the response's word frequencies projected on the k-th
+             of NAT_DIRECTIONS fixed random directions, standardised over the grammar's texts (clipped to +-4).
+             Many preferences of falling importance (a power law, as the "quanta" of Michaud et al. 2023): each
+             proxy size resolves the directions its width can hold and its data can show, so size keeps mattering.
 
 On pi0's distribution more positive words go with higher gold, but gold punishes the extremes
 (too long, repetitive, disfluent, off-topic) that a small proxy cannot see: Goodhart, made visible.
@@ -44,6 +48,8 @@ ADVERBS = "very really quite so truly rather".split()
 FUNCTION = ("the was is and but i it we will come back overall would not recommend never again "
             "highly recommended to everyone . ! review of , about :").split()
 SPECIAL = ["[PAD]", "[BOS]", "[EOS]", "[UNK]"]
+NAT_DIRECTIONS = 64  # directions of the naturalness dimension
+NAT_CLIP = 4.0       # |z| beyond this adds nothing more
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 POSITIVE = set(POS_ADJ + POS_VERB + ["recommend", "recommended"])
 NEGATIVE = set(NEG_ADJ + NEG_VERB)
@@ -78,7 +84,7 @@ class ToyWorld:
     kind = "toy"
     eos, pad = EOS, PAD  # the end and padding tokens (the Hugging Face world's come from its tokenizer)
 
-    def __init__(self, cfg, seed: int, bigram_logp: np.ndarray | None = None):
+    def __init__(self, cfg, seed: int, tables: dict | None = None):
         self.cfg = cfg
         self.seed = seed
         self.vocab = _vocab()
@@ -114,9 +120,15 @@ class ToyWorld:
         n_eval = cfg.eval_prompts
         self.eval_prompt_idx = np.sort(order[:n_eval])
         self.train_prompt_idx = np.sort(order[n_eval:])
+        # naturalness: fixed random orthonormal directions over the non-special words
+        d = np.random.default_rng([seed, 3]).standard_normal((V - len(SPECIAL), NAT_DIRECTIONS))
+        self.nat_dirs = np.zeros((V, NAT_DIRECTIONS), dtype=np.float32)
+        self.nat_dirs[len(SPECIAL):] = np.linalg.qr(d)[0]
         # the one costly part, estimated from the grammar's texts: given when a cached world is rebuilt
-        self.bigram_logp = self._estimate_bigram(cfg.n_bigram, np.random.default_rng([seed, 2])) \
-            if bigram_logp is None else np.asarray(bigram_logp, dtype=np.float32)
+        if tables is None:
+            tables = self._corpus_tables(cfg.n_bigram, np.random.default_rng([seed, 2]))
+        self.tables = {k: np.asarray(v, dtype=np.float32) for k, v in tables.items()}
+        self.bigram_logp = self.tables["bigram_logp"]
 
     # ----- text -----
     def _prompt_ids(self, p) -> list[int]:
@@ -206,8 +218,9 @@ class ToyWorld:
             out[i, : len(t)] = t
         return pidx, out
 
-    def _estimate_bigram(self, n: int, rng) -> np.ndarray:
-        """log P(next | previous) over the grammar's texts, add-0.01 smoothed; ':' starts a response."""
+    def _corpus_tables(self, n: int, rng) -> dict[str, np.ndarray]:
+        """Estimated from n of the grammar's texts: log P(next | previous), add-0.01 smoothed (':' starts a
+        response), and the mean and standard deviation of each naturalness projection."""
         _, resp = self.corpus(n, rng, prompt_pool=np.arange(len(self.prompts)))
         V = len(self.vocab)
         prev = np.concatenate([np.full((len(resp), 1), self.tok2id[":"]), resp[:, :-1]], axis=1)
@@ -215,7 +228,26 @@ class ToyWorld:
         counts = np.zeros((V, V))
         np.add.at(counts, (prev[m], resp[m]), 1.0)
         counts += 0.01
-        return np.log(counts / counts.sum(1, keepdims=True)).astype(np.float32)
+        proj = self._nat_projection(resp)
+        return {"bigram_logp": np.log(counts / counts.sum(1, keepdims=True)).astype(np.float32),
+                "nat_mean": proj.mean(0), "nat_std": proj.std(0)}
+
+    def _nat_projection(self, resp: np.ndarray, words: np.ndarray | None = None) -> np.ndarray:
+        """Each response's word frequencies (its words, [EOS] and padding excluded) on the naturalness directions,
+        [M, NAT_DIRECTIONS]."""
+        if words is None:
+            words = (resp != PAD) & (resp != EOS) & (np.cumsum(resp == EOS, 1) == 0)
+        out = np.zeros((len(resp), NAT_DIRECTIONS), dtype=np.float32)
+        for t in range(resp.shape[1]):
+            out += self.nat_dirs[resp[:, t]] * words[:, t, None]
+        return out / np.maximum(words.sum(1), 1)[:, None]
+
+    def naturalness(self, resp: np.ndarray, words: np.ndarray, decay: float) -> np.ndarray:
+        """-sum_k k^-decay min(z_k^2, NAT_CLIP^2) / sum_k k^-decay, z_k the standardised projections: 0 for a
+        response whose word mix is the grammar's average on every direction, about -1 for a typical one."""
+        z = (self._nat_projection(resp, words) - self.tables["nat_mean"]) / self.tables["nat_std"]
+        s = np.arange(1, NAT_DIRECTIONS + 1, dtype=np.float64) ** -decay
+        return -(np.minimum(z.astype(np.float64) ** 2, NAT_CLIP ** 2) @ s) / s.sum()
 
     # ----- the gold reward -----
     def gold_dims(self, prompt_idx: np.ndarray, resp: np.ndarray, gcfg) -> dict[str, np.ndarray]:
@@ -249,9 +281,10 @@ class ToyWorld:
 
         length = -((n_words - gcfg.length_target) ** 2)
         diversity = _distinct(np.where(words, resp, -1)) / np.maximum(n_words, 1)
+        naturalness = self.naturalness(resp, words, gcfg.naturalness_decay)
         return {"sentiment": sentiment.astype(float), "fluency": fluency.astype(float),
                 "relevance": relevance.astype(float), "length": length.astype(float),
-                "diversity": diversity.astype(float), "n_words": n_words}
+                "diversity": diversity.astype(float), "naturalness": naturalness.astype(float), "n_words": n_words}
 
     def gold(self, prompt_idx, resp, gcfg, norm: tuple[float, float] | None = None
              ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -261,7 +294,7 @@ class ToyWorld:
         d = self.gold_dims(prompt_idx, resp, gcfg)
         c = gcfg
         total = (c.w_sentiment * d["sentiment"] + c.w_fluency * d["fluency"] + c.w_relevance * d["relevance"]
-                 + c.w_length * d["length"] + c.w_diversity * d["diversity"])
+                 + c.w_length * d["length"] + c.w_diversity * d["diversity"] + c.w_naturalness * d["naturalness"])
         if norm is not None:
             total = (total - norm[0]) / norm[1]
         return total, d
