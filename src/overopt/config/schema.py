@@ -29,6 +29,8 @@ GOLD_DIMS = ("sentiment", "fluency", "relevance", "length", "diversity", "natura
 def active_dims(gold) -> tuple[str, ...]:
     """The gold dimensions a GoldConfig weighs (weight != 0), in GOLD_DIMS order."""
     return tuple(d for d in GOLD_DIMS if getattr(gold, f"w_{d}") != 0)
+
+
 # run.* fields that cannot change a run's results (where it caches, how many threads, where it logs)
 RESULT_FREE = ("cache_dir", "threads", "workers", "track", "wandb_mode", "wandb_project")
 

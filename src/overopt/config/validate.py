@@ -110,6 +110,7 @@ def _core(cfg: Config, need) -> list[str]:
     if cfg.rm.data_sweep_rm:
         need(cfg.rm.data_sweep_rm in names, "rm.data_sweep_rm", "must be one of rm.sizes (hf.proxies' names)")
     need(cfg.gold.length_target > 0, "gold.length_target", "must be > 0")
+    need(0 <= cfg.gold.naturalness_decay <= 10, "gold.naturalness_decay", "must be in [0, 10]")
     for d in GOLD_DIMS:  # beyond this one dimension drowns the others in float rounding: every gain reads 0
         need(abs(getattr(cfg.gold, f"w_{d}")) <= 1e6, f"gold.w_{d}", "must be within +-1e6")
     need(cfg.bon.pool_size >= 4, "bon.pool_size", "must be >= 4")
