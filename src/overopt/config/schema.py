@@ -72,8 +72,8 @@ class GoldConfig:
     w_diversity: float = _f(1.5, "weight: distinct-token ratio (penalises repetition)")
     w_naturalness: float = _f(0.0, "weight: -(power-law weighted squared distance of the word mix from the grammar's "
                                    "on 64 random directions); 0 = off (as before the term existed)")
-    naturalness_decay: float = _f(0.5, "the k-th naturalness direction weighs k^-decay (0.5: every doubling of "
-                                       "directions carries as much as the last)")
+    naturalness_decay: float = _f(0.3, "the k-th naturalness direction weighs k^-decay (below 0.5 each doubling of "
+                                       "the directions weighs more than the last)")
 
 
 @dataclass(frozen=True)
