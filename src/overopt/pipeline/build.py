@@ -30,11 +30,9 @@ def build_world(run: Run):
             world = HFWorld(run.cfg.hf, run.cfg.world.max_new_tokens, run.cfg.run.seed, run.device, run.cache)
             st.update(prompts=len(world.texts), prompt_tokens=world.prompt_len)
         return world
-    key = run.cfg.section_hash("world")
+    key = run.cfg.section_hash("world", extra=list(ToyWorld.TABLES))  # a world cached with other tables is not read
     with run.stage("world") as st:
         cached = run.cache.get("world", key)
-        if cached is not None and "nat_mean" not in cached:  # written before the naturalness dimension existed
-            cached = None
         st["cached"] = cached is not None
         world = ToyWorld(run.cfg.world, run.cfg.run.seed, cached)
         if cached is None:

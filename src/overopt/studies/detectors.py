@@ -3,10 +3,10 @@
 evaluation after the curve's gold peak.
 
 Each signal is oriented so that larger means later (proxy_slope and entropy are negated: the proxy's gain per
-unit sqrt(KL) shrinks as optimization goes on, and the policy narrows) and scored two ways: its ROC AUC against past_peak over every evaluation of every
-curve (0.5: no better than chance; the KL's own AUC is the baseline to beat), and as a stop rule, stop at the first
-evaluation where it reaches a threshold chosen on the other curves (`detectors.leave_one_out`), with the gold
-regret there and whether it stopped before half of the peak gain (early).
+unit sqrt(KL) shrinks as optimization goes on, and the policy narrows) and scored two ways: its ROC AUC against
+past_peak over every evaluation of every curve (0.5: no better than chance; the KL's own AUC is the baseline to
+beat), and as a stop rule, stop at the first evaluation where it reaches a threshold chosen on the other curves
+(`detectors.leave_one_out`), with the gold regret there and whether it stopped before half of the peak gain (early).
 
 detectors.csv: curve, rm, step, kl, gold, past_peak, and one column per signal (as computed, not oriented)
 Each family size also gets budget.disjoint_members proxies trained on disjoint slices of its pairs (an ensemble
@@ -97,7 +97,6 @@ def signal_table(run: Run, art: Artifacts, rl_df: pd.DataFrame, samples: dict, t
                    for r in resp]
         kl, step, proxy_gain = g["kl"].to_numpy(), g["step"].to_numpy(float), g["proxy"].to_numpy()
         gold = g["gold"].to_numpy()
-        entropy = g["entropy"].to_numpy(float) if "entropy" in g else np.full(len(g), np.nan)
         dis = (trace[trace["curve"] == name].set_index("step")["disagreement"].reindex(g["step"]).to_numpy()
                if trace is not None and len(trace) else np.full(len(g), np.nan))
         peak = int(np.argmax(gold))
@@ -105,7 +104,7 @@ def signal_table(run: Run, art: Artifacts, rl_df: pd.DataFrame, samples: dict, t
         for j in range(len(g)):
             rows.append({"curve": name, "rm": name, "step": int(step[j]), "kl": float(kl[j]), "gold": float(gold[j]),
                          "past_peak": j > peak, "kl_rate": kl_rate[j],
-                         "proxy_slope": proxy_slope[j], "entropy": float(entropy[j]),
+                         "proxy_slope": proxy_slope[j], "entropy": float(g["entropy"].iloc[j]),
                          "mahalanobis": float(d2[j].mean() / ref.shape[1]),
                          "outliers": outlier_share(d2[j], ref.shape[1]), "size_spread": float(spread[j]),
                          "disjoint_spread": float(dspread[j]),

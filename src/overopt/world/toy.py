@@ -82,6 +82,7 @@ class ToyWorld:
     prompt_len = 11  # [BOS] + 10 words, the same for every prompt
 
     kind = "toy"
+    TABLES = ("bigram_logp", "nat_mean", "nat_std")  # what `_corpus_tables` estimates and a cached world holds
     eos, pad = EOS, PAD  # the end and padding tokens (the Hugging Face world's come from its tokenizer)
 
     def __init__(self, cfg, seed: int, tables: dict | None = None):
