@@ -72,3 +72,23 @@ def test_rl_curves_in_workers_give_the_rows_of_one_process(tmp_path):
     assert [stages[f"rl {c}"]["cached"] for c in ("8x1", "16x1", "8x1/kl0.1", "8x1/pi0-16x1", "8x1/iter2")] == \
         [True, True, True, True, False]
     assert "rl curves in workers" not in json.loads((tmp_path / "serial" / "manifest.json").read_text())["stages"]
+
+
+@linux
+def test_proxies_in_workers_are_the_proxies_of_one_process(tmp_path):
+    """The smoke preset's three proxies, two trained in one-thread workers (the costliest first) and the smallest
+    by the caller, against all three trained one after the other on one thread: the same rm.csv and best-of-n."""
+    from overopt.cli import main
+
+    base = ["run", "--preset", "smoke", "--quiet", *ONLY_RL, "--set", "rl.enabled=false", "--set", "run.threads=1"]
+    for name, workers in (("serial", 1), ("forked", 2)):
+        assert main([*base, "--out", str(tmp_path / name), "--set", f"run.cache_dir={tmp_path / f'cache-{name}'}",
+                     "--set", f"run.workers={workers}"]) == 0
+    for table in ("rm", "bon"):
+        a, b = (pd.read_csv(tmp_path / n / f"{table}.csv") for n in ("serial", "forked"))
+        pd.testing.assert_frame_equal(a.drop(columns=["train_s"], errors="ignore"),
+                                      b.drop(columns=["train_s"], errors="ignore"))
+    stages = json.loads((tmp_path / "forked" / "manifest.json").read_text())["stages"]
+    assert stages["proxies in workers"]["jobs"] == 2
+    assert [stages[f"rm {s}"]["cached"] for s in ("8x1", "16x1", "32x1")] == [False, True, True]
+    assert "proxies in workers" not in json.loads((tmp_path / "serial" / "manifest.json").read_text())["stages"]
