@@ -142,11 +142,13 @@ def main() -> None:
     man = {k: json.loads((work / f"out-{k}" / "manifest.json").read_text()) for k in ("ref", "now")}
     flops = stage_flops(work / "out-now", work / "cache-now")
     stages, ref_s = man["now"]["stages"], {n: st["seconds"] for n, st in man["ref"]["stages"].items()}
-    moved = []  # the curves run in workers read as cached in their own stages: their figures go to the workers'
-    if "rl curves in workers" in stages:
-        moved = [n for n, st in stages.items() if n.startswith("rl ") and st.get("cached") and n in flops]
-        flops["rl curves in workers"] = sum(flops.pop(n) for n in moved)
-        ref_s["rl curves in workers"] = sum(ref_s.pop(n, float("nan")) for n in moved)
+    moved = []  # proxies and curves run in workers read as cached in their own stages: their figures go to the workers'
+    for workers, prefix in (("proxies in workers", "rm "), ("rl curves in workers", "rl ")):
+        if workers in stages:
+            mine = [n for n, st in stages.items() if n.startswith(prefix) and st.get("cached") and n in flops]
+            flops[workers] = sum(flops.pop(n) for n in mine)
+            ref_s[workers] = sum(ref_s.pop(n, float("nan")) for n in mine)
+            moved += mine
     w = max(16, *(len(n) + 2 for n in stages))
     print(f"{'stage':<{w}}{'ref s':>9}{'now s':>9}{'ratio':>8}{'GFLOP':>10}{'GFLOP/s':>9}{'of rate':>9}")
     for name, st in stages.items():

@@ -94,6 +94,8 @@ def test_garbled_truncated_or_swapped_files_are_rebuilt_never_trusted(tmp_path, 
     raw = bytearray(p.read_bytes())
     raw[len(raw) // 2: len(raw) // 2 + 64] = b"\xff" * 64  # 64 bytes in the middle of the numbers
     p.write_bytes(bytes(raw))
+    assert (c.has("scores", "a"), c.readable("scores", "a"), c.readable("scores", "b")) == (True, False, True)
+    assert not c.readable("scores", "c") and capsys.readouterr().err == ""  # readable checks quietly
     assert c.get("scores", "a") is None
     assert "its digest does not match its content" in capsys.readouterr().err
     p.write_bytes(c.path("scores", "b").read_bytes())  # another artifact's intact file in this one's place
@@ -103,8 +105,9 @@ def test_garbled_truncated_or_swapped_files_are_rebuilt_never_trusted(tmp_path, 
     np.testing.assert_array_equal(c.get("scores", "b"), np.linspace(1, 2, 4096, dtype=np.float32))
 
 
-def test_a_garbled_cache_gives_the_same_tables(tmp_path, capsys):
-    """Every cached artifact of a smoke run garbled: the rerun rebuilds them and writes the same tables."""
+def test_a_garbled_cache_gives_the_same_tables(tmp_path, capfd):
+    """Every cached artifact of a smoke run garbled: the rerun rebuilds them (the proxies in worker processes, as
+    the first run trained them: capfd hears their messages too) and writes the same tables."""
     cache = tmp_path / "cache"
     args = ["run", "--preset", "smoke", "--quiet", "--set", f"run.cache_dir={cache}", "--set", "rl.enabled=false"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
@@ -114,9 +117,9 @@ def test_a_garbled_cache_gives_the_same_tables(tmp_path, capsys):
         raw = bytearray(f.read_bytes())
         raw[-64:] = bytes(b ^ 0xFF for b in raw[-64:])  # flipped, so a file ending in zeros changes too
         f.write_bytes(bytes(raw))
-    capsys.readouterr()
+    capfd.readouterr()
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
-    assert capsys.readouterr().err.count("rebuilding it") == len(files)
+    assert capfd.readouterr().err.count("rebuilding it") == len(files)
     for table in ("rm", "bon", "fits"):  # every number but the training seconds
         a, b = (pd.read_csv(tmp_path / d / f"{table}.csv").drop(columns="train_s", errors="ignore") for d in "ab")
         pd.testing.assert_frame_equal(a, b)

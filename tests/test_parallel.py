@@ -1,4 +1,4 @@
-"""Independent RL curves in forked workers: the same rows as one process, failures left to the caller."""
+"""Proxies and independent RL curves in forked workers: the same results as one process, failures left to the caller."""
 import json
 import os
 import shutil

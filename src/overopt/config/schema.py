@@ -46,7 +46,7 @@ class RunConfig:
     seed: int = _f(0, "master seed; every stage derives its own seed from it")
     device: str = _f("auto", "torch device: auto (cuda if available), cpu or cuda")
     threads: int = _f(0, "torch CPU threads; 0 = all cores")
-    workers: int = _f(0, "processes for a study's independent RL curves on a CPU; 0 = one per thread, 1 = none")
+    workers: int = _f(0, "processes for the proxies and a study's RL curves on a CPU; 0 = one per thread, 1 = none")
     cache_dir: str = _f("", "artifact cache; empty = $OVEROPT_CACHE or ~/.cache/overopt")
     track: tuple = _f((), "log every curve of the tables to tensorboard and/or wandb (out/tracking/)")
     wandb_mode: str = _f("offline", "W&B mode: offline (no network; `wandb sync` later), online or disabled")

@@ -99,22 +99,35 @@ class Cache:
         return self.path(kind, key).exists()
 
     def get(self, kind: str, key: str):
+        """The artifact, or None when it is not stored or its file is unreadable (named on stderr: rebuilt)."""
         p = self.path(kind, key)
         if not p.exists():
             return None
         try:
-            raw = p.read_bytes()
-            tensors = st_load(raw)
-            meta = json.loads(raw[8: 8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
-            if _digest(meta["tree"], tensors) != meta["digest"]:
-                raise ValueError("its digest does not match its content")
-            if (meta.get("kind"), meta.get("key")) != (kind, key):  # another artifact's file, copied here
-                raise ValueError(f"it holds {meta.get('kind')}/{meta.get('key')}, not {kind}/{key}")
-            return decode(json.loads(meta["tree"]), tensors)
+            return self._read(p, kind, key)
         except Exception as e:  # torn, garbled or foreign: rebuilt, never trusted
             print(f"overopt: cache file {p} is unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
                   "rebuilding it", file=sys.stderr)
             return None
+
+    def readable(self, kind: str, key: str) -> bool:
+        """Whether `get` would return the artifact (read and checked, nothing printed)."""
+        p = self.path(kind, key)
+        try:
+            return p.exists() and self._read(p, kind, key) is not None
+        except Exception:
+            return False
+
+    @staticmethod
+    def _read(p: Path, kind: str, key: str):
+        raw = p.read_bytes()
+        tensors = st_load(raw)
+        meta = json.loads(raw[8: 8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
+        if _digest(meta["tree"], tensors) != meta["digest"]:
+            raise ValueError("its digest does not match its content")
+        if (meta.get("kind"), meta.get("key")) != (kind, key):  # another artifact's file, copied here
+            raise ValueError(f"it holds {meta.get('kind')}/{meta.get('key')}, not {kind}/{key}")
+        return decode(json.loads(meta["tree"]), tensors)
 
     def put(self, kind: str, key: str, obj) -> None:
         tensors: dict = {}

@@ -1,4 +1,4 @@
-"""Independent pieces of a run (the RL curves of a study) in forked worker processes, on a CPU.
+"""Independent pieces of a run (the proxies, the RL curves of a study) in forked worker processes, on a CPU.
 
     prefetch(run, [(key, lambda: run_curve(...)), ...], "rl", "rl curves")   # then the study's own loop
 
@@ -61,7 +61,7 @@ def prefetch(run, jobs: list, kind: str, desc: str) -> None:
     """The jobs ((cache key, callable) pairs) whose ``kind`` artifact is not cached yet, in workers when there are
     several (the run's stage "<desc> in workers" counts them): the caller's loop over all of them then reads those
     from the cache and runs the rest."""
-    todo = [job for key, job in jobs if not run.cache.has(kind, key)]
+    todo = [job for key, job in jobs if not run.cache.readable(kind, key)]  # a garbled one is rebuilt there too
     if n_workers(run, len(todo)) > 1:
         with run.stage(f"{desc} in workers") as st:
             st["jobs"] = in_workers(run, todo, desc)

@@ -42,18 +42,28 @@ def rm_name(size: str, n_train: int, cfg: Config) -> str:
 
 
 def build_proxies(run: Run, world: World, pairs: PairsData) -> list[Proxy]:
-    """Train (or load) every proxy; centre each so that pi0's mean score is 0. On a CPU the ones not cached train
-    first in one-thread worker processes, the costliest first (`parallel.prefetch`): a proxy's step uses a second
-    thread poorly (128x1 1.1x faster on two threads than on one, 96x3 1.2x, the smallest slower)."""
+    """Train (or load) every proxy; centre each so that pi0's mean score is 0."""
     c = run.cfg
     train_all, val_true, center = labelled_pairs(run, world, pairs)
-    specs = rm_specs(c)
+    return train_proxies(run, world, [dict(size=size, n=n, train_all=train_all, val_true=val_true, center=center,
+                                           name=rm_name(size, n, c)) for size, n in rm_specs(c)], "proxies")
 
-    def job(size: str, n: int):
-        return lambda: train_proxy(run, world, size, n, train_all, val_true, center, rm_name(size, n, c))
-    costliest = sorted(specs, key=lambda s: -train_cost(c, world, *s))
-    prefetch(run, [(proxy_key(c, size, n), job(size, n)) for size, n in costliest], "rm", "proxies")
-    return [job(size, n)() for size, n in specs]
+
+def train_proxies(run: Run, world: World, jobs: list[dict], desc: str) -> list[Proxy]:
+    """`train_proxy(run, world, **job)` for every job, in order. On a CPU the ones not cached train first in one-thread
+    worker processes, the costliest first (`parallel.prefetch`, the run's stage "<desc> in workers"): a proxy's step
+    uses a second thread poorly (128x1 1.1x faster on two threads than on one, 96x3 1.2x, the smallest slower)."""
+    c = run.cfg
+
+    def train(job: dict):
+        return lambda: train_proxy(run, world, **job)
+
+    def key(job: dict) -> str:
+        return proxy_cache_key(c, job["size"], job["n"], job.get("noise"), job.get("member", 0), job.get("tag", ""),
+                               job.get("bootstrap", False), job.get("slices", 0))
+    costliest = sorted(jobs, key=lambda j: -train_cost(c, world, j["size"], j["n"]))
+    prefetch(run, [(key(j), train(j)) for j in costliest], "rm", desc)
+    return [train(j)() for j in jobs]
 
 
 def train_cost(cfg: Config, world: World, size: str, n: int) -> float:
@@ -78,6 +88,13 @@ def proxy_key(cfg: Config, size: str, n: int, noise: float | None = None, member
                             extra=[rm_cfg, size, n] + ([member] if member else []) + ([tag] if tag else []))
 
 
+def proxy_cache_key(cfg: Config, size: str, n: int, noise: float | None = None, member: int = 0, tag: str = "",
+                    bootstrap: bool = False, slices: int = 0) -> str:
+    """Where `train_proxy` caches a proxy's weights: `proxy_key`, marked for a bagged member or a slice."""
+    bag = bootstrap and member > 0
+    return proxy_key(cfg, size, n, noise, member, tag) + ("-bag" if bag else "") + (f"-of{slices}" if slices else "")
+
+
 def proxy_lr(cfg: Config, size: str) -> float:
     """The learning rate of a proxy of ``size``: rm.lr, scaled down above rm.lr_width (toy-world sizes only)."""
     return cfg.rm.lr if cfg.hf.policy else width_lr(cfg.rm.lr, cfg.rm.lr_width, parse_size(size)[0])
@@ -97,7 +114,7 @@ def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, 
     t = partial(as_ids, device=run.device)
     val_prompts = pi0_prompts[: len(val_true)]  # the centring set is the validation pairs' two sides
     bootstrap = bootstrap and member > 0
-    key = proxy_key(c, size, n, noise, member, tag) + ("-bag" if bootstrap else "") + (f"-of{slices}" if slices else "")
+    key = proxy_cache_key(c, size, n, noise, member, tag, bootstrap, slices)
     hidden, layers = size_seed(c, size)
     init_seed = run.seed(20, hidden, layers) if member == 0 else run.seed(20, hidden, layers, 1000 + member)
     rm = new_rm(run, world, size, init_seed)

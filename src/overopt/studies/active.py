@@ -19,7 +19,7 @@ from ..measure import bon
 from ..models.reward import score
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs
-from ..pipeline.proxies import score_pool, train_proxy
+from ..pipeline.proxies import score_pool, train_proxies
 from ..pipeline.run import Run
 from .base import Output, Study
 
@@ -59,9 +59,10 @@ def active_table(run: Run, art: Artifacts) -> pd.DataFrame:
             idx = np.flatnonzero(labelled)
             # round 0 is the same random start for both strategies: trained once
             tag = f"active/{strategy if r else 'start'}/r{r}/{a.start}/{a.per_round}/{a.k}"
-            members = [train_proxy(run, world, a.size, len(idx), train_all.subset(idx), val_true, center,
-                                   f"{a.size}@{strategy}/r{r}#{m}", member=m, tag=tag)
-                       for m in range(a.k if strategy == "disagreement" and r < a.rounds else 1)]
+            members = train_proxies(run, world, [
+                dict(size=a.size, n=len(idx), train_all=train_all.subset(idx), val_true=val_true, center=center,
+                     name=f"{a.size}@{strategy}/r{r}#{m}", member=m, tag=tag)
+                for m in range(a.k if strategy == "disagreement" and r < a.rounds else 1)], f"active {strategy} r{r}")
             p0 = members[0]
             s = score_pool(run, world, art.pool, [p0])[p0.name].reshape(P, N)  # cached with the proxy
             g, lo, hi, _ = bon.gain_curve(s, gold, ns, c.bon.n_boot, run.seed(102), c.fit.ci)

@@ -25,7 +25,7 @@ from ..measure.labels import label_pairs
 from ..models.reward import score
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs
-from ..pipeline.proxies import score_pool, train_proxy
+from ..pipeline.proxies import score_pool, train_proxies
 from ..pipeline.run import Run
 from .base import Output, Study
 
@@ -59,20 +59,24 @@ def aif_table(run: Run, art: Artifacts) -> pd.DataFrame:
     gold = pool_gold[0].reshape(P, N)
     words = pool_gold[1]["n_words"].reshape(P, N).astype(float)
     family_labels, _, _ = labelled_pairs(run, world, pairs)  # the family's, at rm.label_noise
+    labelled = {}  # every labeller's labels of the pairs and their agreement with gold's
+    for spec_text in a.labellers:
+        spec = parse_labeller(spec_text, c.rm.sizes)
+        sa = labeller_scores(run, world, spec, pidx, ra, art)
+        sb = labeller_scores(run, world, spec, pidx, rb, art)
+        labelled[spec_text] = (label_pairs(pidx, ra, rb, sa, sb, 0.0, np.random.default_rng(0)),
+                               float(((sa >= sb) == gold_a_first).mean()))
+    proxies = iter(train_proxies(run, world, [
+        dict(size=size, n=n, train_all=labelled[t][0], val_true=val_true, center=center, name=f"{size}@{t}",
+             tag=f"aif/{t}") for size in a.sizes for t in a.labellers], "aif proxies"))
     trained = []
     for size in a.sizes:
         family = next((p for p in art.proxies if p.name == size), None)
         if family is not None:
             trained.append(("gold", float(1 - family_labels.flipped[:n].mean()), family, art.scores[size]))
         for spec_text in a.labellers:
-            spec = parse_labeller(spec_text, c.rm.sizes)
-            sa = labeller_scores(run, world, spec, pidx, ra, art)
-            sb = labeller_scores(run, world, spec, pidx, rb, art)
-            labels = label_pairs(pidx, ra, rb, sa, sb, 0.0, np.random.default_rng(0))
-            agreement = float(((sa >= sb) == gold_a_first).mean())
-            p = train_proxy(run, world, size, n, labels, val_true, center, f"{size}@{spec_text}",
-                            tag=f"aif/{spec_text}")
-            trained.append((spec_text, agreement, p, score_pool(run, world, art.pool, [p])[p.name]))
+            p = next(proxies)
+            trained.append((spec_text, labelled[spec_text][1], p, score_pool(run, world, art.pool, [p])[p.name]))
     rows = []
     for labeller, agreement, p, sc in trained:
         r = sc.reshape(P, N)

@@ -23,7 +23,7 @@ from ..models.reward import features, score
 from ..online.detectors import leave_one_out, mahalanobis, outlier_share, regret, roc_auc, stopped_early
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs
-from ..pipeline.proxies import calibrate, train_proxy
+from ..pipeline.proxies import calibrate, train_proxies
 from ..pipeline.run import Run
 from .base import Output, Study
 
@@ -55,10 +55,13 @@ def disjoint_members(run: Run, art: Artifacts) -> dict[str, list]:
     if k < 2:
         return {}
     train_all, val_true, center = labelled_pairs(run, art.world, art.pairs)
+    trained = iter(train_proxies(run, art.world, [
+        dict(size=p.size, n=p.n_train, train_all=train_all, val_true=val_true, center=center,
+             name=f"{p.name}/slice{m}", member=m + 1, slices=k) for p in art.family for m in range(k)],
+        "disjoint members"))
     out = {}
     for p in art.family:
-        ms = [train_proxy(run, art.world, p.size, p.n_train, train_all, val_true, center, f"{p.name}/slice{m}",
-                          member=m + 1, slices=k) for m in range(k)]
+        ms = [next(trained) for _ in range(k)]
         with run.stage(f"detectors calibration {p.name}"):
             out[p.name], _, _ = calibrate(run, art.world, ms, val_true)
     return out

@@ -26,7 +26,7 @@ from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs
 from ..pipeline.curves import RL_COLUMNS, curve_key, rl_settings, run_curve
 from ..pipeline.parallel import prefetch
-from ..pipeline.proxies import calibrate, score_pool, train_proxy
+from ..pipeline.proxies import calibrate, score_pool, train_proxies
 from ..pipeline.run import Run
 from ..stats import bootstrap_rows, interval
 from .base import Output, Study
@@ -59,14 +59,19 @@ def build_ensembles(run: Run, art: Artifacts) -> tuple[list[Ensemble], list[pd.D
     """Train (or load) and calibrate k members per size and noise rate; member 0 at the run's noise is a family
     proxy and shares its temperature. Returns the ensembles and the calibration tables of the new members."""
     c, e = run.cfg, run.cfg.ensemble
-    out, raw = [], []
+    jobs = []
     for size in e.sizes:
         for noise in e.noise:
             train_all, val_true, center = labelled_pairs(run, art.world, art.pairs, noise)
+            jobs += [dict(size=size, n=c.rm.n_train, train_all=train_all, val_true=val_true, center=center,
+                          name=f"{ensemble_name(size, noise)}#{m}", noise=float(noise), member=m,
+                          bootstrap=e.bootstrap) for m in range(e.k)]
+    trained = iter(train_proxies(run, art.world, jobs, "ensemble members"))
+    out, raw = [], []
+    for size in e.sizes:
+        for noise in e.noise:
             name = ensemble_name(size, noise)
-            members = [replace(train_proxy(run, art.world, size, c.rm.n_train, train_all, val_true, center,
-                                           f"{name}#{m}", noise=float(noise), member=m, bootstrap=e.bootstrap),
-                               ensemble=name) for m in range(e.k)]
+            members = [replace(next(trained), ensemble=name) for _ in range(e.k)]
             out.append(Ensemble(name, size, float(noise), tuple(members)))
             raw += members
     known = {p.key: p for p in art.proxies}

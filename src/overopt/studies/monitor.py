@@ -32,7 +32,7 @@ from ..online.detectors import regret, stopped_early
 from ..online.monitor import SIGNALS, Monitor
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs
-from ..pipeline.proxies import calibrate, train_proxy
+from ..pipeline.proxies import calibrate, train_proxies
 from ..pipeline.run import Run
 from .base import Output, Study
 
@@ -53,10 +53,13 @@ def build_members(run: Run, art: Artifacts) -> dict[str, list[Proxy]]:
     """{family proxy name: [the proxy, member 1, ..., member k-1]}, each calibrated (``tau`` fitted)."""
     c = run.cfg
     train_all, val_true, center = labelled_pairs(run, art.world, art.pairs)
+    members = range(1, c.monitor.k)
+    trained = iter(train_proxies(run, art.world, [
+        dict(size=p.size, n=p.n_train, train_all=train_all, val_true=val_true, center=center, name=f"{p.name}#{m}",
+             member=m, bootstrap=c.monitor.bootstrap) for p in art.family for m in members], "monitor members"))
     out = {}
     for p in art.family:
-        extra = [train_proxy(run, art.world, p.size, p.n_train, train_all, val_true, center, f"{p.name}#{m}",
-                             member=m, bootstrap=c.monitor.bootstrap) for m in range(1, c.monitor.k)]
+        extra = [next(trained) for _ in members]
         with run.stage(f"monitor calibration {p.name}"):
             extra, _, _ = calibrate(run, art.world, extra, val_true)
         out[p.name] = [p] + extra

@@ -25,7 +25,7 @@ from ..models.reward import Proxy
 from ..pipeline.artifacts import Artifacts, PairsData
 from ..pipeline.build import labelled_pairs
 from ..pipeline.curves import curve_key, rl_settings, run_curve
-from ..pipeline.proxies import score_pool, train_proxy
+from ..pipeline.proxies import score_pool, train_proxies
 from ..pipeline.run import Run
 from ..stats import ols_slope
 from .base import Output, Study
@@ -73,7 +73,7 @@ def build_dimension_proxies(run: Run, world, pairs_data: PairsData) -> list[Prox
     sides = {"prompt_idx": pairs_data.prompt_idx, "a": pairs_data.a, "b": pairs_data.b}
     split = {k: v[:n_tr] for k, v in sides.items()}
     val_split = {k: v[n_tr:] for k, v in sides.items()}
-    out = []
+    jobs = []
     for d in active_dims(c.gold):
         train, _ = _dim_pairs(split, da[d][:n_tr], db[d][:n_tr])
         val, keep = _dim_pairs(val_split, da[d][n_tr:], db[d][n_tr:])
@@ -81,9 +81,10 @@ def build_dimension_proxies(run: Run, world, pairs_data: PairsData) -> list[Prox
         n_val = len(pairs_data.prompt_idx) - n_tr
         idx = np.concatenate([np.flatnonzero(keep), n_val + np.flatnonzero(keep)])
         cen = (center[0][idx], center[1][idx]) if len(idx) else center
-        p = train_proxy(run, world, c.multi.size, len(train), train, val, cen, f"dim/{d}", tag=f"dim/{d}")
-        out.append(replace(p, dimension=d))
-    return out
+        jobs.append(dict(size=c.multi.size, n=len(train), train_all=train, val_true=val, center=cen, name=f"dim/{d}",
+                         tag=f"dim/{d}"))
+    proxies = train_proxies(run, world, jobs, "dimension proxies")
+    return [replace(p, dimension=d) for p, d in zip(proxies, active_dims(c.gold))]
 
 
 def _to_gold_units(run: Run, dims: dict, scores: dict, gold_norm) -> dict[str, float]:
