@@ -58,9 +58,9 @@ def train_proxies(run: Run, world: World, jobs: list[dict], desc: str) -> list[P
     def train(job: dict):
         return lambda: train_proxy(run, world, **job)
 
-    def key(job: dict) -> str:
-        return proxy_cache_key(c, job["size"], job["n"], job.get("noise"), job.get("member", 0), job.get("tag", ""),
-                               job.get("bootstrap", False), job.get("slices", 0))
+    def key(job: dict) -> str:  # the job's arguments that name the cache file; the rest at train_proxy's defaults
+        return proxy_cache_key(c, **{k: v for k, v in job.items()
+                                     if k not in ("train_all", "val_true", "center", "name")})
     costliest = sorted(jobs, key=lambda j: -train_cost(c, world, j["size"], j["n"]))
     prefetch(run, [(key(j), train(j)) for j in costliest], "rm", desc)
     return [train(j)() for j in jobs]

@@ -73,8 +73,8 @@ def build_dimension_proxies(run: Run, world, pairs_data: PairsData) -> list[Prox
     sides = {"prompt_idx": pairs_data.prompt_idx, "a": pairs_data.a, "b": pairs_data.b}
     split = {k: v[:n_tr] for k, v in sides.items()}
     val_split = {k: v[n_tr:] for k, v in sides.items()}
-    jobs = []
-    for d in active_dims(c.gold):
+    jobs, dims = [], active_dims(c.gold)
+    for d in dims:
         train, _ = _dim_pairs(split, da[d][:n_tr], db[d][:n_tr])
         val, keep = _dim_pairs(val_split, da[d][n_tr:], db[d][n_tr:])
         # the centring set is the validation pairs' two sides, in the order train_proxy expects
@@ -84,7 +84,7 @@ def build_dimension_proxies(run: Run, world, pairs_data: PairsData) -> list[Prox
         jobs.append(dict(size=c.multi.size, n=len(train), train_all=train, val_true=val, center=cen, name=f"dim/{d}",
                          tag=f"dim/{d}"))
     proxies = train_proxies(run, world, jobs, "dimension proxies")
-    return [replace(p, dimension=d) for p, d in zip(proxies, active_dims(c.gold))]
+    return [replace(p, dimension=d) for p, d in zip(proxies, dims)]
 
 
 def _to_gold_units(run: Run, dims: dict, scores: dict, gold_norm) -> dict[str, float]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import GOLD_DIMS  # noqa: F401  (the gold's dimensions, named by the config)
+from ..config import GOLD_DIMS
 
 TOPICS = {
     "hotel": ["room", "staff", "price", "location", "breakfast", "bed", "view", "service"],
@@ -293,9 +293,7 @@ class ToyWorld:
 
         With ``norm`` = (mean, std) of gold under pi0 the total is in pi0 standard deviations."""
         d = self.gold_dims(prompt_idx, resp, gcfg)
-        c = gcfg
-        total = (c.w_sentiment * d["sentiment"] + c.w_fluency * d["fluency"] + c.w_relevance * d["relevance"]
-                 + c.w_length * d["length"] + c.w_diversity * d["diversity"] + c.w_naturalness * d["naturalness"])
+        total = sum(getattr(gcfg, f"w_{k}") * d[k] for k in GOLD_DIMS)
         if norm is not None:
             total = (total - norm[0]) / norm[1]
         return total, d
