@@ -105,7 +105,7 @@ def test_help_config_prints_every_field_with_default_and_help(capsys):
 
 
 def test_proxy_learning_rate_falls_as_one_over_width_above_lr_width():
-    from overopt.models.reward import width_lr
+    from overopt.config.validate import width_lr
     from overopt.pipeline.proxies import proxy_key, proxy_lr
 
     assert width_lr(2e-3, 64, 128) == pytest.approx(1e-3) and width_lr(2e-3, 64, 256) == pytest.approx(5e-4)
@@ -118,3 +118,20 @@ def test_proxy_learning_rate_falls_as_one_over_width_above_lr_width():
     assert proxy_key(on, "128x1", 600) != proxy_key(off, "128x1", 600)
     with pytest.raises(ConfigError, match="config key 'rm.lr_width'"):
         load_config("smoke", overrides=["rm.lr_width=-1"])
+
+
+def test_a_size_listed_in_rm_lrs_trains_at_its_own_rate_and_is_cached_by_it():
+    from overopt.optimizers.iterated import rm_lr
+    from overopt.pipeline.proxies import proxy_key, proxy_lr
+
+    sizes = "rm.sizes=[8x1,16x1,32x1,128x1]"
+    cfg = load_config("smoke", overrides=[sizes, "rm.lr_width=64", "rm.lrs=[16x1=5e-3,128x1=3e-4]"])
+    assert [proxy_lr(cfg, s) for s in cfg.rm.sizes] == pytest.approx([cfg.rm.lr, 5e-3, cfg.rm.lr, 3e-4])
+    assert rm_lr(cfg.rm, 128, 1) == pytest.approx(3e-4) and rm_lr(cfg.rm, 128, 2) == pytest.approx(cfg.rm.lr / 2)
+    # the key holds the rate a proxy trains at, not how the config spelled it
+    assert proxy_key(cfg, "16x1", 600) == proxy_key(load_config("smoke", overrides=[sizes, "rm.lr=5e-3"]), "16x1", 600)
+    assert proxy_key(cfg, "8x1", 600) == proxy_key(load_config("smoke", overrides=[sizes]), "8x1", 600)
+    for bad, what in [("[16x1]", "must look like SIZE=LR"), ("[16x1=-1]", "must look like SIZE=LR"),
+                      ("[16x3x1=1e-3]", "must look like HIDDENxLAYERS"), ("[8x1=1e-3,8x1=2e-3]", "names 8x1 twice")]:
+        with pytest.raises(ConfigError, match=f"config key 'rm.lrs'.*{what}"):
+            load_config("smoke", overrides=[f"rm.lrs={bad}"])

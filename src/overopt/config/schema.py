@@ -98,6 +98,9 @@ class RMConfig:
     lr: float = _f(2e-3, "AdamW learning rate (linear warm-up, cosine decay)")
     lr_width: int = _f(0, "> 0: a proxy wider than this trains at lr x lr_width / width (Adam's rate falling as "
                           "1/width, as muP prescribes for hidden weights; Yang et al. 2022); 0 = lr at every width")
+    lrs: tuple = _f((), "toy-world per-size learning rates as SIZE=LR (e.g. [6x1=8e-3, 128x1=1e-3]): a size listed trains at "
+                        "its own rate instead of rm.lr and rm.lr_width (each size's best rate, as scaling-law studies "
+                        "tune it per size)")
     weight_decay: float = _f(0.01, "AdamW weight decay")
     label_noise: float = _f(0.0, "probability of flipping each gold label (Coste et al. 2023 use 0.25)")
     length_norm: bool = _f(False, "length-normalised proxies: remove each proxy's slope on response length, fitted "

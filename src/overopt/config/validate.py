@@ -3,6 +3,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -18,6 +19,35 @@ def parse_size(spec: str, key: str = "rm.sizes") -> tuple[int, int]:
     if h < 2 or l < 1 or h % 2:
         raise ConfigError(f"config key '{key}' entry {spec!r}: hidden must be even >= 2, layers >= 1")
     return h, l
+
+
+def size_lrs(rm) -> dict[tuple[int, int], float]:
+    """rm.lrs as {(hidden, layers): learning rate}; raises ConfigError naming rm.lrs."""
+    out = {}
+    for spec in rm.lrs:
+        size, _, lr = str(spec).partition("=")
+        try:
+            rate = float(lr)
+        except ValueError:
+            rate = float("nan")
+        if not rate > 0 or not math.isfinite(rate):
+            raise ConfigError(f"config key 'rm.lrs' entry {spec!r} must look like SIZE=LR with LR > 0, e.g. 6x1=8e-3")
+        hw = parse_size(size, "rm.lrs")
+        if hw in out:
+            raise ConfigError(f"config key 'rm.lrs' names {size} twice")
+        out[hw] = rate
+    return out
+
+
+def rm_lr(rm, hidden: int, layers: int) -> float:
+    """A toy-world proxy's learning rate: its own in rm.lrs, else rm.lr scaled down above rm.lr_width."""
+    return size_lrs(rm).get((hidden, layers)) or width_lr(rm.lr, rm.lr_width, hidden)
+
+
+def width_lr(lr: float, base_width: int, width: int) -> float:
+    """Adam's learning rate for a proxy of ``width``: lr x base_width / width when wider than base_width (muP's
+    1/width for hidden weights, Yang et al. 2022, Tensor Programs V); base_width 0 = lr at every width."""
+    return lr * min(1.0, base_width / width) if base_width else lr
 
 
 def parse_labeller(spec: str, rm_sizes, key: str = "aif.labellers") -> tuple:
@@ -103,6 +133,7 @@ def _core(cfg: Config, need) -> list[str]:
     need(cfg.rm.batch_size >= 1, "rm.batch_size", "must be >= 1")
     need(cfg.rm.lr > 0, "rm.lr", "must be > 0")
     need(cfg.rm.lr_width >= 0, "rm.lr_width", "must be >= 0 (0: no width scaling)")
+    size_lrs(cfg.rm)
     need(0.0 <= cfg.rm.label_noise < 0.5, "rm.label_noise", "must be in [0, 0.5)")
     for n in cfg.rm.data_sizes:
         need(isinstance(n, int) and 2 <= n, "rm.data_sizes", f"entries must be integers >= 2, got {n!r}")

@@ -186,12 +186,6 @@ def features(rm: RewardModel, prompts: torch.Tensor, responses: torch.Tensor, pa
                       batch or scoring_batch(responses)).T
 
 
-def width_lr(lr: float, base_width: int, width: int) -> float:
-    """Adam's learning rate for a proxy of ``width``: lr x base_width / width when wider than base_width (muP's
-    1/width for hidden weights, Yang et al. 2022, Tensor Programs V); base_width 0 = lr at every width."""
-    return lr * min(1.0, base_width / width) if base_width else lr
-
-
 def train_rm(rm: RewardModel, prompts: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor,
              epochs: int, batch_size: int, lr: float, weight_decay: float, seed: int, pad_id: int,
              progress=None) -> list[float]:

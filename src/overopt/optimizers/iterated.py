@@ -16,7 +16,8 @@ import torch
 
 from ..measure.labels import Pairs, label_pairs
 from ..models.policy import as_ids, sample_in_batches
-from ..models.reward import Proxy, build_rm, score, train_rm, width_lr
+from ..config import rm_lr
+from ..models.reward import Proxy, build_rm, score, train_rm
 
 
 class IteratedProxy:
@@ -64,7 +65,7 @@ class IteratedProxy:
         rejected = t(np.concatenate([pad(p.rejected) for p in parts]))
         rm = self._rm()
         train_rm(rm, prompts, chosen, rejected, c.rm.epochs, c.rm.batch_size,
-                 width_lr(c.rm.lr, c.rm.lr_width, self.hidden), c.rm.weight_decay,
+                 rm_lr(c.rm, self.hidden, self.layers), c.rm.weight_decay,
                  run.seed(73, len(self.extra)), self.world.pad)
         rm.offset.fill_(float(score(rm, *self.center, self.world.pad).mean()))
         self.current = replace(self.current, name=f"{self.current.name.split('#')[0]}#r{len(self.extra) + 1}",

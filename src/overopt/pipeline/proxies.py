@@ -11,12 +11,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import Config, family_sizes, parse_size
+from ..config import Config, family_sizes, parse_size, rm_lr
 from ..errors import TrainingError
 from ..models.ensemble import fit_temperature, reliability
 from ..models.policy import as_ids, n_params
-from ..models.reward import (Proxy, RewardModel, bradley_terry_loss, build_rm, length_normalize, score, train_rm,
-                             width_lr)
+from ..models.reward import Proxy, RewardModel, bradley_terry_loss, build_rm, length_normalize, score, train_rm
 from ..stats import tie_accuracy
 from ..world.base import World
 from .artifacts import PairsData, Pool
@@ -79,8 +78,8 @@ def train_cost(cfg: Config, world: World, size: str, n: int) -> float:
 def proxy_key(cfg: Config, size: str, n: int, noise: float | None = None, member: int = 0, tag: str = "") -> str:
     """Cache key of a proxy: its size, data, label noise, (for ensemble members past the first) seed index and
     ``tag`` (what else labels its pairs, e.g. one gold dimension)."""
-    rm_cfg = {k: v for k, v in cfg.to_dict()["rm"].items()  # length_norm: after training; lr_width: by its lr
-              if k not in ("sizes", "data_sizes", "data_sweep_rm", "length_norm", "lr_width")}
+    rm_cfg = {k: v for k, v in cfg.to_dict()["rm"].items()  # length_norm: after training; lr_width, lrs: by its lr
+              if k not in ("sizes", "data_sizes", "data_sweep_rm", "length_norm", "lr_width", "lrs")}
     rm_cfg["lr"] = proxy_lr(cfg, size)
     if noise is not None:
         rm_cfg["label_noise"] = noise
@@ -96,8 +95,9 @@ def proxy_cache_key(cfg: Config, size: str, n: int, noise: float | None = None, 
 
 
 def proxy_lr(cfg: Config, size: str) -> float:
-    """The learning rate of a proxy of ``size``: rm.lr, scaled down above rm.lr_width (toy-world sizes only)."""
-    return cfg.rm.lr if cfg.hf.policy else width_lr(cfg.rm.lr, cfg.rm.lr_width, parse_size(size)[0])
+    """The learning rate of a proxy of ``size``: its own in rm.lrs, else rm.lr scaled down above rm.lr_width
+    (toy-world sizes; a checkpoint's proxy trains at rm.lr)."""
+    return cfg.rm.lr if cfg.hf.policy else rm_lr(cfg.rm, *parse_size(size))
 
 
 def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, center, name: str,
