@@ -121,7 +121,7 @@ def test_proxy_learning_rate_falls_as_one_over_width_above_lr_width():
 
 
 def test_a_size_listed_in_rm_lrs_trains_at_its_own_rate_and_is_cached_by_it():
-    from overopt.optimizers.iterated import rm_lr
+    from overopt.config import rm_lr
     from overopt.pipeline.proxies import proxy_key, proxy_lr
 
     sizes = "rm.sizes=[8x1,16x1,32x1,128x1]"

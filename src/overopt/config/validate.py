@@ -1,5 +1,6 @@
 """Range checks that types alone cannot express, one function per part of the config; each failure is one
-`ConfigError` naming the key. Also the parsers of the config's small languages (sizes, AI labellers, proxy names).
+`ConfigError` naming the key. Also the parsers of the config's small languages (sizes, per-size learning rates,
+AI labellers, proxy names).
 """
 from __future__ import annotations
 

@@ -14,9 +14,9 @@ from functools import partial
 import numpy as np
 import torch
 
+from ..config import rm_lr
 from ..measure.labels import Pairs, label_pairs
 from ..models.policy import as_ids, sample_in_batches
-from ..config import rm_lr
 from ..models.reward import Proxy, build_rm, score, train_rm
 
 
