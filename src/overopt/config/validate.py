@@ -30,9 +30,9 @@ def size_lrs(rm) -> dict[tuple[int, int], float]:
         try:
             rate = float(lr)
         except ValueError:
-            rate = float("nan")
-        if not rate > 0 or not math.isfinite(rate):
-            raise ConfigError(f"config key 'rm.lrs' entry {spec!r} must look like SIZE=LR with LR > 0, e.g. 6x1=8e-3")
+            rate = 0.0
+        if not 0 < rate < math.inf:
+            raise ConfigError(f"config key 'rm.lrs' entry {spec!r} must look like SIZE=LR with a finite LR > 0, e.g. 6x1=8e-3")
         hw = parse_size(size, "rm.lrs")
         if hw in out:
             raise ConfigError(f"config key 'rm.lrs' names {size} twice")
