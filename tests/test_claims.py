@@ -88,6 +88,60 @@ def test_size_order_claims_count_inversions():
     assert not claim_table(bon, None, fits).set_index("claim").loc["beta_bon falls with proxy size", "holds"]
 
 
+@pytest.mark.parametrize("holds,support,expected", [
+    (True, float("nan"), "holds"), (False, float("nan"), "does not hold"),   # nothing resampled: the point says
+    (True, 0.9, "holds"), (True, 0.89, "inconclusive"), (False, 0.1, "does not hold"), (False, 0.5, "inconclusive"),
+    (True, 0.05, "inconclusive")])  # the point estimate and its resamples disagree: neither is a verdict
+def test_a_verdict_stands_only_where_the_prompt_resamples_agree(holds, support, expected):
+    from overopt.laws.claims import verdict
+    assert verdict(holds, support) == expected
+
+
+def test_order_claims_are_inconclusive_when_resamples_invert_the_order():
+    """beta falls over four sizes at the point estimate; on 3 of 10 resamples it rises twice (two inversions):
+    support 0.7, so the order claim is inconclusive; with every resample falling it holds."""
+    n = np.array([1, 4, 16])
+    kl = np.log(n) - (n - 1) / n
+    bon = pd.concat([pd.DataFrame({"rm": rm, "rm_params": params, "n_train": 100, "n": n, "kl_bound": kl,
+                                   "gold": [0.0, 0.3, 0.5 + i / 10], "gold_lo": 0.0})
+                     for i, (rm, params) in enumerate((("a", 10), ("b", 30), ("c", 90), ("d", 270)))])
+    fits = pd.DataFrame({"curve": [f"bon/gold/{rm}" for rm in "abcd"], "form": "bon", "r2": 0.99,
+                         "beta": [0.6, 0.5, 0.4, 0.3]})
+    falling, rising_twice = np.array([0.6, 0.5, 0.4, 0.3]), np.array([0.6, 0.4, 0.5, 0.55])
+    beta = np.vstack([np.tile(falling, (7, 1)), np.tile(rising_twice, (3, 1))])
+    reps = {rm: {"beta_bon": beta[:, j], "gold_at_N": np.full(10, 0.5 + j / 10)} for j, rm in enumerate("abcd")}
+    t = claim_table(bon, None, fits, replicates=reps).set_index("claim")
+    row = t.loc["beta_bon falls with proxy size"]
+    assert row["holds"] and row["support"] == pytest.approx(0.7) and row["verdict"] == "inconclusive"
+    gold = t.loc["gold at n = N grows with proxy size"]
+    assert gold["support"] == 1.0 and gold["verdict"] == "holds"
+    reps = {rm: {**r, "beta_bon": np.full(10, falling[j])} for j, (rm, r) in enumerate(reps.items())}
+    assert claim_table(bon, None, fits, replicates=reps).set_index("claim").loc[
+        "beta_bon falls with proxy size", "verdict"] == "holds"
+    # without resamples (a table from elsewhere) the point estimate is the verdict
+    assert np.isnan(claim_table(bon, None, fits).set_index("claim").loc["beta_bon falls with proxy size", "support"])
+
+
+def test_coef_replicates_refit_every_proxy_on_every_resample():
+    """studies.fits reads each proxy's coefficients off its gold curve's replicates: on exact curves
+    d(alpha - beta d) the refits give back each replicate's alpha and beta, its peak and the value at n = N."""
+    from overopt.laws import peak, predict
+    from overopt.studies.fits import coef_replicates
+
+    n = np.array([1, 2, 4, 8, 16, 32])
+    kl = np.log(n) - (n - 1) / n
+    truth = {"a": [(1.0, 0.4), (0.9, 0.5)], "b": [(1.1, 0.3), (1.0, 0.25)]}
+    bon = pd.concat([pd.DataFrame({"rm": rm, "n": n, "kl_bound": kl, "gold": 0.0}) for rm in truth])
+    boots = {rm: np.stack([predict("bon", a, b, kl) for a, b in ab]) for rm, ab in truth.items()}
+    reps = coef_replicates(bon, {**boots, "not in bon.csv": boots["a"]})
+    assert set(reps) == {"a", "b"}
+    for rm, ab in truth.items():
+        assert reps[rm]["alpha_bon"] == pytest.approx([a for a, _ in ab])
+        assert reps[rm]["beta_bon"] == pytest.approx([b for _, b in ab])
+        assert reps[rm]["kl_peak_bon"] == pytest.approx([peak("bon", a, b)[0] for a, b in ab])
+        assert (reps[rm]["gold_peak"] == boots[rm].max(1)).all() and (reps[rm]["gold_at_N"] == boots[rm][:, -1]).all()
+
+
 def test_smoothness_claims_hold_on_a_log_linear_family_and_not_on_two_clusters():
     """Gao et al.'s headline as a claim row per coefficient and axis: a log-linear trend holds, a family that
     falls into two flat clusters (today's world above 32x2) does not, though it is monotone."""

@@ -11,7 +11,7 @@ from overopt.cli import main
 from overopt.studies.bon import BON_COLUMNS, TILT_COLUMNS
 from overopt.studies.fits import FIT_COLUMNS, FIT_TABLE_COLUMNS
 from overopt.pipeline.core import RM_COLUMNS
-from overopt.laws.claims import CLAIM_COLUMNS
+from overopt.laws.claims import CLAIM_COLUMNS, verdict
 from overopt.laws.curves import SUMMARY_COLUMNS
 from overopt.studies.daa import DAA_COLUMNS
 from overopt.pipeline.proxies import CALIBRATION_COLUMNS, RELIABILITY_COLUMNS
@@ -105,6 +105,15 @@ def test_smoke_tables_hold_consistent_numbers(smoke):
         assert g["proxy"].is_monotonic_increasing                       # best-of-n raises its own proxy
         assert (g["kl_est"] <= g["kl_bound"] + 1e-9).all()
         assert (g["gold_lo"] <= g["gold"] + 1e-9).all() and (g["gold"] <= g["gold_hi"] + 1e-9).all()
+    # the best-of-n trends are read again on each prompt resample; validation accuracy has none
+    scaling = pd.read_csv(out / "scaling.csv").set_index(["coef", "axis"])
+    share = scaling.loc[("beta_bon", "params"), "support"] * 50  # of the smoke preset's 50 resamples
+    assert 0 <= share <= 50 and share == pytest.approx(round(share))
+    assert np.isnan(scaling.loc[("val_acc", "params"), "support"])
+    claims = pd.read_csv(out / "claims.csv")
+    assert [verdict(h, s) for h, s in zip(claims["holds"], claims["support"])] == claims["verdict"].tolist()
+    assert claims.set_index("claim").loc["beta_bon varies log-linearly with log parameters", "support"] == \
+        scaling.loc[("beta_bon", "params"), "support"]
 
 
 def test_smoke_ensembles_and_calibration(smoke):

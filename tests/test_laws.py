@@ -89,6 +89,42 @@ def test_scaling_interval_covers_the_true_slope_as_often_as_it_says():
     assert two.slope == pytest.approx(1.0) and np.isnan(two.slope_lo) and two.n == 2
 
 
+def test_replicate_coefs_recover_each_replicate_and_give_the_fit_its_interval():
+    kl = np.linspace(0, 6, 10)
+    true = np.array([[1.0, 0.3], [0.8, 0.2], [1.2, 0.5]])
+    exact = np.stack([laws.predict("bon", a, b, kl) for a, b in true])
+    assert np.allclose(laws.replicate_coefs("bon", kl, exact), true)
+    reps = exact[:1] + np.random.default_rng(2).normal(0, 0.05, size=(300, 10))
+    coefs = laws.replicate_coefs("bon", kl, reps)
+    r = laws.fit(kl, exact[0], "bon", boot_gains=reps, ci=0.9)
+    assert (r.beta_lo, r.beta_hi) == pytest.approx(tuple(np.percentile(coefs[:, 1], [5, 95])))
+
+
+def test_trend_stats_match_scipy_and_support_counts_the_smooth_resamples():
+    from scipy import stats as scipy_stats
+
+    from overopt.laws.fits import trend_stats
+
+    params = np.geomspace(1e3, 1e5, 6)
+    rng = np.random.default_rng(3)
+    Y = 0.6 - 0.1 * np.log10(params) + rng.normal(0, 0.03, size=(50, 6))
+    r2, rho = trend_stats(params, Y)
+    assert r2 == pytest.approx([laws.fit_scaling(params, y, "beta_bon").r2 for y in Y])
+    assert rho == pytest.approx([scipy_stats.spearmanr(params, y)[0] for y in Y])
+    # 7 resamples on an exact line (smooth), 2 with the middle pair swapped (R^2 0.89, Spearman -0.94: smooth),
+    # 1 flat (no spread: not smooth) of 10: support 0.9; the point estimate's own row says nothing of it
+    line = 0.6 - 0.1 * np.log10(params)
+    swapped = line[[0, 1, 3, 2, 4, 5]]
+    reps = np.vstack([np.tile(line, (7, 1)), np.tile(swapped, (2, 1)), np.full((1, 6), 0.3)])
+    s = laws.fit_scaling(params, line, "beta_bon", replicates=reps)
+    assert s.support == pytest.approx(0.9) and s.r2 == pytest.approx(1.0)
+    # two pairs swapped: Spearman -(1 - 6 * 4 / 210) = -0.886 is not smooth on any resample
+    two = line[[1, 0, 3, 2, 4, 5]]
+    assert trend_stats(params, two[None])[1] == pytest.approx([-(1 - 6 * 4 / 210)])
+    assert laws.fit_scaling(params, line, "beta_bon", replicates=np.tile(two, (4, 1))).support == 0.0
+    assert np.isnan(laws.fit_scaling(params, line, "beta_bon").support)
+
+
 def test_forecast_error_shrinks_as_the_curve_grows():
     from overopt.laws import forecast_table, peak, predict
 

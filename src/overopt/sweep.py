@@ -276,6 +276,7 @@ def aggregate(out: Path, cells: list[dict]) -> pd.DataFrame:
 
 def write_sweep_report(out: Path, table: pd.DataFrame, cells: list[dict], frames: dict) -> None:
     keys = list(cells[0]["params"]) if cells else []
+    from .laws.claims import verdict_counts
     from .report.kit import CSS, html_table as _table
 
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>overopt sweep</title><style>{CSS}</style>"
@@ -292,9 +293,7 @@ def write_sweep_report(out: Path, table: pd.DataFrame, cells: list[dict], frames
                   "share every grid value but the seed.</p>", _table(summary)]
     if "claims" in frames:
         claims = pd.concat(frames["claims"], ignore_index=True)
-        claims["holds"] = claims["holds"].astype(str).str.lower() == "true"
-        held = claims.groupby("claim", sort=False)["holds"].agg(["sum", "size"]).reset_index()
-        held.columns = ["claim", "cells where it holds", "rows"]
+        held = verdict_counts(claims).rename(columns={"holds": "cells where it holds", "checked": "rows"})
         parts += ["<h2>Claims across cells</h2>", _table(held)]
     if keys == ["run.seed"]:  # seeds of one config: the label-budget and detector tables pooled over them
         parts += _across_seeds(frames, out / "tables")

@@ -1,9 +1,11 @@
 """Gao et al.'s claims, measured on a run's tables: `claims.csv`, one row per claim and curve.
 
-    df = claim_table(bon_df, rl_df, fits_df)    # columns: claim, curve, value, reference, holds, detail
+    df = claim_table(bon_df, rl_df, fits_df)    # claim, curve, value, reference, holds, support, verdict, detail
 
 Each row states what was measured (``value``), what it is compared with (``reference``) and whether
-the claim holds on this run, so a reproduction that disagrees with the paper says where.
+the claim holds on this run, so a reproduction that disagrees with the paper says where. The proxy family's
+claims are measured again on every paired resample of the evaluation prompts (``support``: the share on which
+the claim holds), and their ``verdict`` is "inconclusive" when the prompts alone leave it open (`verdict`).
 """
 from __future__ import annotations
 
@@ -11,8 +13,23 @@ import numpy as np
 import pandas as pd
 
 from .curves import peak_of, with_variants
+from .fits import SMOOTH_R2, SMOOTH_SPEARMAN, is_smooth
 
-CLAIM_COLUMNS = ["claim", "curve", "value", "reference", "holds", "detail"]
+CLAIM_COLUMNS = ["claim", "curve", "value", "reference", "holds", "support", "verdict", "detail"]
+# A verdict stands when at least this share of the paired prompt resamples reaches it too.
+AGREE = 0.9
+
+
+def verdict(holds: bool, support: float) -> str:
+    """"holds" or "does not hold" as the run's point estimate says, where at least AGREE of the prompt resamples
+    say the same (or none were measured: ``support`` NaN); "inconclusive" otherwise."""
+    if support != support:  # NaN
+        return "holds" if holds else "does not hold"
+    if holds and support >= AGREE:
+        return "holds"
+    if not holds and 1 - support >= AGREE:
+        return "does not hold"
+    return "inconclusive"
 
 
 def frontier_gap(kl0, gold0, hw0, kl1, gold1, hw1) -> tuple[float, float]:
@@ -84,34 +101,59 @@ def daa_claims(summary: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def _order_row(claim: str, values: np.ndarray, params: np.ndarray, rising: bool, what: str) -> dict:
+def verdict_counts(claims: pd.DataFrame) -> pd.DataFrame:
+    """Per claim of a claims table as read back from disk (one run's or a sweep's): on how many rows it holds, on
+    how many it is inconclusive, and how many were checked. A row written before claims.csv had a verdict
+    column takes it from ``holds``."""
+    old = (claims["holds"].astype(str).str.lower() == "true").map({True: "holds", False: "does not hold"})
+    v = claims["verdict"].fillna(old) if "verdict" in claims else old
+    return claims.assign(held=v == "holds", open=v == "inconclusive").groupby("claim", sort=False).agg(
+        holds=("held", "sum"), inconclusive=("open", "sum"), checked=("held", "size")).reset_index()
+
+
+def inversions(values, rising: bool) -> np.ndarray:
+    """Adjacent steps against the claimed direction, along the last axis (values in proxy-size order)."""
+    steps = np.diff(np.asarray(values, dtype=np.float64), axis=-1)
+    return ((steps < 0) if rising else (steps > 0)).sum(-1)
+
+
+def _order_row(claim: str, values: np.ndarray, params: np.ndarray, rising: bool, what: str,
+               replicates: np.ndarray | None) -> dict:
     """Adjacent inversions of ``values`` ordered by parameter count (value; at most one holds) and
-    their Spearman rank correlation with it (reference)."""
-    steps = np.diff(values)
-    inversions = int((steps < 0).sum() if rising else (steps > 0).sum())
+    their Spearman rank correlation with it (reference); ``replicates`` ([B, sizes]) gives the support."""
+    n_inv = int(inversions(values, rising))
     rho = float(pd.Series(values).corr(pd.Series(params), method="spearman"))
-    return {"claim": claim, "curve": "proxy family", "value": inversions, "reference": rho,
-            "holds": inversions <= 1, "detail": f"value: adjacent inversions of {what} by proxy size; "
-                                                f"reference: Spearman correlation with parameter count"}
+    support = float((inversions(replicates, rising) <= 1).mean()) if replicates is not None else np.nan
+    return {"claim": claim, "curve": "proxy family", "value": n_inv, "reference": rho, "holds": n_inv <= 1,
+            "support": support, "detail": f"value: adjacent inversions of {what} by proxy size; reference: "
+                                          "Spearman correlation with parameter count" + _support_text(support)}
 
 
-def _size_order_claims(family: pd.DataFrame, fits: pd.DataFrame) -> list[dict]:
-    """Gao's claim 3 on best-of-n: larger proxies reach more gold and overoptimize less (beta falls)."""
+def _support_text(support: float) -> str:
+    return "" if support != support else "; support: share of the paired prompt resamples on which it holds"
+
+
+def _size_order_claims(family: pd.DataFrame, fits: pd.DataFrame, replicates: dict) -> list[dict]:
+    """Gao's claim 3 on best-of-n: larger proxies reach more gold and overoptimize less (beta falls).
+    ``replicates``: proxy -> coefficient -> its values on the paired prompt resamples (`studies.fits`)."""
     if "rm_params" not in family or family["rm"].nunique() < 3:
         return []
     params = family.groupby("rm", sort=False)["rm_params"].first().sort_values()
+
+    def reps(coef):
+        have = all(coef in replicates.get(rm, {}) for rm in params.index)
+        return np.stack([replicates[rm][coef] for rm in params.index], 1) if have else None
     at_n = family[family["n"] == family["n"].max()].set_index("rm")["gold"].reindex(params.index)
     rows = [_order_row("gold at n = N grows with proxy size", at_n.to_numpy(), params.to_numpy(), True,
-                       "gold at n = N")]
+                       "gold at n = N", reps("gold_at_N"))]
     keys = [(f"bon/gold/{rm}", "bon") for rm in params.index]
     if "beta" in fits and all(k in fits.index for k in keys):
         beta = np.array([float(fits.loc[k, "beta"]) for k in keys])
-        rows.append(_order_row("beta_bon falls with proxy size", beta, params.to_numpy(), False, "beta_bon"))
+        rows.append(_order_row("beta_bon falls with proxy size", beta, params.to_numpy(), False, "beta_bon",
+                               reps("beta_bon")))
     return rows
 
 
-# A trend is smooth when a line in log10(axis) explains it (R^2) and it is monotone (Spearman), both at least this.
-SMOOTH_R2, SMOOTH_SPEARMAN = 0.8, 0.9
 SMOOTH_COEFS = {"alpha_bon": "alpha_bon", "beta_bon": "beta_bon", "gold_peak": "the best-of-n gold peak",
                 "kl_peak_bon": "KL at the fitted gold peak"}
 AXIS_TEXT = {"params": ("log parameters", "proxy family"), "data": ("log training pairs", "data sweep")}
@@ -120,27 +162,29 @@ AXIS_TEXT = {"params": ("log parameters", "proxy family"), "data": ("log trainin
 def scaling_claims(scaling: pd.DataFrame) -> list[dict]:
     """Gao et al.'s headline (Figs. 3 and 4): the coefficients move smoothly, near log-linearly, with the proxy's
     parameter count and with its preference data. One row per coefficient and axis: R^2 of the log-linear fit
-    (value) and Spearman's rank correlation (reference)."""
+    (value), Spearman's rank correlation (reference) and, where scaling.csv has it, the support."""
     rows = []
     for r in scaling.itertuples(index=False):
         if r.coef not in SMOOTH_COEFS or r.axis not in AXIS_TEXT:
             continue
         axis, curve = AXIS_TEXT[r.axis]
+        support = float(getattr(r, "support", np.nan))
         rows.append({"claim": f"{r.coef} varies log-linearly with {axis}", "curve": curve, "value": r.r2,
-                     "reference": r.spearman,
-                     "holds": bool(r.r2 >= SMOOTH_R2 and abs(r.spearman) >= SMOOTH_SPEARMAN),
+                     "reference": r.spearman, "holds": bool(is_smooth(r.r2, r.spearman)), "support": support,
                      "detail": f"value: R^2 of {SMOOTH_COEFS[r.coef]} = a + b log10({r.axis}) over {r.n} proxies "
                                f"(slope {r.slope:+.3g} per decade, interval {r.slope_lo:+.3g} to {r.slope_hi:+.3g}); "
                                f"reference: Spearman; holds when R^2 >= {SMOOTH_R2} and |Spearman| >= "
-                               f"{SMOOTH_SPEARMAN}"})
+                               f"{SMOOTH_SPEARMAN}" + _support_text(support)})
     return rows
 
 
 def claim_table(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.DataFrame,
                 daa_summary: pd.DataFrame | None = None, ens_bon: pd.DataFrame | None = None,
                 ens_rl: pd.DataFrame | None = None, monitor: pd.DataFrame | None = None,
-                scaling: pd.DataFrame | None = None) -> pd.DataFrame:
-    rows = _gao_claims(bon_df, rl_df, fits_df)
+                scaling: pd.DataFrame | None = None, replicates: dict | None = None) -> pd.DataFrame:
+    """Every claim the run's tables can check; ``replicates`` (proxy -> coefficient -> values on the paired
+    prompt resamples) gives the family's order claims their support, scaling.csv's ``support`` its trends'."""
+    rows = _gao_claims(bon_df, rl_df, fits_df, replicates or {})
     if scaling is not None and len(scaling) and "axis" in scaling:
         rows += scaling_claims(scaling)
     if daa_summary is not None and len(daa_summary):
@@ -149,7 +193,9 @@ def claim_table(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
         rows += ensemble_claims(ens_bon, ens_rl)
     if monitor is not None and len(monitor):
         rows += monitor_claims(monitor)
-    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+    table = pd.DataFrame(rows, columns=CLAIM_COLUMNS)  # support is NaN on a row that has none
+    table["verdict"] = [verdict(bool(h), float(s)) for h, s in zip(table["holds"], table["support"])]
+    return table
 
 
 def ensemble_claims(ens_bon: pd.DataFrame, ens_rl: pd.DataFrame | None = None) -> list[dict]:
@@ -184,7 +230,8 @@ def ensemble_claims(ens_bon: pd.DataFrame, ens_rl: pd.DataFrame | None = None) -
     return rows
 
 
-def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.DataFrame) -> list[dict]:
+def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.DataFrame,
+                replicates: dict) -> list[dict]:
     rows = []
     fits = fits_df.set_index(["curve", "form"])
 
@@ -206,7 +253,7 @@ def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
 
     for rm, p in bon_peaks.items():
         peak_and_fit("bon", rm, p, "d(alpha - beta d)")
-    rows += _size_order_claims(family, fits)
+    rows += _size_order_claims(family, fits, replicates)
     if rl_df is None or not len(rl_df):
         return rows
 

@@ -156,6 +156,13 @@ def _solve(form: str, kl: np.ndarray, gain: np.ndarray, intercept: bool = False)
     return float(coef[0]), float(coef[1]), r2, float(coef[2]) if intercept else 0.0
 
 
+def replicate_coefs(form: str, kl, reps, intercept: bool = False) -> np.ndarray:
+    """[B, 2]: (alpha, beta) of ``form`` fitted to each row of ``reps`` ([B, len(kl)], a curve re-measured on
+    resampled prompts), every replicate in one least-squares solve."""
+    X = _design(form, np.asarray(kl, dtype=np.float64), intercept)
+    return np.linalg.lstsq(X, np.asarray(reps, dtype=np.float64).T, rcond=None)[0][:2].T
+
+
 def fit(kl, gain, form: str = "bon", boot_gains=None, n_boot: int = 200, ci: float = 0.9,
         seed: int = 0, intercept: bool = False) -> FitResult:
     """Fit gain = form(sqrt(kl)) by least squares, with bootstrap intervals.
@@ -180,7 +187,7 @@ def fit(kl, gain, form: str = "bon", boot_gains=None, n_boot: int = 200, ci: flo
         fitted = base + predict(form, alpha, beta, kl)
         resid = gain - fitted
         reps = fitted + resid[rng.integers(len(kl), size=(n_boot, len(kl)))]
-    coefs = np.linalg.lstsq(_design(form, kl, intercept), reps.T, rcond=None)[0][:2].T  # every replicate at once
+    coefs = replicate_coefs(form, kl, reps, intercept)
     peaks = np.array([peak(form, a, b) for a, b in coefs])
     lo_hi = lambda x: interval(x, ci, None) if np.all(np.isfinite(x)) else (  # noqa: E731
         interval(x[np.isfinite(x)], ci, None)[0] if np.isfinite(x).any() else math.inf, math.inf)
@@ -188,6 +195,32 @@ def fit(kl, gain, form: str = "bon", boot_gains=None, n_boot: int = 200, ci: flo
     (k_lo, k_hi), (g_lo, g_hi) = lo_hi(peaks[:, 0]), lo_hi(peaks[:, 1])
     return FitResult(form, alpha, beta, r2, kp, gp, float(a_lo), float(a_hi), float(b_lo), float(b_hi),
                      float(k_lo), float(k_hi), float(g_lo), float(g_hi), int(len(kl)), base)
+
+
+# A trend is smooth when a line in log10(axis) explains it (R^2) and it is monotone (Spearman), both at least this.
+SMOOTH_R2, SMOOTH_SPEARMAN = 0.8, 0.9
+
+
+def is_smooth(r2, spearman):
+    """Gao et al.'s "smooth, near log-linear" as a test: R^2 >= SMOOTH_R2 and |Spearman| >= SMOOTH_SPEARMAN
+    (arrays element-wise; NaN is not smooth)."""
+    return (np.asarray(r2) >= SMOOTH_R2) & (np.abs(np.asarray(spearman)) >= SMOOTH_SPEARMAN)
+
+
+def trend_stats(x, Y) -> tuple[np.ndarray, np.ndarray]:
+    """R^2 of the line in log10(x) and Spearman's correlation with x for every row of ``Y`` ([B, len(x)]): a
+    coefficient of each proxy on B resamples. A simple regression's R^2 is Pearson's r squared, and Spearman's is
+    Pearson's on average ranks (as `scipy.stats.spearmanr`); NaN for a row without spread or not finite."""
+    def pearson(a, B):
+        a, B = a - a.mean(), B - B.mean(1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (B @ a) / np.sqrt((B * B).sum(1) * (a * a).sum())
+    x = np.log10(np.asarray(x, dtype=np.float64))
+    Y = np.asarray(Y, dtype=np.float64)
+    ok = np.isfinite(Y).all(1)
+    r = np.where(ok, pearson(x, np.where(ok[:, None], Y, 0.0)), np.nan)
+    rho = np.where(ok, pearson(scipy_stats.rankdata(x), scipy_stats.rankdata(Y, axis=1)), np.nan)
+    return r * r, rho
 
 
 @dataclass
@@ -201,19 +234,25 @@ class Scaling:
     r2: float
     spearman: float    # rank correlation with the axis (sign says rise or fall)
     n: int             # points fitted
+    support: float = math.nan  # share of the paired prompt resamples on which the trend is smooth (`is_smooth`)
 
 
-def fit_scaling(x, values, coef: str, axis: str = "params", ci: float = 0.9) -> Scaling:
+def fit_scaling(x, values, coef: str, axis: str = "params", ci: float = 0.9, replicates=None) -> Scaling:
     """coef = intercept + slope * log10(x): the near log-linear trends of Gao et al. 2022 (Fig. 3 against the
     proxy's parameters, Fig. 4 against the preference data), with the slope's ``ci`` interval from the residuals
-    (Student t, n - 2 degrees of freedom; none from two points) and R^2."""
+    (Student t, n - 2 degrees of freedom; none from two points) and R^2. ``replicates`` ([B, len(x)]: the
+    coefficient of each proxy measured again on B resamples of the prompts, the same resamples for every proxy)
+    gives ``support``: on how many of them the trend is smooth too."""
+    support = math.nan
+    if replicates is not None and len(replicates):
+        support = float(is_smooth(*trend_stats(x, replicates)).mean())
     x = np.log10(np.asarray(x, dtype=np.float64))
     y = np.asarray(values, dtype=np.float64)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     n = len(x)
     if n < 2 or np.ptp(x) == 0:
-        return Scaling(coef, axis, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, n)
+        return Scaling(coef, axis, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, n, support)
     slope, intercept = np.polyfit(x, y, 1)
     resid = y - (intercept + slope * x)
     ss_tot = ((y - y.mean()) ** 2).sum()
@@ -224,7 +263,7 @@ def fit_scaling(x, values, coef: str, axis: str = "params", ci: float = 0.9) -> 
         t = scipy_stats.t.ppf(0.5 + ci / 2, n - 2)
         lo, hi = slope - t * se, slope + t * se
     rho = float(scipy_stats.spearmanr(x, y)[0]) if n > 2 else float(np.sign(slope))
-    return Scaling(coef, axis, float(slope), float(lo), float(hi), float(intercept), float(r2), rho, n)
+    return Scaling(coef, axis, float(slope), float(lo), float(hi), float(intercept), float(r2), rho, n, support)
 
 
 def fit_shared_alpha(curves: dict, form: str = "rl") -> tuple[float, dict[str, float], dict[str, float]]:

@@ -49,6 +49,24 @@ def bon_fits(c, bon_df: pd.DataFrame, boots: dict) -> tuple[list[dict], list[dic
     return fits, extrap
 
 
+def coef_replicates(bon_df: pd.DataFrame, boots: dict) -> dict[str, dict[str, np.ndarray]]:
+    """proxy -> coefficient -> its value on each bootstrap resample of the prompts: the best-of-n form's alpha,
+    beta, KL and gain at the peak refitted to each replicate of the gold curve, and the curve's peak and value at
+    n = N. `studies.bon` draws the same resamples for every proxy, so a trend across proxies can be read on
+    each resample (`laws.fit_scaling`'s support)."""
+    out = {}
+    for rm, g in bon_df.groupby("rm", sort=False):
+        reps = boots.get(rm)
+        if reps is None:
+            continue
+        coefs = laws.replicate_coefs("bon", g["kl_bound"].to_numpy(), reps)
+        peaks = np.array([laws.peak("bon", a, b) for a, b in coefs])
+        out[rm] = {"alpha_bon": coefs[:, 0], "beta_bon": coefs[:, 1], "kl_peak_bon": peaks[:, 0],
+                   "gain_peak_bon": peaks[:, 1], "gold_peak": reps.max(1),
+                   "gold_at_N": reps[:, int(np.argmax(g["n"].to_numpy()))]}
+    return out
+
+
 def family_curves(rl_df: pd.DataFrame | None) -> dict:
     """{curve: (kl, gold)} of the family's RL curves (one per proxy, no variant)."""
     if rl_df is None or not len(rl_df):
@@ -107,16 +125,20 @@ def scaling_axes(c, rm_df: pd.DataFrame) -> list[tuple[str, list[str], np.ndarra
     return axes
 
 
-def scaling_table(c, bon_df: pd.DataFrame, fits_df: pd.DataFrame, rm_df: pd.DataFrame) -> pd.DataFrame:
+def scaling_table(c, bon_df: pd.DataFrame, fits_df: pd.DataFrame, rm_df: pd.DataFrame,
+                  replicates: dict | None = None) -> pd.DataFrame:
     """Each best-of-n coefficient, the observed gold peak, gold at n = N and validation accuracy against proxy size
     (Gao et al. Fig. 3) and against training pairs (Fig. 4): coef = intercept + slope log10(axis); the RL betas
-    against size."""
+    against size. ``replicates`` (`coef_replicates`) gives the best-of-n rows their support."""
     chosen = fits_df[fits_df["form"] == "bon"].set_index("curve")
     acc = rm_df.set_index("rm")["val_acc"]
+    replicates = replicates or {}
     scal, axes = [], scaling_axes(c, rm_df)
     for axis, names, x in axes:
         def fit(values, coef):
-            scal.append(vars(laws.fit_scaling(x, np.asarray(values, dtype=float), coef, axis, c.fit.ci)))
+            have = all(coef in replicates.get(rm, {}) for rm in names)
+            reps = np.stack([replicates[rm][coef] for rm in names], 1) if have else None
+            scal.append(vars(laws.fit_scaling(x, np.asarray(values, dtype=float), coef, axis, c.fit.ci, reps)))
         for coef in ("alpha", "beta", "kl_peak", "gain_peak"):
             fit([chosen[coef].get(f"bon/gold/{rm}", np.nan) for rm in names], f"{coef}_bon")
         curves = [bon_df[bon_df["rm"] == rm] for rm in names]
@@ -163,9 +185,10 @@ def run_fits(run: Run, art: Artifacts, before: dict) -> Output:
         fits += rl_fits(c, rl_df, before["rl"].boots if "rl" in before else {})
         fits += daa_fits(c, daa_df)
         fits_df = pd.DataFrame(fits).reindex(columns=FIT_TABLE_COLUMNS)
-        scaling = scaling_table(c, bon_df, fits_df, pd.DataFrame([p.row() for p in art.proxies]))
+        replicates = coef_replicates(bon_df, before["bon"].boots)
+        scaling = scaling_table(c, bon_df, fits_df, pd.DataFrame([p.row() for p in art.proxies]), replicates)
         claims = claim_table(bon_df, rl_df, fits_df, table("daa", "daa_summary"), table("ensembles", "ensembles"),
-                             table("ensembles", "ensemble_rl"), table("monitor", "monitor"), scaling)
+                             table("ensembles", "ensemble_rl"), table("monitor", "monitor"), scaling, replicates)
         # how well a partial RL curve forecasts its gold peak: every family curve, every prefix
         family = family_curves(rl_df)
         forecast = laws.forecast_table(family, "rl", n_boot=c.bon.n_boot // 2, ci=c.fit.ci) if family else None

@@ -10,6 +10,7 @@ from ..page_context import Page
 
 from ... import laws
 from ...laws.curves import data_sweep, shown
+from ...laws.fits import SMOOTH_R2, SMOOTH_SPEARMAN
 
 
 def plot_bon(bon: pd.DataFrame, fits: pd.DataFrame, family: list[str]):
@@ -154,7 +155,10 @@ def section(page: Page) -> list[str]:
     if scaling is not None:
         parts += ["<p class='note'>coef = intercept + slope log10(axis): axis params is the proxy's parameter count, "
                   "data its training pairs (one proxy size); the slope's interval is Student's t on the residuals; "
-                  "spearman is the rank correlation with the axis.</p>", html_table(scaling)]
+                  "spearman is the rank correlation with the axis; support is the share of the paired resamples of "
+                  "the evaluation prompts (every proxy's coefficients refitted on the same resample) on which the "
+                  f"trend is smooth too (R^2 >= {SMOOTH_R2} and |Spearman| >= {SMOOTH_SPEARMAN}).</p>",
+                  html_table(scaling)]
     if extrap is not None:
         parts += ["<h2>Extrapolation</h2>", "<p class='note'>Fit on small n only, predict the gold gain at n = N.</p>",
                   html_table(extrap)]

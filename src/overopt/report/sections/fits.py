@@ -5,24 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ...laws.claims import AGREE, verdict_counts
 from ..kit import html_table
 from ..page_context import Page
 
 
-def _held(claims: pd.DataFrame) -> pd.Series:
-    return claims["holds"].astype(str).str.lower() == "true"
-
-
 def claims_summary(page: Page) -> list[str]:
-    """Per claim of the papers: on how many curves it holds."""
+    """Per claim of the papers: on how many curves it holds, and on how many the prompts leave it open."""
     claims = page.table("claims", ("holds",))
     if claims is None:
         return []
-    held = _held(claims)
-    by = claims.assign(holds=held).groupby("claim", sort=False)["holds"].agg(["sum", "size"]).reset_index()
-    by = by.rename(columns={"sum": "holds on", "size": "checked on"})
-    return ["<h2>Which claims hold on this run</h2>", f"<p class='note'>{int(held.sum())} of {len(claims)} rows hold; "
-            "every row is in the claims table below.</p>", html_table(by)]
+    by = verdict_counts(claims)
+    return ["<h2>Which claims hold on this run</h2>", f"<p class='note'>{int(by['holds'].sum())} of {len(claims)} "
+            f"rows hold, {int(by['inconclusive'].sum())} are inconclusive (the point estimate's verdict is not "
+            f"reached on at least {AGREE:.0%} of the paired resamples of the evaluation prompts); every row is in "
+            "the claims table below.</p>",
+            html_table(by.rename(columns={"holds": "holds on", "inconclusive": "inconclusive on",
+                                          "checked": "checked on"}))]
 
 
 def forecast(page: Page) -> list[str]:
@@ -46,10 +45,12 @@ def claims(page: Page) -> list[str]:
     claims = page.table("claims", ("holds",))
     if claims is None:
         return []
-    held = int(_held(claims).sum())
+    held = int(verdict_counts(claims)["holds"].sum())
     return ["<h2>Claims of the papers, checked on this run</h2>",
             f"<p class='note'>{held} of {len(claims)} hold. Each row names what was measured (value) and what it is "
-            "compared with (reference); a row that does not hold is where this world departs from the paper.</p>",
+            "compared with (reference); holds is the run's point estimate, support the share of the paired prompt "
+            "resamples on which the claim holds (the proxy family's claims), and verdict what the two say together. "
+            "A row that does not hold is where this world departs from the paper.</p>",
             html_table(claims)]
 
 
