@@ -109,7 +109,8 @@ def test_order_claims_are_inconclusive_when_resamples_invert_the_order():
                          "beta": [0.6, 0.5, 0.4, 0.3]})
     falling, rising_twice = np.array([0.6, 0.5, 0.4, 0.3]), np.array([0.6, 0.4, 0.5, 0.55])
     beta = np.vstack([np.tile(falling, (7, 1)), np.tile(rising_twice, (3, 1))])
-    reps = {rm: {"beta_bon": beta[:, j], "gold_at_N": np.full(10, 0.5 + j / 10)} for j, rm in enumerate("abcd")}
+    reps = {f"bon/gold/{rm}": {"beta_bon": beta[:, j], "gold_at_N": np.full(10, 0.5 + j / 10)}
+            for j, rm in enumerate("abcd")}
     t = claim_table(bon, None, fits, replicates=reps).set_index("claim")
     row = t.loc["beta_bon falls with proxy size"]
     assert row["holds"] and row["support"] == pytest.approx(0.7) and row["verdict"] == "inconclusive"
@@ -122,24 +123,47 @@ def test_order_claims_are_inconclusive_when_resamples_invert_the_order():
     assert np.isnan(claim_table(bon, None, fits).set_index("claim").loc["beta_bon falls with proxy size", "support"])
 
 
-def test_coef_replicates_refit_every_proxy_on_every_resample():
-    """studies.fits reads each proxy's coefficients off its gold curve's replicates: on exact curves
-    d(alpha - beta d) the refits give back each replicate's alpha and beta, its peak and the value at n = N."""
+def test_curve_replicates_refit_every_curve_on_every_resample():
+    """studies.fits reads each curve's coefficients off its gold curve's replicates: on exact curves
+    d(alpha - beta d) the refits give back each replicate's alpha and beta, its peak, the value at n = N and R^2 1
+    (the quadratic in KL less); a family RL curve gets its form's and the quadratic's R^2."""
     from overopt.laws import peak, predict
-    from overopt.studies.fits import coef_replicates
+    from overopt.studies.fits import curve_replicates
 
     n = np.array([1, 2, 4, 8, 16, 32])
     kl = np.log(n) - (n - 1) / n
     truth = {"a": [(1.0, 0.4), (0.9, 0.5)], "b": [(1.1, 0.3), (1.0, 0.25)]}
     bon = pd.concat([pd.DataFrame({"rm": rm, "n": n, "kl_bound": kl, "gold": 0.0}) for rm in truth])
     boots = {rm: np.stack([predict("bon", a, b, kl) for a, b in ab]) for rm, ab in truth.items()}
-    reps = coef_replicates(bon, {**boots, "not in bon.csv": boots["a"]})
-    assert set(reps) == {"a", "b"}
+    kl_rl = np.linspace(0, 9, 8)
+    rl = pd.DataFrame({"curve": "a", "variant": "family", "kl": kl_rl, "gold": 0.0})
+    rl_boots = {"a": np.stack([predict("rl", 1.0, 0.4, kl_rl), predict("rl", 0.9, 0.3, kl_rl)])}
+    reps = curve_replicates(bon, {**boots, "not in bon.csv": boots["a"]}, rl, rl_boots)
+    assert set(reps) == {"bon/gold/a", "bon/gold/b", "rl/gold/a"}
     for rm, ab in truth.items():
-        assert reps[rm]["alpha_bon"] == pytest.approx([a for a, _ in ab])
-        assert reps[rm]["beta_bon"] == pytest.approx([b for _, b in ab])
-        assert reps[rm]["kl_peak_bon"] == pytest.approx([peak("bon", a, b)[0] for a, b in ab])
-        assert (reps[rm]["gold_peak"] == boots[rm].max(1)).all() and (reps[rm]["gold_at_N"] == boots[rm][:, -1]).all()
+        r = reps[f"bon/gold/{rm}"]
+        assert r["alpha_bon"] == pytest.approx([a for a, _ in ab]) and r["beta_bon"] == pytest.approx([b for _, b in ab])
+        assert r["kl_peak_bon"] == pytest.approx([peak("bon", a, b)[0] for a, b in ab])
+        assert (r["gold_peak"] == boots[rm].max(1)).all() and (r["gold_at_N"] == boots[rm][:, -1]).all()
+        assert r["r2/bon"] == pytest.approx([1.0, 1.0]) and (r["r2/quad_kl"] < 1).all()
+    assert reps["rl/gold/a"]["r2/rl"] == pytest.approx([1.0, 1.0]) and (reps["rl/gold/a"]["r2/quad_kl"] < 1).all()
+
+
+def test_form_claims_take_their_support_from_the_resampled_r2():
+    """A curve whose form fits at R^2 0.95: on 19 of 20 resamples it does (R^2 0.93, the quadratic 0.5), on one
+    it falls to 0.85: support 0.95, the claim holds; where the resamples straddle 0.9 it is inconclusive."""
+    n = np.array([1, 4, 16])
+    kl = np.log(n) - (n - 1) / n
+    bon = pd.DataFrame({"rm": "a", "rm_params": 10, "n_train": 100, "n": n, "kl_bound": kl, "gold": [0.0, 0.3, 0.2],
+                        "gold_lo": [0.0, 0.25, 0.15]})
+    fits = pd.DataFrame({"curve": "bon/gold/a", "form": ["bon", "quad_kl"], "r2": [0.95, 0.5], "beta": 0.3})
+    reps = {"bon/gold/a": {"r2/bon": np.r_[np.full(19, 0.93), 0.85], "r2/quad_kl": np.full(20, 0.5)}}
+    claim = "bon form fits (R^2 >= 0.9) and beats a quadratic in KL"
+    row = claim_table(bon, None, fits, replicates=reps).set_index("claim").loc[claim]
+    assert row["holds"] and row["support"] == pytest.approx(0.95) and row["verdict"] == "holds"
+    reps["bon/gold/a"]["r2/bon"] = np.r_[np.full(10, 0.93), np.full(10, 0.85)]
+    row = claim_table(bon, None, fits, replicates=reps).set_index("claim").loc[claim]
+    assert row["support"] == pytest.approx(0.5) and row["verdict"] == "inconclusive"
 
 
 def test_smoothness_claims_hold_on_a_log_linear_family_and_not_on_two_clusters():

@@ -89,15 +89,18 @@ def test_scaling_interval_covers_the_true_slope_as_often_as_it_says():
     assert two.slope == pytest.approx(1.0) and np.isnan(two.slope_lo) and two.n == 2
 
 
-def test_replicate_coefs_recover_each_replicate_and_give_the_fit_its_interval():
+def test_replicate_fits_recover_each_replicate_and_give_the_fit_its_interval():
     kl = np.linspace(0, 6, 10)
     true = np.array([[1.0, 0.3], [0.8, 0.2], [1.2, 0.5]])
     exact = np.stack([laws.predict("bon", a, b, kl) for a, b in true])
-    assert np.allclose(laws.replicate_coefs("bon", kl, exact), true)
+    coefs, r2 = laws.replicate_fits("bon", kl, exact)
+    assert np.allclose(coefs, true) and r2 == pytest.approx([1.0, 1.0, 1.0])
     reps = exact[:1] + np.random.default_rng(2).normal(0, 0.05, size=(300, 10))
-    coefs = laws.replicate_coefs("bon", kl, reps)
+    coefs, r2 = laws.replicate_fits("bon", kl, reps)
     r = laws.fit(kl, exact[0], "bon", boot_gains=reps, ci=0.9)
     assert (r.beta_lo, r.beta_hi) == pytest.approx(tuple(np.percentile(coefs[:, 1], [5, 95])))
+    assert r2[:20] == pytest.approx([laws.fit(kl, y, "bon", n_boot=0).r2 for y in reps[:20]])  # each one's own fit
+    assert np.isnan(laws.replicate_fits("bon", kl, np.ones((1, 10)))[1][0])  # a flat replicate has no R^2
 
 
 def test_trend_stats_match_scipy_and_support_counts_the_smooth_resamples():

@@ -18,6 +18,7 @@ from .fits import SMOOTH_R2, SMOOTH_SPEARMAN, is_smooth
 CLAIM_COLUMNS = ["claim", "curve", "value", "reference", "holds", "support", "verdict", "detail"]
 # A verdict stands when at least this share of the paired prompt resamples reaches it too.
 AGREE = 0.9
+FORM_R2 = 0.9  # a curve follows its form when the form's R^2 is at least this (and above the quadratic's)
 
 
 def verdict(holds: bool, support: float) -> str:
@@ -135,14 +136,14 @@ def _support_text(support: float) -> str:
 
 def _size_order_claims(family: pd.DataFrame, fits: pd.DataFrame, replicates: dict) -> list[dict]:
     """Gao's claim 3 on best-of-n: larger proxies reach more gold and overoptimize less (beta falls).
-    ``replicates``: proxy -> coefficient -> its values on the paired prompt resamples (`studies.fits`)."""
+    ``replicates``: curve -> quantity -> its values on the paired prompt resamples (`studies.fits`)."""
     if "rm_params" not in family or family["rm"].nunique() < 3:
         return []
     params = family.groupby("rm", sort=False)["rm_params"].first().sort_values()
 
     def reps(coef):
-        have = all(coef in replicates.get(rm, {}) for rm in params.index)
-        return np.stack([replicates[rm][coef] for rm in params.index], 1) if have else None
+        curves = [replicates.get(f"bon/gold/{rm}", {}) for rm in params.index]
+        return np.stack([c[coef] for c in curves], 1) if all(coef in c for c in curves) else None
     at_n = family[family["n"] == family["n"].max()].set_index("rm")["gold"].reindex(params.index)
     rows = [_order_row("gold at n = N grows with proxy size", at_n.to_numpy(), params.to_numpy(), True,
                        "gold at n = N", reps("gold_at_N"))]
@@ -182,8 +183,9 @@ def claim_table(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
                 daa_summary: pd.DataFrame | None = None, ens_bon: pd.DataFrame | None = None,
                 ens_rl: pd.DataFrame | None = None, monitor: pd.DataFrame | None = None,
                 scaling: pd.DataFrame | None = None, replicates: dict | None = None) -> pd.DataFrame:
-    """Every claim the run's tables can check; ``replicates`` (proxy -> coefficient -> values on the paired
-    prompt resamples) gives the family's order claims their support, scaling.csv's ``support`` its trends'."""
+    """Every claim the run's tables can check; ``replicates`` (fits.csv's curve -> quantity -> its values on the
+    paired prompt resamples, `studies.fits.curve_replicates`) gives the family's order and form claims their
+    support, scaling.csv's ``support`` its trends'."""
     rows = _gao_claims(bon_df, rl_df, fits_df, replicates or {})
     if scaling is not None and len(scaling) and "axis" in scaling:
         rows += scaling_claims(scaling)
@@ -247,9 +249,13 @@ def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
                      "reference": p["gold"], "holds": p["falls"],
                      "detail": "value: KL at the gold peak; reference: gold there"})
         a, q = r2(f"{method}/gold/{rm}", method), r2(f"{method}/gold/{rm}", "quad_kl")
-        rows.append({"claim": f"{method} form fits (R^2 >= 0.9) and beats a quadratic in KL",
-                     "curve": f"{method}/{rm}", "value": a, "reference": q, "holds": bool(a >= 0.9 and a > q),
-                     "detail": f"value: R^2 of {form_text}; reference: R^2 of the quadratic"})
+        reps = replicates.get(f"{method}/gold/{rm}", {})
+        support = (float(np.mean((reps[f"r2/{method}"] >= FORM_R2) & (reps[f"r2/{method}"] > reps["r2/quad_kl"])))
+                   if f"r2/{method}" in reps and "r2/quad_kl" in reps else np.nan)
+        rows.append({"claim": f"{method} form fits (R^2 >= {FORM_R2}) and beats a quadratic in KL",
+                     "curve": f"{method}/{rm}", "value": a, "reference": q, "holds": bool(a >= FORM_R2 and a > q),
+                     "support": support,
+                     "detail": f"value: R^2 of {form_text}; reference: R^2 of the quadratic" + _support_text(support)})
 
     for rm, p in bon_peaks.items():
         peak_and_fit("bon", rm, p, "d(alpha - beta d)")

@@ -156,11 +156,16 @@ def _solve(form: str, kl: np.ndarray, gain: np.ndarray, intercept: bool = False)
     return float(coef[0]), float(coef[1]), r2, float(coef[2]) if intercept else 0.0
 
 
-def replicate_coefs(form: str, kl, reps, intercept: bool = False) -> np.ndarray:
-    """[B, 2]: (alpha, beta) of ``form`` fitted to each row of ``reps`` ([B, len(kl)], a curve re-measured on
-    resampled prompts), every replicate in one least-squares solve."""
+def replicate_fits(form: str, kl, reps, intercept: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """([B, 2] (alpha, beta), [B] R^2): ``form`` fitted to each row of ``reps`` ([B, len(kl)], a curve re-measured
+    on resampled prompts), every replicate in one least-squares solve (R^2 NaN for a flat replicate)."""
     X = _design(form, np.asarray(kl, dtype=np.float64), intercept)
-    return np.linalg.lstsq(X, np.asarray(reps, dtype=np.float64).T, rcond=None)[0][:2].T
+    Y = np.asarray(reps, dtype=np.float64)
+    coef = np.linalg.lstsq(X, Y.T, rcond=None)[0]
+    ss_tot = ((Y - Y.mean(1, keepdims=True)) ** 2).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = np.where(ss_tot > 0, 1 - ((Y - (X @ coef).T) ** 2).sum(1) / ss_tot, np.nan)
+    return coef[:2].T, r2
 
 
 def fit(kl, gain, form: str = "bon", boot_gains=None, n_boot: int = 200, ci: float = 0.9,
@@ -187,7 +192,7 @@ def fit(kl, gain, form: str = "bon", boot_gains=None, n_boot: int = 200, ci: flo
         fitted = base + predict(form, alpha, beta, kl)
         resid = gain - fitted
         reps = fitted + resid[rng.integers(len(kl), size=(n_boot, len(kl)))]
-    coefs = replicate_coefs(form, kl, reps, intercept)
+    coefs = replicate_fits(form, kl, reps, intercept)[0]
     peaks = np.array([peak(form, a, b) for a, b in coefs])
     lo_hi = lambda x: interval(x, ci, None) if np.all(np.isfinite(x)) else (  # noqa: E731
         interval(x[np.isfinite(x)], ci, None)[0] if np.isfinite(x).any() else math.inf, math.inf)

@@ -49,21 +49,28 @@ def bon_fits(c, bon_df: pd.DataFrame, boots: dict) -> tuple[list[dict], list[dic
     return fits, extrap
 
 
-def coef_replicates(bon_df: pd.DataFrame, boots: dict) -> dict[str, dict[str, np.ndarray]]:
-    """proxy -> coefficient -> its value on each bootstrap resample of the prompts: the best-of-n form's alpha,
-    beta, KL and gain at the peak refitted to each replicate of the gold curve, and the curve's peak and value at
-    n = N. `studies.bon` draws the same resamples for every proxy, so a trend across proxies can be read on
-    each resample (`laws.fit_scaling`'s support)."""
+def curve_replicates(bon_df: pd.DataFrame, boots: dict, rl_df: pd.DataFrame | None,
+                     rl_boots: dict) -> dict[str, dict[str, np.ndarray]]:
+    """fits.csv's curve id -> quantity -> its value on each bootstrap resample of the evaluation prompts: for every
+    best-of-n gold curve the form's alpha, beta, KL and gain at the peak, the curve's peak and its value at n = N,
+    and for it and every family RL curve the R^2 of its form and of the quadratic in KL ("r2/<form>"). `studies.bon`
+    draws the same resamples for every proxy, so a trend across proxies can be read on each resample
+    (`laws.fit_scaling`'s support, the claims' support)."""
     out = {}
     for rm, g in bon_df.groupby("rm", sort=False):
-        reps = boots.get(rm)
+        reps, kl = boots.get(rm), g["kl_bound"].to_numpy()
         if reps is None:
             continue
-        coefs = laws.replicate_coefs("bon", g["kl_bound"].to_numpy(), reps)
+        (coefs, r2), (_, r2_quad) = laws.replicate_fits("bon", kl, reps), laws.replicate_fits("quad_kl", kl, reps)
         peaks = np.array([laws.peak("bon", a, b) for a, b in coefs])
-        out[rm] = {"alpha_bon": coefs[:, 0], "beta_bon": coefs[:, 1], "kl_peak_bon": peaks[:, 0],
-                   "gain_peak_bon": peaks[:, 1], "gold_peak": reps.max(1),
-                   "gold_at_N": reps[:, int(np.argmax(g["n"].to_numpy()))]}
+        out[f"bon/gold/{rm}"] = {"alpha_bon": coefs[:, 0], "beta_bon": coefs[:, 1], "kl_peak_bon": peaks[:, 0],
+                                 "gain_peak_bon": peaks[:, 1], "gold_peak": reps.max(1),
+                                 "gold_at_N": reps[:, int(np.argmax(g["n"].to_numpy()))],
+                                 "r2/bon": r2, "r2/quad_kl": r2_quad}
+    for curve, (kl, _) in family_curves(rl_df).items():
+        if curve in rl_boots:
+            out[f"rl/gold/{curve}"] = {f"r2/{form}": laws.replicate_fits(form, kl, rl_boots[curve])[1]
+                                       for form in ("rl", "quad_kl")}
     return out
 
 
@@ -129,15 +136,15 @@ def scaling_table(c, bon_df: pd.DataFrame, fits_df: pd.DataFrame, rm_df: pd.Data
                   replicates: dict | None = None) -> pd.DataFrame:
     """Each best-of-n coefficient, the observed gold peak, gold at n = N and validation accuracy against proxy size
     (Gao et al. Fig. 3) and against training pairs (Fig. 4): coef = intercept + slope log10(axis); the RL betas
-    against size. ``replicates`` (`coef_replicates`) gives the best-of-n rows their support."""
+    against size. ``replicates`` (`curve_replicates`) gives the best-of-n rows their support."""
     chosen = fits_df[fits_df["form"] == "bon"].set_index("curve")
     acc = rm_df.set_index("rm")["val_acc"]
     replicates = replicates or {}
     scal, axes = [], scaling_axes(c, rm_df)
     for axis, names, x in axes:
         def fit(values, coef):
-            have = all(coef in replicates.get(rm, {}) for rm in names)
-            reps = np.stack([replicates[rm][coef] for rm in names], 1) if have else None
+            have = all(coef in replicates.get(f"bon/gold/{rm}", {}) for rm in names)
+            reps = np.stack([replicates[f"bon/gold/{rm}"][coef] for rm in names], 1) if have else None
             scal.append(vars(laws.fit_scaling(x, np.asarray(values, dtype=float), coef, axis, c.fit.ci, reps)))
         for coef in ("alpha", "beta", "kl_peak", "gain_peak"):
             fit([chosen[coef].get(f"bon/gold/{rm}", np.nan) for rm in names], f"{coef}_bon")
@@ -182,10 +189,11 @@ def run_fits(run: Run, art: Artifacts, before: dict) -> Output:
     bon_df, rl_df, daa_df = table("bon", "bon"), table("rl", "rl"), table("daa", "daa")
     with run.stage("tables"):
         fits, extrap = bon_fits(c, bon_df, before["bon"].boots)
-        fits += rl_fits(c, rl_df, before["rl"].boots if "rl" in before else {})
+        rl_boots = before["rl"].boots if "rl" in before else {}
+        fits += rl_fits(c, rl_df, rl_boots)
         fits += daa_fits(c, daa_df)
         fits_df = pd.DataFrame(fits).reindex(columns=FIT_TABLE_COLUMNS)
-        replicates = coef_replicates(bon_df, before["bon"].boots)
+        replicates = curve_replicates(bon_df, before["bon"].boots, rl_df, rl_boots)
         scaling = scaling_table(c, bon_df, fits_df, pd.DataFrame([p.row() for p in art.proxies]), replicates)
         claims = claim_table(bon_df, rl_df, fits_df, table("daa", "daa_summary"), table("ensembles", "ensembles"),
                              table("ensembles", "ensemble_rl"), table("monitor", "monitor"), scaling, replicates)
