@@ -97,6 +97,15 @@ def test_a_verdict_stands_only_where_the_prompt_resamples_agree(holds, support, 
     assert verdict(holds, support) == expected
 
 
+def test_verdict_counts_read_tables_written_before_the_verdict_column():
+    from overopt.laws.claims import verdict_counts
+    new = pd.DataFrame({"claim": ["x", "x", "y"], "holds": [True, True, False],
+                        "verdict": ["holds", "inconclusive", "does not hold"]})
+    old = pd.DataFrame({"claim": ["x", "y"], "holds": ["True", "False"]})  # as read back from an older claims.csv
+    t = verdict_counts(pd.concat([new, old], ignore_index=True)).set_index("claim")
+    assert t.loc["x"].tolist() == [2, 1, 3] and t.loc["y"].tolist() == [0, 0, 2]  # holds, inconclusive, checked
+
+
 def test_order_claims_are_inconclusive_when_resamples_invert_the_order():
     """beta falls over four sizes at the point estimate; on 3 of 10 resamples it rises twice (two inversions):
     support 0.7, so the order claim is inconclusive; with every resample falling it holds."""
