@@ -175,6 +175,32 @@ def test_form_claims_take_their_support_from_the_resampled_r2():
     assert row["support"] == pytest.approx(0.5) and row["verdict"] == "inconclusive"
 
 
+def test_draw_claims_judge_the_mean_trend_and_count_the_draws():
+    """Three training draws of a four-size family: beta falls on the mean and on draws 0 and 1, and draw 2 swaps the
+    two smallest and the two largest (Spearman -0.6): holds on the mean, support 2/3, inconclusive. With draw 2 like
+    the others it holds; alpha flat on every draw does not hold at all."""
+    from overopt.laws.claims import draw_claims
+
+    params = [1e3, 1e4, 1e5, 1e6]
+    falling = np.array([0.4, 0.35, 0.3, 0.25])
+    betas = [falling, falling + 0.01, np.array([0.37, 0.38, 0.27, 0.28])]
+    draws = pd.DataFrame([{"rm": f"s{i}", "rm_params": params[i], "draw": d, "alpha": 1.0 + 0.01 * ((i + d) % 2),
+                           "beta": b[i], "kl_peak": 2.0 + i, "gold_peak": 1.0 + 0.1 * i}
+                          for d, b in enumerate(betas) for i in range(4)])
+    t = pd.DataFrame(draw_claims(draws)).set_index("claim")
+    beta = t.loc["beta_bon varies log-linearly with log parameters"]
+    assert beta["curve"] == "proxy family, 3 draws" and beta["holds"] and beta["reference"] == pytest.approx(-1.0)
+    assert beta["support"] == pytest.approx(2 / 3) and "-1.00 -1.00 -0.60" in beta["detail"]
+    assert claim_table(pd.DataFrame(columns=["rm", "n_train", "n", "kl_bound", "gold", "gold_lo"]), None,
+                       pd.DataFrame(columns=["curve", "form", "r2"]), draws=draws).set_index("claim").loc[
+        "beta_bon varies log-linearly with log parameters", "verdict"] == "inconclusive"
+    alpha = t.loc["alpha_bon varies log-linearly with log parameters"]
+    assert not alpha["holds"] and alpha["support"] == 0.0
+    draws.loc[draws["draw"] == 2, "beta"] = falling - 0.01
+    assert pd.DataFrame(draw_claims(draws)).set_index("claim").loc[
+        "beta_bon varies log-linearly with log parameters", "support"] == 1.0
+
+
 def test_smoothness_claims_hold_on_a_log_linear_family_and_not_on_two_clusters():
     """Gao et al.'s headline as a claim row per coefficient and axis: a log-linear trend holds, a family that
     falls into two flat clusters (today's world above 32x2) does not, though it is monotone."""

@@ -440,6 +440,28 @@ def test_data_size_sweep_adds_proxies_and_a_report_section(smoke, tmp_path):
                                                         "value"], scaling.loc[("beta_bon", "data"), "r2"])
 
 
+def test_training_draws_refit_the_family_and_feed_the_claims(smoke, tmp_path):
+    """rm.draws = 2: every family size trained once more; draw 0's fit is bon.csv's, the report has the section,
+    and the claims judge the mean trend over the draws."""
+    _, cache = smoke
+    out = tmp_path / "draws"
+    assert main(["run", "--preset", "smoke", "--out", str(out), "--quiet", "--set", f"run.cache_dir={cache}",
+                 "--set", "rm.draws=2"]) == 0
+    rm, draws = pd.read_csv(out / "rm.csv"), pd.read_csv(out / "draws.csv")
+    assert len(draws) == 2 * len(rm) and set(draws["draw"]) == {0, 1}
+    fits = pd.read_csv(out / "fits.csv").set_index(["curve", "form"])
+    first = draws[draws["draw"] == 0].set_index("rm")
+    for name in rm["rm"]:
+        assert first.loc[name, "beta"] == pytest.approx(fits.loc[(f"bon/gold/{name}", "bon"), "beta"], rel=1e-9)
+        assert first.loc[name, "val_acc"] == pytest.approx(rm.set_index("rm").loc[name, "val_acc"])
+    second = draws[draws["draw"] == 1].set_index("rm")
+    assert (second["beta"] != first["beta"]).all()  # another initialisation learns another proxy
+    claims = pd.read_csv(out / "claims.csv")
+    rows = claims[claims["curve"] == "proxy family, 2 draws"]
+    assert len(rows) == 4 and rows["support"].isin([0.0, 0.5, 1.0]).all()
+    assert "Training draws of the family" in (out / "report.html").read_text()
+
+
 def test_direct_alignment_labelled_by_an_ensemble(smoke, tmp_path):
     _, cache = smoke
     out = tmp_path / "ens_labels"

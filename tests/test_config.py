@@ -59,6 +59,7 @@ def test_yaml_file_over_preset(tmp_path):
     ("bon.pool_size=2", "config key 'bon.pool_size'"),
     ("run.device=tpu", "config key 'run.device'"),
     ("rm.data_sizes=[100, 99999999]", "config key 'rm.data_sizes'"),
+    ("rm.draws=0", "config key 'rm.draws' must be an integer >= 1, got 0"),
     ("gold.naturalness_decay=-1", "config key 'gold.naturalness_decay' must be in [0, 10]"),
 ])
 def test_bad_values_name_the_key(override, msg):

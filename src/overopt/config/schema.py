@@ -107,6 +107,9 @@ class RMConfig:
                                   "on pi0's samples (best-of-n, RL and labels then use the residual)")
     data_sizes: tuple = _f((), "data-size sweep: n_train values for one proxy size (empty = no sweep)")
     data_sweep_rm: str = _f("", "proxy size used by the data-size sweep (empty = the middle size)")
+    draws: int = _f(1, "> 1: train every family size this many times in all, with other initialisation and data-order "
+                       "seeds (the monitor's members), and fit the best-of-n trend on each draw (draws.csv; the claims "
+                       "say on how many draws it is smooth)")
 
 
 @dataclass(frozen=True)

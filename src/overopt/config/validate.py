@@ -136,6 +136,7 @@ def _core(cfg: Config, need) -> list[str]:
     need(cfg.rm.lr_width >= 0, "rm.lr_width", "must be >= 0 (0: no width scaling)")
     size_lrs(cfg.rm)
     need(0.0 <= cfg.rm.label_noise < 0.5, "rm.label_noise", "must be in [0, 0.5)")
+    need(isinstance(cfg.rm.draws, int) and cfg.rm.draws >= 1, "rm.draws", f"must be an integer >= 1, got {cfg.rm.draws!r}")
     for n in cfg.rm.data_sizes:
         need(isinstance(n, int) and 2 <= n, "rm.data_sizes", f"entries must be integers >= 2, got {n!r}")
         need(n <= cfg.rm.n_train, "rm.data_sizes", f"entry {n} exceeds rm.n_train={cfg.rm.n_train} (subsets are nested)")

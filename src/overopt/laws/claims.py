@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .curves import peak_of, with_variants
-from .fits import SMOOTH_R2, SMOOTH_SPEARMAN, is_smooth
+from .fits import SMOOTH_R2, SMOOTH_SPEARMAN, fit_scaling, is_smooth, trend_stats
 
 CLAIM_COLUMNS = ["claim", "curve", "value", "reference", "holds", "support", "verdict", "detail"]
 # A verdict stands when at least this share of the paired prompt resamples reaches it too.
@@ -179,16 +179,46 @@ def scaling_claims(scaling: pd.DataFrame) -> list[dict]:
     return rows
 
 
+DRAW_COEFS = {"alpha": "alpha_bon", "beta": "beta_bon", "kl_peak": "kl_peak_bon", "gold_peak": "gold_peak"}
+
+
+def draw_claims(draws: pd.DataFrame) -> list[dict]:
+    """The smoothness claims again over training draws of the family (`studies.draws`: every size trained k times):
+    holds when the trend of each size's mean over the draws is smooth (value: its R^2 against log parameters,
+    reference: its Spearman), support the share of the single draws on which it is smooth too."""
+    k = draws["draw"].nunique()
+    if k < 2 or draws["rm"].nunique() < 3:
+        return []
+    rows = []
+    for col, coef in DRAW_COEFS.items():
+        wide = draws.pivot(index="rm_params", columns="draw", values=col).sort_index()
+        params = wide.index.to_numpy(dtype=float)
+        r2, rho = trend_stats(params, wide.to_numpy().T)  # one row per draw
+        smooth = is_smooth(r2, rho)
+        mean = fit_scaling(params, wide.mean(axis=1).to_numpy(), coef)
+        rows.append({"claim": f"{coef} varies log-linearly with log parameters", "curve": f"proxy family, {k} draws",
+                     "value": mean.r2, "reference": mean.spearman, "holds": bool(is_smooth(mean.r2, mean.spearman)),
+                     "support": float(smooth.mean()),
+                     "detail": f"value: R^2 against log10(params) of {SMOOTH_COEFS[coef]}, each size's mean over {k} "
+                               "training draws; reference: its Spearman; support: the share of draws on which the "
+                               "draw's own trend is smooth (Spearman per draw " + " ".join(f"{x:+.2f}" for x in rho)
+                               + ")"})
+    return rows
+
+
 def claim_table(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.DataFrame,
                 daa_summary: pd.DataFrame | None = None, ens_bon: pd.DataFrame | None = None,
                 ens_rl: pd.DataFrame | None = None, monitor: pd.DataFrame | None = None,
-                scaling: pd.DataFrame | None = None, replicates: dict | None = None) -> pd.DataFrame:
+                scaling: pd.DataFrame | None = None, replicates: dict | None = None,
+                draws: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every claim the run's tables can check; ``replicates`` (fits.csv's curve -> quantity -> its values on the
     paired prompt resamples, `studies.fits.curve_replicates`) gives the family's order and form claims their
-    support, scaling.csv's ``support`` its trends'."""
+    support, scaling.csv's ``support`` its trends', ``draws`` (draws.csv) the trends over training draws."""
     rows = _gao_claims(bon_df, rl_df, fits_df, replicates or {})
     if scaling is not None and len(scaling) and "axis" in scaling:
         rows += scaling_claims(scaling)
+    if draws is not None and len(draws):
+        rows += draw_claims(draws)
     if daa_summary is not None and len(daa_summary):
         rows += daa_claims(daa_summary)
     if ens_bon is not None and len(ens_bon):

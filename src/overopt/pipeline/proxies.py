@@ -79,7 +79,7 @@ def proxy_key(cfg: Config, size: str, n: int, noise: float | None = None, member
     """Cache key of a proxy: its size, data, label noise, (for ensemble members past the first) seed index and
     ``tag`` (what else labels its pairs, e.g. one gold dimension)."""
     rm_cfg = {k: v for k, v in cfg.to_dict()["rm"].items()  # length_norm: after training; lr_width, lrs: by its lr
-              if k not in ("sizes", "data_sizes", "data_sweep_rm", "length_norm", "lr_width", "lrs")}
+              if k not in ("sizes", "data_sizes", "data_sweep_rm", "length_norm", "lr_width", "lrs", "draws")}
     rm_cfg["lr"] = proxy_lr(cfg, size)
     if noise is not None:
         rm_cfg["label_noise"] = noise

@@ -15,13 +15,12 @@ import pandas as pd
 from ..errors import ReportError
 from .kit import CSS, html_table, written_rows
 from .page_context import Page
-from .sections import active, aif, bon, budget, daa, ensembles, fits, learned, length, monitor, multi, rl
+from .sections import active, aif, bon, budget, daa, draws, ensembles, fits, learned, length, monitor, multi, rl
 
 # the page after its opening, in reading order: each a function from the page's tables to HTML
-SECTIONS = [bon.section, learned.section, rl.section, bon.dimensions, daa.section, length.section, multi.section, aif.section,
-            active.section, ensembles.calibration, ensembles.section, fits.forecast, monitor.section, budget.section, budget.detectors,
-            fits.claims,
-            fits.samples]
+SECTIONS = [bon.section, draws.section, learned.section, rl.section, bon.dimensions, daa.section, length.section,
+            multi.section, aif.section, active.section, ensembles.calibration, ensembles.section, fits.forecast,
+            monitor.section, budget.section, budget.detectors, fits.claims, fits.samples]
 INTRO = ("<p class='note'>Synthetic gold-reward setup (Gao et al. 2022): proxies of several sizes learn from "
          "gold-labelled pairs of pi0 samples; best-of-n against each proxy is scored by gold. Gains are over pi0; gold "
          "is in units of its standard deviation under pi0. KL is the analytic best-of-n bound ln n - (n-1)/n.</p>")

@@ -196,7 +196,8 @@ def run_fits(run: Run, art: Artifacts, before: dict) -> Output:
         replicates = curve_replicates(bon_df, before["bon"].boots, rl_df, rl_boots)
         scaling = scaling_table(c, bon_df, fits_df, pd.DataFrame([p.row() for p in art.proxies]), replicates)
         claims = claim_table(bon_df, rl_df, fits_df, table("daa", "daa_summary"), table("ensembles", "ensembles"),
-                             table("ensembles", "ensemble_rl"), table("monitor", "monitor"), scaling, replicates)
+                             table("ensembles", "ensemble_rl"), table("monitor", "monitor"), scaling, replicates,
+                             table("draws", "draws"))
         # how well a partial RL curve forecasts its gold peak: every family curve, every prefix
         family = family_curves(rl_df)
         forecast = laws.forecast_table(family, "rl", n_boot=c.bon.n_boot // 2, ci=c.fit.ci) if family else None
@@ -206,4 +207,4 @@ def run_fits(run: Run, art: Artifacts, before: dict) -> Output:
 
 
 STUDY = Study("fits", run_fits, tables=("fits", "scaling", "extrapolation", "claims", "forecast", "samples"),
-              needs=("bon", "rl", "daa", "ensembles", "monitor"))
+              needs=("bon", "rl", "daa", "ensembles", "monitor", "draws"))
