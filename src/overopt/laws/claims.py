@@ -182,6 +182,12 @@ def scaling_claims(scaling: pd.DataFrame) -> list[dict]:
 DRAW_COEFS = {"alpha": "alpha_bon", "beta": "beta_bon", "kl_peak": "kl_peak_bon", "gold_peak": "gold_peak"}
 
 
+def draw_trends(draws: pd.DataFrame, col: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """draws.csv's ``col`` as [sizes by parameters, draws], and each draw's R^2 and Spearman against log parameters."""
+    wide = draws.pivot(index="rm_params", columns="draw", values=col).sort_index()
+    return (wide, *trend_stats(wide.index.to_numpy(dtype=float), wide.to_numpy().T))
+
+
 def draw_claims(draws: pd.DataFrame) -> list[dict]:
     """The smoothness claims again over training draws of the family (`studies.draws`: every size trained k times):
     holds when the trend of each size's mean over the draws is smooth (value: its R^2 against log parameters,
@@ -191,11 +197,9 @@ def draw_claims(draws: pd.DataFrame) -> list[dict]:
         return []
     rows = []
     for col, coef in DRAW_COEFS.items():
-        wide = draws.pivot(index="rm_params", columns="draw", values=col).sort_index()
-        params = wide.index.to_numpy(dtype=float)
-        r2, rho = trend_stats(params, wide.to_numpy().T)  # one row per draw
+        wide, r2, rho = draw_trends(draws, col)
         smooth = is_smooth(r2, rho)
-        mean = fit_scaling(params, wide.mean(axis=1).to_numpy(), coef)
+        mean = fit_scaling(wide.index.to_numpy(dtype=float), wide.mean(axis=1).to_numpy(), coef)
         rows.append({"claim": f"{coef} varies log-linearly with log parameters", "curve": f"proxy family, {k} draws",
                      "value": mean.r2, "reference": mean.spearman, "holds": bool(is_smooth(mean.r2, mean.spearman)),
                      "support": float(smooth.mean()),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ...laws.fits import SMOOTH_R2, SMOOTH_SPEARMAN, is_smooth, trend_stats
+from ...laws.claims import draw_trends
+from ...laws.fits import SMOOTH_R2, SMOOTH_SPEARMAN, is_smooth
 from ..kit import colors, html_table, plt
 from ..page_context import Page
 
@@ -13,7 +14,7 @@ from ..page_context import Page
 def plot_draws(draws: pd.DataFrame):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, col, label in zip(axes, ("beta", "gold_peak"), ("beta_bon", "best-of-n gold peak")):
-        wide = draws.pivot(index="rm_params", columns="draw", values=col).sort_index()
+        wide = draw_trends(draws, col)[0]
         for d, c in zip(wide.columns, colors(len(wide.columns))):
             ax.plot(wide.index, wide[d], "o", ms=4, color=c, alpha=0.7, label=f"draw {d}")
         ax.plot(wide.index, wide.mean(axis=1), "-k", lw=1.5, label="mean over draws")
@@ -28,13 +29,12 @@ def plot_draws(draws: pd.DataFrame):
 
 
 def section(page: Page) -> list[str]:
-    draws = page.table("draws", ("rm", "rm_params", "draw", "beta", "gold_peak", "val_acc"))
+    draws = page.table("draws", ("rm", "rm_params", "draw", "val_acc", "alpha", "beta", "kl_peak", "gold_peak"))
     if draws is None:
         return []
     rows = []
     for col in ("val_acc", "alpha", "beta", "kl_peak", "gold_peak"):
-        wide = draws.pivot(index="rm_params", columns="draw", values=col).sort_index()
-        r2, rho = trend_stats(wide.index.to_numpy(dtype=float), wide.to_numpy().T)
+        wide, r2, rho = draw_trends(draws, col)
         rows += [{"coefficient": col, "draw": d, "R^2": r, "Spearman": s, "smooth": bool(is_smooth(r, s)),
                   **{rm: v for rm, v in zip(draws.drop_duplicates("rm").sort_values("rm_params")["rm"], wide[d])}}
                  for d, r, s in zip(wide.columns, r2, rho)]
