@@ -41,7 +41,14 @@ def test_claim_table_reads_the_tables():
     assert t.loc[("bon gold peaks and falls", "bon/8x1"), "value"] == kl[3]  # d = 1.10, nearest the peak d = 1
     assert not t.loc[("rl form fits (R^2 >= 0.9) and beats a quadratic in KL", "rl/8x1"), "holds"]  # 0.95 < 0.97
     row = t.loc[("rl gold peaks at a larger KL than bon", "8x1")]
-    assert row["value"] == 2.0 and row["reference"] == kl[3] and row["holds"]
+    assert row["value"] == 2.0 and row["reference"] == kl[3] and row["holds"] and np.isnan(row["support"])
+    # on resampled prompts RL's peak moves to KL 0.5 ... 4 and best-of-n's to kl[3] = 1.20 or kl[4] = 1.84: RL's is
+    # the larger on 2 of 4 paired draws (2 > 1.20, 1 < 1.20, 0.5 < 1.84, 4 > 1.84), so the claim is inconclusive
+    reps = {"rl/gold/8x1": {"kl_at_peak": np.array([2.0, 1.0, 0.5, 4.0])},
+            "bon/gold/8x1": {"kl_at_peak": kl[[3, 3, 4, 4]]}}
+    row = claim_table(bon, pd.concat([rl, pen]), fits, replicates=reps).set_index(["claim", "curve"]).loc[
+        ("rl gold peaks at a larger KL than bon", "8x1")]
+    assert row["holds"] and row["support"] == 0.5 and row["verdict"] == "inconclusive"
     row = t.loc[("a KL penalty leaves the gold-KL frontier unchanged", "8x1/kl0.1")]
     assert np.isclose(row["value"], 0.25) and not row["holds"]  # 0.6 against 0.35 at KL 1
 
@@ -146,7 +153,7 @@ def test_curve_replicates_refit_every_curve_on_every_resample():
     boots = {rm: np.stack([predict("bon", a, b, kl) for a, b in ab]) for rm, ab in truth.items()}
     kl_rl = np.linspace(0, 9, 8)
     rl = pd.DataFrame({"curve": "a", "variant": "family", "kl": kl_rl, "gold": 0.0})
-    rl_boots = {"a": np.stack([predict("rl", 1.0, 0.4, kl_rl), predict("rl", 0.9, 0.3, kl_rl)])}
+    rl_boots = {"a": np.stack([predict("rl", 1.0, 0.4, kl_rl), predict("rl", 0.5, 0.4, kl_rl)])}
     reps = curve_replicates(bon, {**boots, "not in bon.csv": boots["a"]}, rl, rl_boots)
     assert set(reps) == {"bon/gold/a", "bon/gold/b", "rl/gold/a"}
     for rm, ab in truth.items():
@@ -155,7 +162,11 @@ def test_curve_replicates_refit_every_curve_on_every_resample():
         assert r["kl_peak_bon"] == pytest.approx([peak("bon", a, b)[0] for a, b in ab])
         assert (r["gold_peak"] == boots[rm].max(1)).all() and (r["gold_at_N"] == boots[rm][:, -1]).all()
         assert r["r2/bon"] == pytest.approx([1.0, 1.0]) and (r["r2/quad_kl"] < 1).all()
+        assert (r["kl_at_peak"] == kl[boots[rm].argmax(1)]).all()
     assert reps["rl/gold/a"]["r2/rl"] == pytest.approx([1.0, 1.0]) and (reps["rl/gold/a"]["r2/quad_kl"] < 1).all()
+    # d(1 - 0.4 ln d) peaks at d = e^1.5 (KL 20), beyond the curve's last KL 9; d(0.5 - 0.4 ln d) at d = e^0.25
+    # (KL 1.65), between the curve's points at KL 9/7 and 18/7, nearer the first
+    assert reps["rl/gold/a"]["kl_at_peak"] == pytest.approx([9.0, 9 / 7])
 
 
 def test_form_claims_take_their_support_from_the_resampled_r2():

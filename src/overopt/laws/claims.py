@@ -307,9 +307,12 @@ def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
         p = peak_of(g["kl"].to_numpy(), g["gold"].to_numpy(), g["gold_lo"].to_numpy())
         peak_and_fit("rl", rm, p, "d(alpha - beta ln d)")
         if p["interior"] and bon_peaks[rm]["interior"]:
+            a, b = (replicates.get(f"{m}/gold/{rm}", {}).get("kl_at_peak") for m in ("rl", "bon"))
+            n = min(len(a), len(b)) if a is not None and b is not None else 0  # independent resamples, paired in turn
+            support = float(np.mean(a[:n] > b[:n])) if n else np.nan
             rows.append({"claim": "rl gold peaks at a larger KL than bon", "curve": rm, "value": p["kl"],
-                         "reference": bon_peaks[rm]["kl"], "holds": p["kl"] > bon_peaks[rm]["kl"],
-                         "detail": "value: RL KL at the gold peak; reference: best-of-n's"})
+                         "reference": bon_peaks[rm]["kl"], "holds": p["kl"] > bon_peaks[rm]["kl"], "support": support,
+                         "detail": "value: RL KL at the gold peak; reference: best-of-n's" + _support_text(support)})
         # Gao's claim 4: RL spends more KL for the same gold gain, at the largest gain both reach.
         bon = family[family["rm"] == rm]
         target = 0.9 * min(p["gold"], bon_peaks[rm]["gold"])

@@ -53,9 +53,9 @@ def curve_replicates(bon_df: pd.DataFrame, boots: dict, rl_df: pd.DataFrame | No
                      rl_boots: dict) -> dict[str, dict[str, np.ndarray]]:
     """fits.csv's curve id -> quantity -> its value on each bootstrap resample of the evaluation prompts: for every
     best-of-n gold curve the form's alpha, beta, KL and gain at the peak, the curve's peak and its value at n = N,
-    and for it and every family RL curve the R^2 of its form and of the quadratic in KL ("r2/<form>"). `studies.bon`
-    draws the same resamples for every proxy, so a trend across proxies can be read on each resample
-    (`laws.fit_scaling`'s support, the claims' support)."""
+    and for it and every family RL curve the KL of its observed peak and the R^2 of its form and of the quadratic in
+    KL ("r2/<form>"). `studies.bon` draws the same resamples for every proxy, so a trend across proxies can be read on
+    each resample (`laws.fit_scaling`'s support, the claims' support); RL curves resample their own prompts."""
     out = {}
     for rm, g in bon_df.groupby("rm", sort=False):
         reps, kl = boots.get(rm), g["kl_bound"].to_numpy()
@@ -66,11 +66,13 @@ def curve_replicates(bon_df: pd.DataFrame, boots: dict, rl_df: pd.DataFrame | No
         out[f"bon/gold/{rm}"] = {"alpha_bon": coefs[:, 0], "beta_bon": coefs[:, 1], "kl_peak_bon": peaks[:, 0],
                                  "gain_peak_bon": peaks[:, 1], "gold_peak": reps.max(1),
                                  "gold_at_N": reps[:, int(np.argmax(g["n"].to_numpy()))],
-                                 "r2/bon": r2, "r2/quad_kl": r2_quad}
+                                 "kl_at_peak": kl[reps.argmax(1)], "r2/bon": r2, "r2/quad_kl": r2_quad}
     for curve, (kl, _) in family_curves(rl_df).items():
         if curve in rl_boots:
-            out[f"rl/gold/{curve}"] = {f"r2/{form}": laws.replicate_fits(form, kl, rl_boots[curve])[1]
-                                       for form in ("rl", "quad_kl")}
+            reps = rl_boots[curve]
+            out[f"rl/gold/{curve}"] = {"kl_at_peak": kl[reps.argmax(1)],
+                                       **{f"r2/{form}": laws.replicate_fits(form, kl, reps)[1]
+                                          for form in ("rl", "quad_kl")}}
     return out
 
 
