@@ -186,6 +186,27 @@ def test_form_claims_take_their_support_from_the_resampled_r2():
     assert row["support"] == pytest.approx(0.5) and row["verdict"] == "inconclusive"
 
 
+def test_ensemble_peak_claims_take_their_support_from_paired_resamples():
+    """The mean objective peaks at 0.6 against the single member's 0.5; on the resamples its peak is above the
+    single member's on 3 of 4: support 0.75, inconclusive; a claim without resamples keeps its point verdict."""
+    from overopt.laws.claims import ensemble_claims
+
+    n = np.array([1, 2, 4])
+    rows = [pd.DataFrame({"ensemble": "8x1/noise0", "objective": obj, "n": n, "kl_bound": np.log(n) - (n - 1) / n,
+                          "gold": [0.0, peak, peak - 0.1], "gold_lo": [0.0, peak - 0.05, peak - 0.15],
+                          "disagreement": [0.1, 0.2, 0.3]}) for obj, peak in (("single", 0.5), ("mean", 0.6))]
+    ens = pd.concat(rows)
+    reps = {"ensembles/8x1/noise0/single": {"gold_peak": np.array([0.5, 0.5, 0.5, 0.5])},
+            "ensembles/8x1/noise0/mean": {"gold_peak": np.array([0.6, 0.55, 0.45, 0.7])}}
+    row = pd.DataFrame(ensemble_claims(ens, None, reps)).set_index("claim").loc[
+        "ensemble mean reaches a higher best-of-n gold peak than one member"]
+    assert row["holds"] and row["support"] == 0.75
+    t = claim_table(pd.DataFrame(columns=["rm", "n_train", "n", "kl_bound", "gold", "gold_lo"]), None,
+                    pd.DataFrame(columns=["curve", "form", "r2"]), ens_bon=ens, replicates=reps).set_index("claim")
+    assert t.loc["ensemble mean reaches a higher best-of-n gold peak than one member", "verdict"] == "inconclusive"
+    assert pd.DataFrame(ensemble_claims(ens))["support"].isna().all()
+
+
 def test_draw_claims_judge_the_mean_trend_and_count_the_draws():
     """Three training draws of a four-size family: beta falls on the mean and on draws 0 and 1, and draw 2 swaps the
     two smallest and the two largest (Spearman -0.6): holds on the mean, support 2/3, inconclusive. With draw 2 like

@@ -142,6 +142,9 @@ def test_smoke_ensembles_and_calibration(smoke):
     assert erl["disagreement"].notna().all() and (erl["disagreement"] >= 0).all()
     claims = pd.read_csv(out / "claims.csv")
     assert claims["claim"].str.startswith("ensemble wco reaches a higher best-of-n gold peak").sum() == 2
+    ens_rows = claims[claims["claim"].str.startswith("ensemble ") & claims["claim"].str.contains("gold peak than")]
+    bon_rows = ens_rows["claim"].str.contains("best-of-n")
+    assert ens_rows.loc[bon_rows, "support"].between(0, 1).all() and ens_rows.loc[~bon_rows, "support"].isna().all()
     html = (out / "report.html").read_text()
     assert "Reward-model ensembles" in html and "Calibration" in html
     for name in ("ensembles_bon", "ensembles_rl", "reliability"):

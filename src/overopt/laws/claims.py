@@ -226,7 +226,7 @@ def claim_table(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
     if daa_summary is not None and len(daa_summary):
         rows += daa_claims(daa_summary)
     if ens_bon is not None and len(ens_bon):
-        rows += ensemble_claims(ens_bon, ens_rl)
+        rows += ensemble_claims(ens_bon, ens_rl, replicates or {})
     if monitor is not None and len(monitor):
         rows += monitor_claims(monitor)
     table = pd.DataFrame(rows, columns=CLAIM_COLUMNS)  # support is NaN on a row that has none
@@ -234,9 +234,12 @@ def claim_table(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
     return table
 
 
-def ensemble_claims(ens_bon: pd.DataFrame, ens_rl: pd.DataFrame | None = None) -> list[dict]:
+def ensemble_claims(ens_bon: pd.DataFrame, ens_rl: pd.DataFrame | None = None, replicates: dict | None = None
+                    ) -> list[dict]:
     """Coste et al. 2023: an ensemble objective reaches a higher gold peak than a single member (most of all
-    under label noise), and the members' disagreement grows as gold falls."""
+    under label noise), and the members' disagreement grows as gold falls. ``replicates``: each best-of-n curve's
+    gold peak on the paired prompt resamples ("ensembles/<ensemble>/<objective>", `studies.fits`): the support."""
+    replicates = replicates or {}
     rows = []
     tables = [("best-of-n", ens_bon, "kl_bound")] + ([("rl", ens_rl, "kl")] if ens_rl is not None and len(ens_rl) else [])
     for method, df, kl in tables:
@@ -249,11 +252,13 @@ def ensemble_claims(ens_bon: pd.DataFrame, ens_rl: pd.DataFrame | None = None) -
             for obj, c in curves.items():
                 if obj == "single" or obj.startswith("member"):
                     continue
+                a, b = (replicates.get(f"ensembles/{name}/{o}", {}).get("gold_peak") for o in (obj, "single"))
+                support = float(np.mean(a > b)) if method == "best-of-n" and a is not None and b is not None else np.nan
                 rows.append({"claim": f"ensemble {obj} reaches a higher {method} gold peak than one member",
                              "curve": f"{name}/{obj}", "value": float(c["gold"].max()), "reference": ref,
-                             "holds": bool(c["gold"].max() > ref),
+                             "holds": bool(c["gold"].max() > ref), "support": support,
                              "detail": "value: the objective's gold peak; reference: one member's alone (for best-of-n "
-                                       "averaged over the members, for RL member 0)"})
+                                       "averaged over the members, for RL member 0)" + _support_text(support)})
             p = peak_of(single[kl].to_numpy(), single["gold"].to_numpy(), single["gold_lo"].to_numpy())
             i = int(np.argmax(single["gold"].to_numpy()))
             dis = single["disagreement"].to_numpy()

@@ -97,14 +97,16 @@ def _objectives(run: Run, S: np.ndarray) -> dict[str, np.ndarray]:
     return {"single": S[0], **{k: ensemble_objective(S, k, e.lam) for k in e.kinds}}
 
 
-def ensemble_bon(run: Run, art: Artifacts, ensembles: list[Ensemble], pool_scores: dict) -> pd.DataFrame:
-    """ensembles.csv: best-of-n gold, objective gain and disagreement for the single member and each objective."""
+def ensemble_bon(run: Run, art: Artifacts, ensembles: list[Ensemble], pool_scores: dict) -> tuple[pd.DataFrame, dict]:
+    """ensembles.csv: best-of-n gold, objective gain and disagreement for the single member and each objective; and
+    each curve's gold gain on the bootstrap resamples of the prompts ({"<ensemble>/<objective>": [B, len(ns)]}, the
+    same resamples for every curve)."""
     c = run.cfg
     P, N = len(art.world.eval_prompt_idx), c.bon.pool_size
     ns = bon.default_ns(N)
     gold = art.pool_gold[0].reshape(P, N)
     length = art.pool_gold[1]["n_words"].reshape(P, N).astype(float)
-    rows = []
+    rows, boots = [], {}
     for ens in ensembles:
         S = pool_scores[ens.name]
         spread = S.std(0).reshape(P, N)
@@ -123,12 +125,13 @@ def ensemble_bon(run: Run, art: Artifacts, ensembles: list[Ensemble], pool_score
                   **{k: curve(v) for k, v in objectives.items() if k != "single"},
                   **{f"member{m}": mc for m, mc in enumerate(members)}}
         for obj, (g, px, dis, ln) in curves.items():
-            lo, hi = interval(bootstrap_rows(g, c.bon.n_boot, run.seed(71)), c.fit.ci)
+            boots[f"{ens.name}/{obj}"] = bootstrap_rows(g, c.bon.n_boot, run.seed(71))
+            lo, hi = interval(boots[f"{ens.name}/{obj}"], c.fit.ci)
             for j, n in enumerate(ns):
                 rows.append({"ensemble": ens.name, "size": ens.size, "noise": ens.noise, "objective": obj,
                              "n": n, "kl_bound": float(bon.kl_bound(n)), "proxy": px[j], "gold": g[:, j].mean(),
                              "gold_lo": lo[j], "gold_hi": hi[j], "disagreement": dis[j], "length": ln[j]})
-    return pd.DataFrame(rows, columns=ENSEMBLE_COLUMNS)
+    return pd.DataFrame(rows, columns=ENSEMBLE_COLUMNS), boots
 
 
 def ensemble_rl(run: Run, art: Artifacts, ensembles: list[Ensemble], pool_scores: dict) -> pd.DataFrame | None:
@@ -181,13 +184,13 @@ def run_ensembles(run: Run, art: Artifacts, before: dict) -> Output:
         return Output(tables)
     with run.stage("ensemble bon"):
         scores = {ens.name: member_pool_scores(run, art, ens) for ens in ensembles}
-        tables["ensembles"] = ensemble_bon(run, art, ensembles, scores)
+        tables["ensembles"], boots = ensemble_bon(run, art, ensembles, scores)
         run.write("ensembles", tables["ensembles"])
     tables["ensemble_rl"] = ensemble_rl(run, art, ensembles, scores)
     labellers = {f"{ens.name}/{kind}": Proxy(f"{ens.name}/{kind}", sum(p.params for p in ens.members),
                                              ens.objective(kind, e.lam, e.calibrate).to(run.device))
                  for ens in ensembles for kind in e.kinds}
-    return Output(tables, labellers=labellers)
+    return Output(tables, boots=boots, labellers=labellers)
 
 
 STUDY = Study("ensembles", run_ensembles, tables=("calibration", "reliability", "ensembles", "ensemble_rl"))

@@ -49,13 +49,15 @@ def bon_fits(c, bon_df: pd.DataFrame, boots: dict) -> tuple[list[dict], list[dic
     return fits, extrap
 
 
-def curve_replicates(bon_df: pd.DataFrame, boots: dict, rl_df: pd.DataFrame | None,
-                     rl_boots: dict) -> dict[str, dict[str, np.ndarray]]:
+def curve_replicates(bon_df: pd.DataFrame, boots: dict, rl_df: pd.DataFrame | None, rl_boots: dict,
+                     ens_boots: dict | None = None) -> dict[str, dict[str, np.ndarray]]:
     """fits.csv's curve id -> quantity -> its value on each bootstrap resample of the evaluation prompts: for every
     best-of-n gold curve the form's alpha, beta, KL and gain at the peak, the curve's peak and its value at n = N,
     and for it and every family RL curve the KL of its observed peak and the R^2 of its form and of the quadratic in
-    KL ("r2/<form>"). `studies.bon` draws the same resamples for every proxy, so a trend across proxies can be read on
-    each resample (`laws.fit_scaling`'s support, the claims' support); RL curves resample their own prompts."""
+    KL ("r2/<form>"), and for every ensembles.csv curve its gold peak ("ensembles/<ensemble>/<objective>").
+    `studies.bon` draws the same resamples for every proxy (and `studies.ensembles` for every ensemble curve), so a
+    trend across proxies can be read on each resample (`laws.fit_scaling`'s support, the claims' support); RL curves
+    resample their own prompts."""
     out = {}
     for rm, g in bon_df.groupby("rm", sort=False):
         reps, kl = boots.get(rm), g["kl_bound"].to_numpy()
@@ -73,6 +75,8 @@ def curve_replicates(bon_df: pd.DataFrame, boots: dict, rl_df: pd.DataFrame | No
             out[f"rl/gold/{curve}"] = {"kl_at_peak": kl[reps.argmax(1)],
                                        **{f"r2/{form}": laws.replicate_fits(form, kl, reps)[1]
                                           for form in ("rl", "quad_kl")}}
+    for curve, reps in (ens_boots or {}).items():
+        out[f"ensembles/{curve}"] = {"gold_peak": reps.max(1)}
     return out
 
 
@@ -195,7 +199,8 @@ def run_fits(run: Run, art: Artifacts, before: dict) -> Output:
         fits += rl_fits(c, rl_df, rl_boots)
         fits += daa_fits(c, daa_df)
         fits_df = pd.DataFrame(fits).reindex(columns=FIT_TABLE_COLUMNS)
-        replicates = curve_replicates(bon_df, before["bon"].boots, rl_df, rl_boots)
+        replicates = curve_replicates(bon_df, before["bon"].boots, rl_df, rl_boots,
+                                      before["ensembles"].boots if "ensembles" in before else None)
         scaling = scaling_table(c, bon_df, fits_df, pd.DataFrame([p.row() for p in art.proxies]), replicates)
         claims = claim_table(bon_df, rl_df, fits_df, table("daa", "daa_summary"), table("ensembles", "ensembles"),
                              table("ensembles", "ensemble_rl"), table("monitor", "monitor"), scaling, replicates,
