@@ -49,8 +49,8 @@ def claims(page: Page) -> list[str]:
     return ["<h2>Claims of the papers, checked on this run</h2>",
             f"<p class='note'>{held} of {len(claims)} hold. Each row names what was measured (value) and what it is "
             "compared with (reference); holds is the run's point estimate, support the share of the paired prompt "
-            "resamples on which the claim holds (the family's order, trend, form and peak claims), and verdict what "
-            "the two say together. "
+            "resamples on which the claim holds (the family's order, trend, form and peak claims, the ensembles' "
+            "best-of-n peaks), and verdict what the two say together. "
             "A row that does not hold is where this world departs from the paper.</p>",
             html_table(claims)]
 
