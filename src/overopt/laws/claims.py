@@ -130,6 +130,15 @@ def _order_row(claim: str, values: np.ndarray, params: np.ndarray, rising: bool,
                                           "Spearman correlation with parameter count" + _support_text(support)}
 
 
+def _paired_share(a, b) -> float:
+    """Share of resamples on which ``a`` exceeds ``b``, replicate by replicate (the shorter sets the count); NaN
+    when either was not resampled."""
+    if a is None or b is None or not min(len(a), len(b)):
+        return np.nan
+    n = min(len(a), len(b))
+    return float(np.mean(np.asarray(a[:n]) > np.asarray(b[:n])))
+
+
 def _support_text(support: float) -> str:
     return "" if support != support else "; support: share of the paired prompt resamples on which it holds"
 
@@ -253,7 +262,7 @@ def ensemble_claims(ens_bon: pd.DataFrame, ens_rl: pd.DataFrame | None = None, r
                 if obj == "single" or obj.startswith("member"):
                     continue
                 a, b = (replicates.get(f"ensembles/{name}/{o}", {}).get("gold_peak") for o in (obj, "single"))
-                support = float(np.mean(a > b)) if method == "best-of-n" and a is not None and b is not None else np.nan
+                support = _paired_share(a, b) if method == "best-of-n" else np.nan
                 rows.append({"claim": f"ensemble {obj} reaches a higher {method} gold peak than one member",
                              "curve": f"{name}/{obj}", "value": float(c["gold"].max()), "reference": ref,
                              "holds": bool(c["gold"].max() > ref), "support": support,
@@ -312,9 +321,7 @@ def _gao_claims(bon_df: pd.DataFrame, rl_df: pd.DataFrame | None, fits_df: pd.Da
         p = peak_of(g["kl"].to_numpy(), g["gold"].to_numpy(), g["gold_lo"].to_numpy())
         peak_and_fit("rl", rm, p, "d(alpha - beta ln d)")
         if p["interior"] and bon_peaks[rm]["interior"]:
-            a, b = (replicates.get(f"{m}/gold/{rm}", {}).get("kl_at_peak") for m in ("rl", "bon"))
-            n = min(len(a), len(b)) if a is not None and b is not None else 0  # independent resamples, paired in turn
-            support = float(np.mean(a[:n] > b[:n])) if n else np.nan
+            support = _paired_share(*(replicates.get(f"{m}/gold/{rm}", {}).get("kl_at_peak") for m in ("rl", "bon")))
             rows.append({"claim": "rl gold peaks at a larger KL than bon", "curve": rm, "value": p["kl"],
                          "reference": bon_peaks[rm]["kl"], "holds": p["kl"] > bon_peaks[rm]["kl"], "support": support,
                          "detail": "value: RL KL at the gold peak; reference: best-of-n's" + _support_text(support)})

@@ -65,6 +65,19 @@ def train_proxies(run: Run, world: World, jobs: list[dict], desc: str) -> list[P
     return [train(j)() for j in jobs]
 
 
+def train_members(run: Run, world: World, labelled: tuple, family: list[Proxy], k: int, desc: str,
+                  bootstrap: bool = False) -> dict[str, list[Proxy]]:
+    """{family proxy name: [the proxy, member 1, ..., member k-1]}: each size trained again on the same pairs
+    (``labelled``: `labelled_pairs`' three) with other initialisation and data-order seeds (`train_proxy`'s
+    ``member``; with ``bootstrap`` on a resample of the pairs), all through one `train_proxies` (workers on a CPU)."""
+    train_all, val_true, center = labelled
+    members = range(1, k)
+    trained = iter(train_proxies(run, world, [
+        dict(size=p.size, n=p.n_train, train_all=train_all, val_true=val_true, center=center, name=f"{p.name}#{m}",
+             member=m, bootstrap=bootstrap) for p in family for m in members], desc))
+    return {p.name: [p] + [next(trained) for _ in members] for p in family}
+
+
 def train_cost(cfg: Config, world: World, size: str, n: int) -> float:
     """A proxy's training time in arbitrary units, to start the longest first: its pairs times its trunk's
     parameters plus 20,000 (a training step's fixed cost, measured on this project's 2-core machine, in parameters);

@@ -2,10 +2,10 @@
 
 A run's family is one proxy per size, and its trend in beta_bon can turn on one proxy's initialisation. With
 rm.draws = k every size trains k - 1 more times on the same pairs with other initialisation and data-order seeds
-(the monitor's members, whose cache they share); each draw's best-of-n gold curve on the run's pool is fitted with
-the best-of-n form (Gao et al. 2022 eq. 1). `draws.csv`: per size and draw, its validation accuracy, alpha, beta, KL
-and gain at the fitted peak, the observed gold peak and the fit's R^2 (draw 0 is the family's proxy: its row is
-bon.csv's fit). `laws.claims.draw_claims` says on how many draws each trend is smooth.
+(`pipeline.proxies.train_members`: the monitor's members, whose cache they share); each draw's best-of-n gold curve
+on the run's pool is fitted with the best-of-n form (Gao et al. 2022 eq. 1). `draws.csv`: per size and draw, its
+validation accuracy, alpha, beta, KL and gain at the fitted peak, the observed gold peak and the fit's R^2 (draw 0 is
+the family's proxy: its row is bon.csv's fit). `laws.claims.draw_claims` says on how many draws each trend is smooth.
 """
 from __future__ import annotations
 
@@ -16,23 +16,11 @@ from .. import laws
 from ..measure import bon
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs
-from ..pipeline.proxies import score_pool, train_proxies
+from ..pipeline.proxies import score_pool, train_members
 from ..pipeline.run import Run
 from .base import Output, Study
 
 DRAW_COLUMNS = ["rm", "rm_params", "draw", "val_acc", "alpha", "beta", "kl_peak", "gain_peak", "gold_peak", "r2"]
-
-
-def draw_proxies(run: Run, art: Artifacts) -> dict[str, list]:
-    """{family proxy name: [the proxy, draw 1, ..., draw k-1]}: the draws past the first trained (or loaded) as
-    ensemble members 1 ... k-1 without bagging, the monitor's members (`studies.monitor.build_members`)."""
-    c = run.cfg
-    train_all, val_true, center = labelled_pairs(run, art.world, art.pairs)
-    draws = range(1, c.rm.draws)
-    trained = iter(train_proxies(run, art.world, [
-        dict(size=p.size, n=p.n_train, train_all=train_all, val_true=val_true, center=center, name=f"{p.name}#{m}",
-             member=m) for p in art.family for m in draws], "draws"))
-    return {p.name: [p] + [next(trained) for _ in draws] for p in art.family}
 
 
 def draw_table(run: Run, art: Artifacts) -> pd.DataFrame:
@@ -42,8 +30,9 @@ def draw_table(run: Run, art: Artifacts) -> pd.DataFrame:
     kl = bon.kl_bound(np.array(ns))
     gold = art.pool_gold[0].reshape(P, N)
     rows = []
-    for name, proxies in draw_proxies(run, art).items():
-        scores = {**art.scores, **score_pool(run, art.world, art.pool, proxies[1:])}
+    draws = train_members(run, art.world, labelled_pairs(run, art.world, art.pairs), art.family, c.rm.draws, "draws")
+    scores = {**art.scores, **score_pool(run, art.world, art.pool, [q for ps in draws.values() for q in ps[1:]])}
+    for name, proxies in draws.items():
         for m, p in enumerate(proxies):
             value = bon.best_of_n(scores[p.name].reshape(P, N), gold, ns)
             gain = value - value[0]  # n = 1 is pi0

@@ -32,7 +32,7 @@ from ..online.detectors import regret, stopped_early
 from ..online.monitor import SIGNALS, Monitor
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs
-from ..pipeline.proxies import calibrate, train_proxies
+from ..pipeline.proxies import calibrate, train_members
 from ..pipeline.run import Run
 from .base import Output, Study
 
@@ -52,17 +52,12 @@ GOLD_EVAL = {"gold eval set": "gold_eval"}
 def build_members(run: Run, art: Artifacts) -> dict[str, list[Proxy]]:
     """{family proxy name: [the proxy, member 1, ..., member k-1]}, each calibrated (``tau`` fitted)."""
     c = run.cfg
-    train_all, val_true, center = labelled_pairs(run, art.world, art.pairs)
-    members = range(1, c.monitor.k)
-    trained = iter(train_proxies(run, art.world, [
-        dict(size=p.size, n=p.n_train, train_all=train_all, val_true=val_true, center=center, name=f"{p.name}#{m}",
-             member=m, bootstrap=c.monitor.bootstrap) for p in art.family for m in members], "monitor members"))
-    out = {}
-    for p in art.family:
-        extra = [next(trained) for _ in members]
-        with run.stage(f"monitor calibration {p.name}"):
-            extra, _, _ = calibrate(run, art.world, extra, val_true)
-        out[p.name] = [p] + extra
+    labelled = labelled_pairs(run, art.world, art.pairs)
+    out = train_members(run, art.world, labelled, art.family, c.monitor.k, "monitor members", c.monitor.bootstrap)
+    for name, (p, *extra) in out.items():
+        with run.stage(f"monitor calibration {name}"):
+            extra, _, _ = calibrate(run, art.world, extra, labelled[1])
+        out[name] = [p] + extra
     return out
 
 

@@ -32,12 +32,11 @@ def section(page: Page) -> list[str]:
     draws = page.table("draws", ("rm", "rm_params", "draw", "val_acc", "alpha", "beta", "kl_peak", "gold_peak"))
     if draws is None:
         return []
-    rows = []
+    rows, sizes = [], draws.drop_duplicates("rm").sort_values("rm_params")["rm"]  # draw_trends' row order
     for col in ("val_acc", "alpha", "beta", "kl_peak", "gold_peak"):
         wide, r2, rho = draw_trends(draws, col)
         rows += [{"coefficient": col, "draw": d, "R^2": r, "Spearman": s, "smooth": bool(is_smooth(r, s)),
-                  **{rm: v for rm, v in zip(draws.drop_duplicates("rm").sort_values("rm_params")["rm"], wide[d])}}
-                 for d, r, s in zip(wide.columns, r2, rho)]
+                  **dict(zip(sizes, wide[d]))} for d, r, s in zip(wide.columns, r2, rho)]
     table = pd.DataFrame(rows)
     return ["<h2>Training draws of the family</h2>", "<p class='note'>Every size trained again on the same pairs with "
             "other initialisation and data-order seeds (draw 0 is the family's proxy), each draw's best-of-n curve on "
