@@ -221,6 +221,7 @@ def test_unsafe_or_bad_checkpoints_are_refused_in_one_line(checkpoints, tmp_path
     for sets, msg in (([f"hf.proxies={junk}"], f"hf.proxies: cannot load {junk}: "),
                       (["hf.policy=tests/no-such-model"], "hf.policy: tests/no-such-model does not exist"),
                       (["ensemble.enabled=true"], "'ensemble.enabled' is a toy-world study"),
+                      (["rm.pretrain_steps=10"], "'rm.pretrain_steps' is for the toy world"),
                       (["world.max_new_tokens=250"], "exceed the model's 256 positions; lower hf.max_prompt_tokens"),
                       ([f"hf.prompts={tmp_path / 'none.jsonl'}"], "does not exist"),
                       ([f"hf.policy={tmp_path}"], "not a model folder"),

@@ -4,6 +4,6 @@ from .load import config_data, config_from_dict, help_text, list_presets, load_c
 from .schema import (CACHE_VERSION, GOLD_DIMS, PRESET_DIR, ActiveConfig, AifConfig, BonConfig, BudgetConfig, Config, ConfigError,
                      DAAConfig, EnsembleConfig, FitConfig, GoldConfig, HFConfig, MonitorConfig, MultiConfig,
                      PolicyConfig, RLConfig, RMConfig, RunConfig, WorldConfig, active_dims, field_help, fingerprint)
-from .validate import HF_UNSUPPORTED, family_sizes, parse_labeller, parse_size, proxy_names, rm_lr, validate
+from .validate import HF_UNSUPPORTED, family_sizes, parse_labeller, parse_size, proxy_names, rm_lr, validate, width_lr
 
 __all__ = [n for n in dir() if not n.startswith("_")]

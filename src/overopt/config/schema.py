@@ -102,6 +102,9 @@ class RMConfig:
                         "its own rate instead of rm.lr and rm.lr_width (each size's best rate, as scaling-law studies "
                         "tune it per size)")
     weight_decay: float = _f(0.01, "AdamW weight decay")
+    pretrain_steps: int = _f(0, "toy world: > 0 first trains each proxy's backbone as a language model on the world's "
+                                "corpus for this many steps (pi0's batch and rate, the rate scaled as rm.lr_width), as "
+                                "Gao et al.'s proxies start from pretrained LMs; 0 = from random initialisation")
     label_noise: float = _f(0.0, "probability of flipping each gold label (Coste et al. 2023 use 0.25)")
     length_norm: bool = _f(False, "length-normalised proxies: remove each proxy's slope on response length, fitted "
                                   "on pi0's samples (best-of-n, RL and labels then use the residual)")

@@ -137,6 +137,10 @@ def _core(cfg: Config, need) -> list[str]:
     size_lrs(cfg.rm)
     need(0.0 <= cfg.rm.label_noise < 0.5, "rm.label_noise", "must be in [0, 0.5)")
     need(isinstance(cfg.rm.draws, int) and cfg.rm.draws >= 1, "rm.draws", f"must be an integer >= 1, got {cfg.rm.draws!r}")
+    need(isinstance(cfg.rm.pretrain_steps, int) and cfg.rm.pretrain_steps >= 0, "rm.pretrain_steps",
+         f"must be an integer >= 0, got {cfg.rm.pretrain_steps!r}")
+    need(not (cfg.hf.policy and cfg.rm.pretrain_steps), "rm.pretrain_steps",
+         "is for the toy world: hf.proxies are checkpoints, pretrained already")
     for n in cfg.rm.data_sizes:
         need(isinstance(n, int) and 2 <= n, "rm.data_sizes", f"entries must be integers >= 2, got {n!r}")
         need(n <= cfg.rm.n_train, "rm.data_sizes", f"entry {n} exceeds rm.n_train={cfg.rm.n_train} (subsets are nested)")

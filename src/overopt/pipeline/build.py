@@ -45,6 +45,13 @@ def _lm(run: Run, world: World, p):
                     world.prompt_len + run.cfg.world.max_new_tokens + 1, run.seed(10))
 
 
+def corpus(run: Run, world: World) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prompts, responses) of the toy world's corpus that pi0 learns from: world.n_corpus texts of the hidden world
+    model, drawn from the run's seed, responses cut at world.max_new_tokens."""
+    pidx, resp = world.corpus(run.cfg.world.n_corpus, np.random.default_rng([run.cfg.run.seed, 3]))
+    return torch.tensor(world.prompt_ids[pidx]), torch.tensor(resp[:, : run.cfg.world.max_new_tokens])
+
+
 def build_pi0(run: Run, world: World, policy_cfg=None, name: str = "pi0"):
     """The base policy: a small GPT-NeoX trained on the world's corpus (``policy_cfg`` for another size); in the
     Hugging Face world, the hf.policy checkpoint as it is."""
@@ -63,11 +70,9 @@ def build_pi0(run: Run, world: World, policy_cfg=None, name: str = "pi0"):
         state = run.cache.get("pi0", key)
         st["cached"] = state is not None
         if state is None:
-            pidx, resp = world.corpus(run.cfg.world.n_corpus, np.random.default_rng([run.cfg.run.seed, 3]))
-            resp = resp[:, : run.cfg.world.max_new_tokens]
-            prompts = torch.tensor(world.prompt_ids[pidx])
+            prompts, resp = corpus(run, world)
             with run.bar(p.steps, f"{name} training") as b, stage_error(f"{name} training"):
-                losses = train_lm(model, prompts, torch.tensor(resp), p.steps, p.batch_size, p.lr, run.seed(11), world.pad, b)
+                losses = train_lm(model, prompts, resp, p.steps, p.batch_size, p.lr, run.seed(11), world.pad, b)
             state = {"state_dict": model.state_dict(), "final_loss": float(np.mean(losses[-50:]))}
             run.cache.put("pi0", key, state)
         model.load_state_dict(state["state_dict"])

@@ -11,15 +11,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import Config, family_sizes, parse_size, rm_lr
+from ..config import Config, family_sizes, parse_size, rm_lr, width_lr
 from ..errors import TrainingError
 from ..models.ensemble import fit_temperature, reliability
-from ..models.policy import as_ids, n_params
+from ..models.policy import as_ids, build_lm, n_params, train_lm
 from ..models.reward import Proxy, RewardModel, bradley_terry_loss, build_rm, length_normalize, score, train_rm
 from ..stats import tie_accuracy
 from ..world.base import World
 from .artifacts import PairsData, Pool
-from .build import labelled_pairs
+from .build import corpus, labelled_pairs
 from .parallel import prefetch
 from .run import Run, stage_error
 
@@ -79,21 +79,26 @@ def train_members(run: Run, world: World, labelled: tuple, family: list[Proxy], 
 
 
 def train_cost(cfg: Config, world: World, size: str, n: int) -> float:
-    """A proxy's training time in arbitrary units, to start the longest first: its pairs times its trunk's
-    parameters plus 20,000 (a training step's fixed cost, measured on this project's 2-core machine, in parameters);
-    a checkpoint's (the Hugging Face world) by its pairs alone."""
+    """A proxy's training time in arbitrary units, to start the longest first: its pairs (and its language-model
+    pretraining's sequences, as pairs over all epochs) times its trunk's parameters plus 20,000 (a training step's
+    fixed cost, measured on this project's 2-core machine, in parameters); a checkpoint's (the Hugging Face world)
+    by its pairs alone."""
     if cfg.hf.policy:
         return float(n)
     hidden, layers = parse_size(size)
-    return n * (12 * layers * hidden ** 2 + 2 * len(world.vocab) * hidden + 20_000)
+    pairs = n + cfg.rm.pretrain_steps * cfg.policy.batch_size / (2 * cfg.rm.epochs)
+    return pairs * (12 * layers * hidden ** 2 + 2 * len(world.vocab) * hidden + 20_000)
 
 
 def proxy_key(cfg: Config, size: str, n: int, noise: float | None = None, member: int = 0, tag: str = "") -> str:
     """Cache key of a proxy: its size, data, label noise, (for ensemble members past the first) seed index and
     ``tag`` (what else labels its pairs, e.g. one gold dimension)."""
     rm_cfg = {k: v for k, v in cfg.to_dict()["rm"].items()  # length_norm: after training; lr_width, lrs: by its lr
-              if k not in ("sizes", "data_sizes", "data_sweep_rm", "length_norm", "lr_width", "lrs", "draws")}
+              if k not in ("sizes", "data_sizes", "data_sweep_rm", "length_norm", "lr_width", "lrs", "draws",
+                           "pretrain_steps")}
     rm_cfg["lr"] = proxy_lr(cfg, size)
+    if cfg.rm.pretrain_steps:  # keyed only when set: proxies trained from scratch keep their keys
+        rm_cfg["pretrain"] = [cfg.rm.pretrain_steps, cfg.policy.batch_size, pretrain_lr(cfg, size)]
     if noise is not None:
         rm_cfg["label_noise"] = noise
     return cfg.section_hash("world", "gold", "policy",
@@ -105,6 +110,11 @@ def proxy_cache_key(cfg: Config, size: str, n: int, noise: float | None = None, 
     """Where `train_proxy` caches a proxy's weights: `proxy_key`, marked for a bagged member or a slice."""
     bag = bootstrap and member > 0
     return proxy_key(cfg, size, n, noise, member, tag) + ("-bag" if bag else "") + (f"-of{slices}" if slices else "")
+
+
+def pretrain_lr(cfg: Config, size: str) -> float:
+    """The rate a proxy's backbone learns the corpus at (rm.pretrain_steps): pi0's, scaled down above rm.lr_width."""
+    return width_lr(cfg.policy.lr, cfg.rm.lr_width, parse_size(size)[0])
 
 
 def proxy_lr(cfg: Config, size: str) -> float:
@@ -134,6 +144,8 @@ def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, 
     with run.stage(f"rm {name}") as st:
         state = run.cache.get("rm", key)
         st["cached"] = state is not None
+        if state is None and c.rm.pretrain_steps:
+            rm = pretrained_rm(run, world, size, init_seed)
         rm = rm.to(run.device)
         if state is None:
             tr = train_all.head(n)
@@ -188,6 +200,32 @@ def new_rm(run: Run, world, size: str, seed: int) -> RewardModel:
         return RewardModel(backbone, backbone.config.hidden_size).eval()
     hidden, layers = parse_size(size)
     return build_rm(len(world.vocab), hidden, layers, world.prompt_len + c.world.max_new_tokens + 1, seed)
+
+
+def pretrained_rm(run: Run, world: World, size: str, seed: int) -> RewardModel:
+    """A toy-world proxy of ``size`` whose backbone first learned the world's corpus as a language model
+    (rm.pretrain_steps of next-token training, pi0's batch, `pretrain_lr`; Gao et al. 2022 start every proxy from a
+    pretrained LM), with a fresh scalar head; the language model is cached by world, size, steps, rate and seed
+    (the data sweep's proxies of one size share it)."""
+    c = run.cfg
+    hidden, layers = parse_size(size)
+    steps, lr = c.rm.pretrain_steps, pretrain_lr(c, size)
+    lm = build_lm(len(world.vocab), hidden, layers, max(1, hidden // 16),
+                  world.prompt_len + c.world.max_new_tokens + 1, seed)
+    key = c.section_hash("world", extra=[size, steps, c.policy.batch_size, lr, seed])
+    with run.stage(f"lm {size}") as st:
+        state = run.cache.get("lm", key)
+        st["cached"] = state is not None
+        if state is None:
+            prompts, resp = corpus(run, world)
+            with run.bar(steps, f"lm {size}") as b, stage_error(f"proxy {size} pretraining"):
+                losses = train_lm(lm, prompts, resp, steps, c.policy.batch_size, lr, seed, world.pad, b)
+            state = {"state_dict": lm.state_dict(), "final_loss": float(np.mean(losses[-50:]))}
+            run.cache.put("lm", key, state)
+        lm.load_state_dict(state["state_dict"])
+        st["final_loss"] = round(state["final_loss"], 4)
+    torch.manual_seed(seed)  # the head's initialisation, as `build_rm`'s
+    return RewardModel(lm.gpt_neox, hidden).eval()
 
 
 def score_pool(run: Run, world: World, pool: Pool, proxies: list[Proxy]) -> dict[str, np.ndarray]:
