@@ -144,6 +144,7 @@ def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, 
     with run.stage(f"rm {name}") as st:
         state = run.cache.get("rm", key)
         st["cached"] = state is not None
+        t0 = time.time()  # train_s: its pretraining (rm.pretrain_steps) and its Bradley-Terry training
         if state is None and c.rm.pretrain_steps:
             rm = pretrained_rm(run, world, size, init_seed)
         rm = rm.to(run.device)
@@ -153,7 +154,6 @@ def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, 
                 tr = tr.subset(np.random.default_rng([c.run.seed, 22, member]).integers(n, size=n))
             if slices:
                 tr = tr.subset(np.arange(member % slices, n, slices))
-            t0 = time.time()
             m = len(tr.prompt_idx)
             steps = c.rm.epochs * max(1, m // c.rm.batch_size)
             order_seed = run.seed(21, hidden, layers, n) if member == 0 else run.seed(21, hidden, layers, n, 1000 + member)
