@@ -9,6 +9,8 @@ the claim holds), and their ``verdict`` is "inconclusive" when the prompts alone
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
@@ -143,16 +145,20 @@ def _support_text(support: float) -> str:
     return "" if support != support else "; support: share of the paired prompt resamples on which it holds"
 
 
+def family_replicates(replicates: dict, names, coef: str) -> np.ndarray | None:
+    """[B, len(names)]: ``coef`` of each named proxy's best-of-n gold curve ("bon/gold/<name>") on the paired prompt
+    resamples (`studies.fits.curve_replicates`); None unless every one of them has it."""
+    curves = [replicates.get(f"bon/gold/{rm}", {}) for rm in names]
+    return np.stack([c[coef] for c in curves], 1) if all(coef in c for c in curves) else None
+
+
 def _size_order_claims(family: pd.DataFrame, fits: pd.DataFrame, replicates: dict) -> list[dict]:
     """Gao's claim 3 on best-of-n: larger proxies reach more gold and overoptimize less (beta falls).
     ``replicates``: curve -> quantity -> its values on the paired prompt resamples (`studies.fits`)."""
     if "rm_params" not in family or family["rm"].nunique() < 3:
         return []
     params = family.groupby("rm", sort=False)["rm_params"].first().sort_values()
-
-    def reps(coef):
-        curves = [replicates.get(f"bon/gold/{rm}", {}) for rm in params.index]
-        return np.stack([c[coef] for c in curves], 1) if all(coef in c for c in curves) else None
+    reps = partial(family_replicates, replicates, params.index)
     at_n = family[family["n"] == family["n"].max()].set_index("rm")["gold"].reindex(params.index)
     rows = [_order_row("gold at n = N grows with proxy size", at_n.to_numpy(), params.to_numpy(), True,
                        "gold at n = N", reps("gold_at_N"))]

@@ -145,27 +145,30 @@ def _design(form: str, kl: np.ndarray, intercept: bool) -> np.ndarray:
     return np.stack([fa(d), -fb(d)] + ([np.ones_like(d)] if intercept else []), 1)
 
 
+def _lstsq(form: str, kl, Y, intercept: bool) -> tuple[np.ndarray, np.ndarray]:
+    """([B, 2 or 3] (alpha, beta[, baseline]), [B] R^2): ``form`` fitted to each row of ``Y`` ([B, len(kl)]) by
+    least squares, every row in one solve (R^2 NaN for a flat row)."""
+    X = _design(form, np.asarray(kl, dtype=np.float64), intercept)
+    Y = np.asarray(Y, dtype=np.float64)
+    coef = np.linalg.lstsq(X, Y.T, rcond=None)[0]
+    ss_tot = ((Y - Y.mean(1, keepdims=True)) ** 2).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = np.where(ss_tot > 0, 1 - ((Y - (X @ coef).T) ** 2).sum(1) / ss_tot, np.nan)
+    return coef.T, r2
+
+
 def _solve(form: str, kl: np.ndarray, gain: np.ndarray, intercept: bool = False) -> tuple[float, float, float, float]:
     """(alpha, beta, R^2, baseline): least squares; with ``intercept`` the reward at KL 0 is a free parameter
     (a trainer's log has no exact starting value, only noisy early batches)."""
-    X = _design(form, kl, intercept)
-    coef, *_ = np.linalg.lstsq(X, gain, rcond=None)
-    resid = gain - X @ coef
-    ss_tot = float(((gain - gain.mean()) ** 2).sum())
-    r2 = 1 - float((resid ** 2).sum()) / ss_tot if ss_tot > 0 else math.nan
-    return float(coef[0]), float(coef[1]), r2, float(coef[2]) if intercept else 0.0
+    coef, r2 = _lstsq(form, kl, gain[None], intercept)
+    return float(coef[0, 0]), float(coef[0, 1]), float(r2[0]), float(coef[0, 2]) if intercept else 0.0
 
 
 def replicate_fits(form: str, kl, reps, intercept: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """([B, 2] (alpha, beta), [B] R^2): ``form`` fitted to each row of ``reps`` ([B, len(kl)], a curve re-measured
     on resampled prompts), every replicate in one least-squares solve (R^2 NaN for a flat replicate)."""
-    X = _design(form, np.asarray(kl, dtype=np.float64), intercept)
-    Y = np.asarray(reps, dtype=np.float64)
-    coef = np.linalg.lstsq(X, Y.T, rcond=None)[0]
-    ss_tot = ((Y - Y.mean(1, keepdims=True)) ** 2).sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r2 = np.where(ss_tot > 0, 1 - ((Y - (X @ coef).T) ** 2).sum(1) / ss_tot, np.nan)
-    return coef[:2].T, r2
+    coef, r2 = _lstsq(form, kl, reps, intercept)
+    return coef[:, :2], r2
 
 
 def fit(kl, gain, form: str = "bon", boot_gains=None, n_boot: int = 200, ci: float = 0.9,

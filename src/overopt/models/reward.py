@@ -95,13 +95,17 @@ class Proxy:
                 "val_loss": self.val_loss, "val_acc": self.val_acc, "train_s": self.train_s}
 
 
+def rm_heads(hidden: int) -> int:
+    """Attention heads of a toy-world reward model of width ``hidden``: one per 16 dimensions, at least one."""
+    return max(1, hidden // 16)
+
+
 def build_rm(vocab_size: int, hidden: int, layers: int, max_len: int, seed: int) -> RewardModel:
-    """A GPT-NeoX reward model of the given width and depth (heads = max(1, hidden // 16))."""
+    """A GPT-NeoX reward model of the given width and depth (`rm_heads` heads)."""
     from transformers import GPTNeoXModel
 
     torch.manual_seed(seed)
-    heads = max(1, hidden // 16)
-    backbone = GPTNeoXModel(gpt_neox_config(vocab_size, hidden, layers, heads, max_len))
+    backbone = GPTNeoXModel(gpt_neox_config(vocab_size, hidden, layers, rm_heads(hidden), max_len))
     return RewardModel(backbone, hidden).eval()
 
 

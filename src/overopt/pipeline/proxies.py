@@ -15,7 +15,8 @@ from ..config import Config, family_sizes, parse_size, rm_lr, width_lr
 from ..errors import TrainingError
 from ..models.ensemble import fit_temperature, reliability
 from ..models.policy import as_ids, build_lm, n_params, train_lm
-from ..models.reward import Proxy, RewardModel, bradley_terry_loss, build_rm, length_normalize, score, train_rm
+from ..models.reward import (Proxy, RewardModel, bradley_terry_loss, build_rm, length_normalize, rm_heads, score,
+                             train_rm)
 from ..stats import tie_accuracy
 from ..world.base import World
 from .artifacts import PairsData, Pool
@@ -210,8 +211,8 @@ def pretrained_rm(run: Run, world: World, size: str, seed: int) -> RewardModel:
     c = run.cfg
     hidden, layers = parse_size(size)
     steps, lr = c.rm.pretrain_steps, pretrain_lr(c, size)
-    lm = build_lm(len(world.vocab), hidden, layers, max(1, hidden // 16),
-                  world.prompt_len + c.world.max_new_tokens + 1, seed)
+    lm = build_lm(len(world.vocab), hidden, layers, rm_heads(hidden), world.prompt_len + c.world.max_new_tokens + 1,
+                  seed)
     key = c.section_hash("world", extra=[size, steps, c.policy.batch_size, lr, seed])
     with run.stage(f"lm {size}") as st:
         state = run.cache.get("lm", key)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import laws
-from ..laws.claims import claim_table
+from ..laws.claims import claim_table, family_replicates
 from ..laws.curves import FIT_ID_COLUMNS, data_sweep
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.run import Run
@@ -149,8 +149,7 @@ def scaling_table(c, bon_df: pd.DataFrame, fits_df: pd.DataFrame, rm_df: pd.Data
     scal, axes = [], scaling_axes(c, rm_df)
     for axis, names, x in axes:
         def fit(values, coef):
-            have = all(coef in replicates.get(f"bon/gold/{rm}", {}) for rm in names)
-            reps = np.stack([replicates[f"bon/gold/{rm}"][coef] for rm in names], 1) if have else None
+            reps = family_replicates(replicates, names, coef)
             scal.append(vars(laws.fit_scaling(x, np.asarray(values, dtype=float), coef, axis, c.fit.ci, reps)))
         for coef in ("alpha", "beta", "kl_peak", "gain_peak"):
             fit([chosen[coef].get(f"bon/gold/{rm}", np.nan) for rm in names], f"{coef}_bon")
