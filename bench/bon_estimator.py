@@ -15,6 +15,7 @@ from math import comb
 import numpy as np
 
 from overopt.measure.bon import best_of_n
+from work import check
 
 
 def baseline(proxy: np.ndarray, values: np.ndarray, ns) -> np.ndarray:
@@ -30,16 +31,30 @@ def baseline(proxy: np.ndarray, values: np.ndarray, ns) -> np.ndarray:
     return np.array(out)
 
 
-def main():
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=1000)
     ap.add_argument("--pool", type=int, default=12600)
     ap.add_argument("--repeats", type=int, default=3)
-    a = ap.parse_args()
+    return ap
+
+
+def grid(a) -> list[int]:
+    return sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, a.pool})[:15]
+
+
+def work(a) -> dict[str, tuple]:
+    """Both sides estimate every n of one grid on the same [prompts, pool] arrays."""
+    return {"prompts": (a.prompts, a.prompts), "pool N": (a.pool, a.pool), "values of n": (grid(a), grid(a))}
+
+
+def main():
+    a = parser().parse_args()
+    check(work(a), "baseline")
     rng = np.random.default_rng(0)
     proxy = rng.normal(size=(a.prompts, a.pool))
     gold = 0.7 * proxy + rng.normal(size=proxy.shape)
-    ns = sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, a.pool})[:15]
+    ns = grid(a)
     t_base, t_ours = [], []
     for _ in range(a.repeats):
         t = time.perf_counter(); want = baseline(proxy, gold, ns); t_base.append(time.perf_counter() - t)

@@ -6,7 +6,9 @@ The sweep is the preset's daa.betas x {DPO, IPO, SLiC} on its pi0 and gold-label
 daa.batch_size, daa.epochs, daa.lr, RMSprop). TRL: one `DPOTrainer` per run with
 `precompute_ref_log_probs=True` and loss types sigmoid / ipo / hinge (its IPO averages log-ratios per
 token, so overopt's IPO runs with ipo_length_norm here). overopt: reference log-probs once for the
-sweep, then one `DAATrainer` per run. Neither evaluates during training. Prints the sweep wall times
+sweep, then one `DAATrainer` per run. Neither evaluates during training. Both sides name every setting that shapes
+a step (constant rate after one warm-up step, gradient clip 10; `work`, checked before timing and by
+tests/test_bench.py). Prints the sweep wall times
 (medians of the repeats), the per-step times, and `ratio:` last (TRL's sweep time over overopt's).
 """
 import argparse
@@ -26,20 +28,55 @@ from overopt.optimizers.daa import DAASettings, DAATrainer, PreferenceData, refe
 from overopt.pipeline.run import Run
 from overopt.pipeline.build import build_pairs, build_pi0, build_world, labelled_pairs
 from overopt.world.toy import EOS, PAD
+from work import check
 
 LOSSES = {"dpo": "sigmoid", "ipo": "ipo", "slic": "hinge"}
+GRAD_CLIP = 10.0
 
 
-def main():
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="smoke")
     ap.add_argument("--repeats", type=int, default=3)
-    a = ap.parse_args()
+    return ap
+
+
+def ours_settings(d, loss: str, beta: float) -> DAASettings:
+    return DAASettings(loss=loss, beta=beta, alpha=0.0, lr=d.lr, optimizer="rmsprop", batch_size=d.batch_size,
+                       epochs=d.epochs, warmup=1, max_grad_norm=GRAD_CLIP, ipo_length_norm=loss == "ipo")
+
+
+def trl_config(d, loss: str, beta: float):
+    from trl import DPOConfig
+    return DPOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=d.batch_size, num_train_epochs=d.epochs,
+                     learning_rate=d.lr, optim="rmsprop", loss_type=[LOSSES[loss]], beta=beta,
+                     precompute_ref_log_probs=True, report_to=[], use_cpu=True, save_strategy="no",
+                     logging_steps=10 ** 6, disable_tqdm=True, max_length=None, lr_scheduler_type="constant",
+                     warmup_steps=0, max_grad_norm=GRAD_CLIP, gradient_accumulation_steps=1, seed=0)
+
+
+def work(a) -> dict[str, tuple]:
+    """One run of the sweep per side (the first loss at the first beta; the others differ only in those two)."""
+    d = load_config(a.preset).daa
+    loss, beta = next(iter(LOSSES)), float(d.betas[0])
+    o, t = ours_settings(d, loss, beta), trl_config(d, loss, beta)
+    return {"pairs per step": (o.batch_size, t.per_device_train_batch_size * t.gradient_accumulation_steps),
+            "epochs": (o.epochs, t.num_train_epochs), "loss": (LOSSES[o.loss], t.loss_type[0]), "beta": (o.beta, t.beta),
+            "optimizer": (o.optimizer, getattr(t.optim, "value", t.optim)), "learning rate": (o.lr, t.learning_rate),
+            "warm-up steps, then constant": (o.warmup - 1, t.warmup_steps if t.lr_scheduler_type == "constant" else -1),
+            "gradient clip": (o.max_grad_norm, t.max_grad_norm),
+            "reference log-probs precomputed": (True, t.precompute_ref_log_probs)}
+
+
+def main():
+    a = parser().parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     os.environ.setdefault("WANDB_DISABLED", "true")
+    check(work(a), "TRL DPO")
+    print("the one difference measured: overopt computes the reference log-probs once for the sweep, TRL once per run")
     from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOTrainer
 
     cfg = load_config(a.preset)
     d = cfg.daa
@@ -66,12 +103,7 @@ def main():
         t0, train_s = time.perf_counter(), 0.0
         for loss, beta in runs:
             model = AutoModelForCausalLM.from_pretrained(tmp)
-            args = DPOConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=d.batch_size,
-                             num_train_epochs=d.epochs, learning_rate=d.lr, optim="rmsprop", loss_type=[LOSSES[loss]],
-                             beta=beta, precompute_ref_log_probs=True, report_to=[], use_cpu=True, save_strategy="no",
-                             logging_steps=10 ** 6, disable_tqdm=True, max_length=None, lr_scheduler_type="constant",
-                             warmup_steps=0, seed=0)
-            tr = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+            tr = DPOTrainer(model=model, args=trl_config(d, loss, beta), train_dataset=ds, processing_class=tok)
             s = time.perf_counter()
             tr.train()
             train_s += time.perf_counter() - s
@@ -85,9 +117,7 @@ def main():
         train_s = 0.0
         for loss, beta in runs:
             policy = copy.deepcopy(ref)
-            tr = DAATrainer(policy, data, DAASettings(loss=loss, beta=beta, lr=d.lr, optimizer="rmsprop",
-                                                     batch_size=d.batch_size, epochs=d.epochs, warmup=1,
-                                                     ipo_length_norm=loss == "ipo"), PAD, EOS)
+            tr = DAATrainer(policy, data, ours_settings(d, loss, beta), PAD, EOS)
             s = time.perf_counter()
             for _ in tr.run():
                 pass

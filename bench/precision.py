@@ -2,8 +2,8 @@
 
     python bench/precision.py [--prompts 64] [--k 4] [--threads 1] [--repeats 5]
 
-Both trainers start from the default preset's pi0 and run `RLTrainer.step` (RLOO, the default epochs and
-minibatches) on the same prompts, interleaved; the bfloat16 one inside `torch.autocast` (matmuls and attention in
+Both trainers start from the default preset's pi0 and run `RLTrainer.step` (RLOO, 4 epochs x 4 minibatches, as
+the default run; named here) on the same prompts, interleaved; the bfloat16 one inside `torch.autocast` (matmuls and attention in
 bfloat16, weights and Adam in float32: mixed precision as TRL's `bf16=True`). One thread by default, as each RL
 curve runs in a one-thread worker on a CPU. Also prints the float32 and bfloat16 matmul rates of square products
 (the default policy is 64 wide) and how far autocast moves the reference's log-probs of the same tokens. A change
@@ -24,6 +24,7 @@ from overopt.optimizers.rl import RLSettings, RLTrainer
 from overopt.pipeline.build import build_pi0, build_world
 from overopt.pipeline.run import Run
 from overopt.world.toy import EOS, PAD
+from work import check
 
 
 def matmul_rate(n: int, dtype, repeats: int = 21) -> float:
@@ -37,21 +38,38 @@ def matmul_rate(n: int, dtype, repeats: int = 21) -> float:
     return 2 * n ** 3 / statistics.median(ts) / 1e9
 
 
-def main():
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
-    a = ap.parse_args()
+    return ap
+
+
+def settings(a) -> RLSettings:
+    """One settings object for both trainers: only the precision differs."""
+    return RLSettings(algo="rloo", k=a.k, lr=5e-5, kl_coef=0.05, kl_target=0.0, epochs=4, minibatches=4, clip=0.2,
+                      max_new_tokens=40, max_grad_norm=1.0)
+
+
+def work(a) -> dict[str, tuple]:
+    s32, s16 = settings(a), settings(a)
+    return {"prompts x samples": (a.prompts * s32.k, a.prompts * s16.k),
+            "updates per rollout": (s32.epochs * s32.minibatches, s16.epochs * s16.minibatches),
+            "max new tokens": (s32.max_new_tokens, s16.max_new_tokens)}
+
+
+def main():
+    a = parser().parse_args()
+    check(work(a), "bfloat16")
     torch.set_num_threads(a.threads)
     run = Run(load_config("default"), "/tmp/overopt-bench", quiet=True)
     world = build_world(run)
     pi0 = build_pi0(run, world).cpu()
     prompts = torch.tensor(world.prompt_ids[np.random.default_rng(0).choice(world.train_prompt_idx, a.prompts)])
     reward = lambda p, r: (r == EOS).float().sum(1)  # noqa: E731  (trivial: measure the trainer, not the reward)
-    settings = RLSettings(algo="rloo", k=a.k, kl_coef=0.05)
-    trainers = {name: RLTrainer(copy.deepcopy(pi0), pi0, reward, settings, PAD, EOS, seed=0)
+    trainers = {name: RLTrainer(copy.deepcopy(pi0), pi0, reward, settings(a), PAD, EOS, seed=0)
                 for name in ("float32", "bfloat16")}
 
     def step(name: str) -> float:
@@ -72,7 +90,7 @@ def main():
         lp32 = response_logprobs(pi0, batch, tokens, PAD, eos_id=EOS).sum(1)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             lp16 = response_logprobs(pi0, batch, tokens, PAD, eos_id=EOS).float().sum(1)
-    print(f"RLTrainer.step (RLOO, epochs {settings.epochs} x minibatches {settings.minibatches}), {a.prompts} prompts "
+    print(f"RLTrainer.step (RLOO, epochs {settings(a).epochs} x minibatches {settings(a).minibatches}), {a.prompts} prompts "
           f"x {a.k} samples, threads {torch.get_num_threads()}")
     for name, ts in times.items():
         print(f"{name:9s} median {statistics.median(ts) * 1000:7.1f} ms  ({', '.join(f'{x * 1000:.0f}' for x in ts)})")

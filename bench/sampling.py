@@ -19,6 +19,7 @@ from overopt.pipeline.run import Run
 from overopt.pipeline.build import build_pi0, build_world
 from overopt.models.policy import sample
 from overopt.world.toy import EOS, PAD
+from work import GENERATE, check, sampler_work
 
 
 def count_tokens(tokens: torch.Tensor) -> int:
@@ -28,13 +29,22 @@ def count_tokens(tokens: torch.Tensor) -> int:
     return int(ends.sum())
 
 
-def main():
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--new-tokens", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0)
-    a = ap.parse_args()
+    return ap
+
+
+def work(a) -> dict[str, tuple]:
+    return sampler_work(a.batch, a.new_tokens)
+
+
+def main():
+    a = parser().parse_args()
+    check(work(a), "generate")
     if a.threads:
         torch.set_num_threads(a.threads)
     run = Run(load_config("default"), "/tmp/overopt-bench", quiet=True)
@@ -51,8 +61,8 @@ def main():
     def hf(seed):
         torch.manual_seed(seed)
         with torch.no_grad():
-            out = model.generate(prompts, attention_mask=torch.ones_like(prompts), do_sample=True, temperature=1.0,
-                                 top_k=0, top_p=1.0, max_new_tokens=a.new_tokens, eos_token_id=EOS, pad_token_id=PAD)
+            out = model.generate(prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=a.new_tokens,
+                                 **GENERATE)
         return count_tokens(out[:, prompts.shape[1]:])
 
     ours(0), hf(0)  # warm-up

@@ -33,6 +33,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import yaml
+
+from work import check
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,32 +118,55 @@ def stage_flops(out: Path, cache: Path) -> dict[str, float]:
     return f
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ref", default="28666db", help="reference commit")
     ap.add_argument("--preset", default="default", help="the workload: this preset as the reference resolves it")
     ap.add_argument("--config", default="", help="the workload as a config file instead of --preset")
     ap.add_argument("--threads", type=int, default=0, help="torch threads of both runs (0: all cores)")
     ap.add_argument("--keep", default="", help="keep both runs' outputs and caches in this folder")
-    a = ap.parse_args()
+    return ap
+
+
+def work(a) -> dict[str, tuple]:
+    """Both runs read one workload (the reference's resolved config.yaml, `config_agrees` after the runs) on a fresh
+    cache with the same threads."""
+    source = a.config or f"preset {a.preset}"
+    return {"workload": (source, source), "fresh cache": (True, True), "torch threads": (a.threads, a.threads)}
+
+
+def config_agrees(ref: Path, now: Path) -> dict[str, tuple]:
+    """Every key the reference run resolved, at its value in both runs' config.yaml (a key only the current code has
+    is a new option, at its default)."""
+    r, n = (yaml.safe_load(p.read_text()) for p in (ref, now))
+    return {f"{sec}.{k}": (n.get(sec, {}).get(k), v) for sec, fields in r.items() for k, v in fields.items()
+            if sec != "run" or k in ("seed", "device")}
+
+
+def main() -> None:
+    a = parser().parse_args()
+    check(work(a), f"ref {a.ref}")
     rate = matmul_rate()
     print(f"matmul rate: {rate:.1f} GFLOP/s float32, {torch.get_num_threads()} threads")
-    work = Path(a.keep or tempfile.mkdtemp(prefix="overopt-stages-"))
-    work.mkdir(parents=True, exist_ok=True)
-    tree = work / "ref-tree"
+    folder = Path(a.keep or tempfile.mkdtemp(prefix="overopt-stages-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    tree = folder / "ref-tree"
     if not tree.exists():
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), a.ref], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         workload = ["--config", str(Path(a.config).resolve())] if a.config else ["--preset", a.preset]
-        wall_ref = run_overopt(tree / "src", workload, work / "out-ref", work / "cache-ref", a.threads)
-        wall_now = run_overopt(ROOT / "src", ["--config", str(work / "out-ref" / "config.yaml")],
-                               work / "out-now", work / "cache-now", a.threads)
+        wall_ref = run_overopt(tree / "src", workload, folder / "out-ref", folder / "cache-ref", a.threads)
+        wall_now = run_overopt(ROOT / "src", ["--config", str(folder / "out-ref" / "config.yaml")],
+                               folder / "out-now", folder / "cache-now", a.threads)
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    man = {k: json.loads((work / f"out-{k}" / "manifest.json").read_text()) for k in ("ref", "now")}
-    flops = stage_flops(work / "out-now", work / "cache-now")
+    agree = config_agrees(folder / "out-ref" / "config.yaml", folder / "out-now" / "config.yaml")
+    bad = [k for k, (x, y) in agree.items() if x != y]
+    print(f"config: {len(agree) - len(bad)} of {len(agree)} resolved keys agree" + (f"; differ: {bad}" if bad else ""))
+    man = {k: json.loads((folder / f"out-{k}" / "manifest.json").read_text()) for k in ("ref", "now")}
+    flops = stage_flops(folder / "out-now", folder / "cache-now")
     stages, ref_s = man["now"]["stages"], {n: st["seconds"] for n, st in man["ref"]["stages"].items()}
     moved = []  # proxies and curves run in workers read as cached in their own stages: their figures go to the workers'
     for workers, prefix in (("proxies in workers", "rm "), ("rl curves in workers", "rl ")):

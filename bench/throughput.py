@@ -20,11 +20,11 @@ import time
 import torch
 
 from overopt.config import load_config, parse_size
-from overopt.pipeline.curves import rl_settings
 from overopt.models.policy import build_lm, sample
 from overopt.models.reward import build_rm, score
-from overopt.optimizers.rl import RLTrainer
+from overopt.optimizers.rl import RLSettings, RLTrainer
 from overopt.world.toy import EOS, PAD
+from work import GENERATE, check, sampler_work
 
 VOCAB, PROMPT_LEN = 512, 12
 
@@ -40,13 +40,32 @@ def timed(fn, repeats, sync):
     return out, statistics.median(times)
 
 
-def main():
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="gpu")
     ap.add_argument("--batch", type=int, default=0, help="sampling batch (default: the preset's policy.sample_batch)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="auto")
-    a = ap.parse_args()
+    return ap
+
+
+def rl_step_settings(cfg) -> RLSettings:
+    """The preset's RL step, every field named (the timed step is the preset's, whatever the code's defaults)."""
+    r = cfg.rl
+    return RLSettings(algo=r.algo, k=r.k, lr=r.lr, kl_coef=r.kl_coef, kl_target=r.kl_target, kl_horizon=r.kl_horizon,
+                      epochs=r.epochs, minibatches=r.minibatches, clip=0.2, max_new_tokens=cfg.world.max_new_tokens,
+                      max_grad_norm=1.0)
+
+
+def work(a) -> dict[str, tuple]:
+    """The ratio's two sides: overopt's sampler and `model.generate` on the preset's batch and response length."""
+    cfg = load_config(a.preset)
+    return sampler_work(a.batch or cfg.policy.sample_batch, cfg.world.max_new_tokens)
+
+
+def main():
+    a = parser().parse_args()
+    check(work(a), "generate")
     cfg = load_config(a.preset)
     dev = torch.device("cuda" if a.device == "cuda" or (a.device == "auto" and torch.cuda.is_available()) else "cpu")
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -63,8 +82,7 @@ def main():
 
     def generate():
         with torch.inference_mode():
-            return pi0.generate(prompts, attention_mask=torch.ones_like(prompts), do_sample=True, top_k=0,
-                                top_p=1.0, max_new_tokens=T, eos_token_id=EOS, pad_token_id=PAD)
+            return pi0.generate(prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=T, **GENERATE)
     gen, t_gen = timed(generate, a.repeats, sync)
     gen_resp = gen[:, PROMPT_LEN:]
     n_gen = int(((gen_resp != PAD).cumsum(1) > 0).sum()) if gen_resp.numel() else 0
@@ -72,7 +90,7 @@ def main():
 
     r = cfg.rl
     trainer = RLTrainer(pi0, build_lm(VOCAB, p.hidden, p.layers, p.heads, PROMPT_LEN + T + 1, 0).to(dev).eval(),
-                        lambda pr, resp: score(rm, pr, resp, PAD), rl_settings(cfg), PAD, EOS, seed=0)
+                        lambda pr, resp: score(rm, pr, resp, PAD), rl_step_settings(cfg), PAD, EOS, seed=0)
     rl_prompts = prompts[: r.prompts_per_step]
     trainer.step(rl_prompts)  # warm-up (allocator, kernels)
     _, t_rl = timed(lambda: trainer.step(rl_prompts), a.repeats, sync)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "overopt"
 # the stages, earliest first; a module may import from its own stage and earlier ones only
-STAGES = [("__init__", "errors", "stats", "config"), ("world",), ("models",), ("measure",), ("optimizers",),
+STAGES = [("__init__", "errors", "stats", "streams", "config"), ("world",), ("models",), ("measure",), ("optimizers",),
           ("laws",), ("online",), ("pipeline",), ("studies",), ("report",), ("experiment", "sweep", "cli")]
 
 
@@ -84,6 +84,46 @@ def test_report_and_laws_load_without_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+PIPELINE = next(i for i, group in enumerate(STAGES) if "pipeline" in group)
+
+
+def run_context_uses(tree: ast.AST) -> list[str]:
+    """Where a module reaches for a run's context (`pipeline.run.Run`) rather than receiving settings: a parameter
+    named ``run``, an annotation naming ``Run``, ``run.<x>`` or ``<x>.run.<y>``, any ``.cfg``, any ``.seed(...)``."""
+    found = []
+    for node in ast.walk(tree):
+        where = getattr(node, "lineno", "?")
+        if isinstance(node, ast.arg) and (node.arg == "run" or "Run" in ast.unparse(node.annotation or ast.Constant(""))):
+            found.append(f"{where}: parameter {node.arg}")
+        elif isinstance(node, ast.Attribute):
+            v = node.value
+            if node.attr == "cfg" or (isinstance(v, ast.Name) and v.id == "run") or \
+                    (isinstance(v, ast.Attribute) and v.attr == "run"):
+                found.append(f"{where}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "seed":
+            found.append(f"{where}: {ast.unparse(node.func)}(...)")
+    return found
+
+
+def test_stages_below_the_pipeline_receive_settings_not_the_run():
+    """Settings flow down as frozen objects (`RLSettings`, `EvalSettings`, `IteratedSettings`) and explicit seeds;
+    nothing below pipeline/ reads the run's context, whose config, seeds and device it would depend on unseen."""
+    bad = {name: uses for name, p in _modules().items() if 0 < _stage(name) < PIPELINE  # config defines run.*
+           for uses in [run_context_uses(ast.parse(p.read_text()))] if uses}
+    assert not bad, f"the run's context used below pipeline/: {bad}"
+
+
+def test_the_run_context_rule_sees_a_planted_violation():
+    planted = ast.parse("class Evaluator:\n    def __init__(self, run, world):\n        self.run = run\n"
+                        "        n = run.cfg.rl.eval_prompts\n        g = self.run.seed(62)\n        d = self.run.device\n"
+                        "def f(ctx: 'Run'):\n    return ctx.cfg\n")
+    uses = run_context_uses(planted)
+    assert any("parameter run" in u for u in uses) and any("parameter ctx" in u for u in uses)
+    assert any("self.run.device" in u for u in uses) and any("run.cfg" in u for u in uses)
+    assert any(".seed(...)" in u for u in uses)
+    assert run_context_uses(ast.parse("def f(x):\n    return x.device, torch.manual_seed(0)\n")) == []
 
 
 def test_the_layer_test_sees_a_violation(tmp_path):

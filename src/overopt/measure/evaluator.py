@@ -4,10 +4,12 @@ multi-objective study all evaluate through it, so their curves share one x-axis 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
-from ..config import GOLD_DIMS
+from ..config import GOLD_DIMS, GoldConfig
 from ..models.ensemble import EnsembleRM, member_scores
 from ..models.policy import sample
 from ..models.reward import Proxy, score
@@ -15,6 +17,16 @@ from ..stats import tie_accuracy
 from .kl import sequence_kl
 
 EVAL_VERSION = 5  # bump when an evaluation gains or changes a column: cached curves are then recomputed
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """What one evaluation measures on (`pipeline.curves.eval_settings` fills it from a run's config)."""
+    prompts: int            # held-out prompts per evaluation (the world's first ones)
+    samples: int            # responses per prompt
+    max_new_tokens: int     # longest response, end token included
+    gold: GoldConfig        # the gold the world scores with
+    device: str = "cpu"
 
 
 class Evaluator:
@@ -26,16 +38,15 @@ class Evaluator:
     of the same prompt (ties count half).
     """
 
-    def __init__(self, run, world, ref, base_prompt_idx: np.ndarray, base_tokens: np.ndarray,
-                 base_scores: dict, gold_norm, n_prompts: int | None = None, n_samples: int | None = None,
-                 watch: EnsembleRM | None = None):
-        c = run.cfg
-        self.run, self.world, self.pi0, self.gold_norm, self.watch = run, world, ref, gold_norm, watch
-        self.n_prompts = n_prompts or c.rl.eval_prompts
-        self.prompt_idx = np.repeat(world.eval_prompt_idx[: self.n_prompts], n_samples or c.rl.eval_samples)
-        self.prompts = torch.tensor(world.prompt_ids[self.prompt_idx], device=run.device)
+    def __init__(self, settings: EvalSettings, world, ref, base_prompt_idx: np.ndarray, base_tokens: np.ndarray,
+                 base_scores: dict, gold_norm, watch: EnsembleRM | None = None):
+        s = self.settings = settings
+        self.world, self.pi0, self.gold_norm, self.watch = world, ref, gold_norm, watch
+        self.n_prompts = s.prompts
+        self.prompt_idx = np.repeat(world.eval_prompt_idx[: self.n_prompts], s.samples)
+        self.prompts = torch.tensor(world.prompt_ids[self.prompt_idx], device=s.device)
         P = len(np.unique(base_prompt_idx))  # the baseline is prompt-major, M samples per prompt
-        gold, dims = world.gold(base_prompt_idx, base_tokens, c.gold, gold_norm)
+        gold, dims = world.gold(base_prompt_idx, base_tokens, s.gold, gold_norm)
         self.base_gold_all = gold.reshape(P, -1)[: self.n_prompts]
         self.base_gold = self.base_gold_all.mean(1)
         self.base_dims = {d: dims[d].reshape(P, -1)[: self.n_prompts].mean() for d in GOLD_DIMS}
@@ -49,15 +60,15 @@ class Evaluator:
     @torch.no_grad()
     def __call__(self, policy, proxy: Proxy | None, seed: int) -> tuple[dict, np.ndarray]:
         """One evaluation; without a proxy (direct alignment) the proxy column is NaN."""
-        c = self.run.cfg
+        T = self.settings.max_new_tokens
         g = torch.Generator(device=self.prompts.device).manual_seed(seed)
-        s = sample(policy, self.prompts, c.world.max_new_tokens, self.world.eos, self.world.pad, generator=g)
+        s = sample(policy, self.prompts, T, self.world.eos, self.world.pad, generator=g)
         kls = sequence_kl(policy, self.pi0, self.prompts, s.tokens, self.world.pad, self.world.eos)
         tokens = s.tokens.cpu().numpy()
         # kept by run_curve (right-padded to the full response length), so other reward models can score it later
-        self.last_tokens = np.full((len(tokens), c.world.max_new_tokens), self.world.pad, dtype=np.int32)
+        self.last_tokens = np.full((len(tokens), T), self.world.pad, dtype=np.int32)
         self.last_tokens[:, : tokens.shape[1]] = tokens
-        gold_all, dims = self.world.gold(self.prompt_idx, tokens, c.gold, self.gold_norm)
+        gold_all, dims = self.world.gold(self.prompt_idx, tokens, self.settings.gold, self.gold_norm)
         per_prompt = gold_all.reshape(self.n_prompts, -1).mean(1) - self.base_gold
         px = float("nan")
         if proxy is not None:  # a retrained proxy (iterated RLHF) is centred on pi0 itself: its baseline is 0

@@ -18,6 +18,7 @@ from ..models.reward import Proxy, score
 from ..world.base import World
 from ..world.toy import ToyWorld
 from .artifacts import PairsData, Pool
+from .curves import eval_settings
 from .run import Run, stage_error
 
 
@@ -42,13 +43,13 @@ def build_world(run: Run):
 
 def _lm(run: Run, world: World, p):
     return build_lm(len(world.vocab), p.hidden, p.layers, p.heads,
-                    world.prompt_len + run.cfg.world.max_new_tokens + 1, run.seed(10))
+                    world.prompt_len + run.cfg.world.max_new_tokens + 1, run.seed("pi0.init"))
 
 
 def corpus(run: Run, world: World) -> tuple[torch.Tensor, torch.Tensor]:
     """(prompts, responses) of the toy world's corpus that pi0 learns from: world.n_corpus texts of the hidden world
     model, drawn from the run's seed, responses cut at world.max_new_tokens."""
-    pidx, resp = world.corpus(run.cfg.world.n_corpus, np.random.default_rng([run.cfg.run.seed, 3]))
+    pidx, resp = world.corpus(run.cfg.world.n_corpus, run.rng("pi0.corpus"))
     return torch.tensor(world.prompt_ids[pidx]), torch.tensor(resp[:, : run.cfg.world.max_new_tokens])
 
 
@@ -72,7 +73,7 @@ def build_pi0(run: Run, world: World, policy_cfg=None, name: str = "pi0"):
         if state is None:
             prompts, resp = corpus(run, world)
             with run.bar(p.steps, f"{name} training") as b, stage_error(f"{name} training"):
-                losses = train_lm(model, prompts, resp, p.steps, p.batch_size, p.lr, run.seed(11), world.pad, b)
+                losses = train_lm(model, prompts, resp, p.steps, p.batch_size, p.lr, run.seed("pi0.data_order"), world.pad, b)
             state = {"state_dict": model.state_dict(), "final_loss": float(np.mean(losses[-50:]))}
             run.cache.put("pi0", key, state)
         model.load_state_dict(state["state_dict"])
@@ -103,13 +104,13 @@ def build_pairs(run: Run, world: World, pi0) -> PairsData:
         data = run.cache.get("pairs", key)
         st["cached"] = data is not None
         if data is None:
-            rng = np.random.default_rng([c.run.seed, 4])
+            rng = run.rng("pairs.prompts")
             prompts = rng.permutation(world.train_prompt_idx)
             n_val_prompts = max(1, len(prompts) // 6)
             val_p, train_p = prompts[:n_val_prompts], prompts[n_val_prompts:]
             pidx = np.concatenate([train_p[rng.integers(len(train_p), size=c.rm.n_train)],
                                    val_p[rng.integers(len(val_p), size=c.rm.n_val)]])
-            tok, _ = sample(run, pi0, np.repeat(pidx, 2), world, run.seed(12), "pair sampling")
+            tok, _ = sample(run, pi0, np.repeat(pidx, 2), world, run.seed("pairs.sampling"), "pair sampling")
             data = {"prompt_idx": pidx, "a": tok[0::2], "b": tok[1::2]}
             run.cache.put("pairs", key, data)
     # Gold is cheap and depends on the gold section only: computed afresh, never cached.
@@ -128,7 +129,7 @@ def labelled_pairs(run: Run, world: World, pairs: PairsData, noise: float | None
     n_all = len(pairs.prompt_idx)
     n_train = c.rm.n_train
     labelled = label_pairs(pairs.prompt_idx, pairs.a, pairs.b, (pairs.gold_raw_a - m) / s, (pairs.gold_raw_b - m) / s,
-                           c.rm.label_noise if noise is None else noise, np.random.default_rng([c.run.seed, 5]))
+                           c.rm.label_noise if noise is None else noise, run.rng("pairs.label_noise"))
     train_all, val = labelled.head(n_train), labelled.subset(slice(n_train, n_all))
     # Validation accuracy is against gold: undo any label noise on the validation pairs.
     val_true = label_pairs(val.prompt_idx, val.chosen, val.rejected, val.gold_chosen, val.gold_rejected,
@@ -149,7 +150,7 @@ def build_pool(run: Run, world: World, pi0) -> Pool:
         st["cached"] = pool is not None
         if pool is None:
             pidx = np.repeat(world.eval_prompt_idx, c.bon.pool_size)
-            tok, lp = sample(run, pi0, pidx, world, run.seed(30), "best-of-n pool")
+            tok, lp = sample(run, pi0, pidx, world, run.seed("pool.sampling"), "best-of-n pool")
             pool = {"prompt_idx": pidx, "tokens": tok, "logprob": lp, "key": key}
             run.cache.put("pool", key, pool)
     return Pool(**pool)
@@ -164,12 +165,13 @@ def other_policy(run: Run, world: World, spec: str, proxy: Proxy | None, gold_no
     policy = build_pi0(run, world, pcfg, name=f"pi0-{spec}")
     n = 32  # baseline samples per evaluation prompt
     pidx = np.repeat(world.eval_prompt_idx[: n_prompts or c.rl.eval_prompts], n)
-    tok, _ = sample(run, policy, pidx, world, run.seed(64, hidden, layers), f"pi0-{spec} baseline")
+    tok, _ = sample(run, policy, pidx, world, run.seed("pi0_other.baseline", hidden, layers), f"pi0-{spec} baseline")
     base = {}
     if proxy is not None:
         base[proxy.name] = score(proxy.model, torch.tensor(world.prompt_ids[pidx], device=run.device),
                                   torch.tensor(tok.astype(np.int64), device=run.device), world.pad)
-    return policy, Evaluator(run, world, policy, pidx, tok, base, gold_norm, n_prompts, n_samples)
+    return policy, Evaluator(eval_settings(c, run.device, n_prompts, n_samples), world, policy, pidx, tok, base,
+                             gold_norm)
 
 
 def pi0_name(cfg) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..config import GOLD_DIMS, Config
-from ..measure.evaluator import Evaluator
+from ..measure.evaluator import EvalSettings, Evaluator
 from ..models.reward import Proxy, score
 from ..optimizers.rl import RLError, RLSettings, RLTrainer
 from ..stats import bootstrap_rows, interval
@@ -29,6 +29,21 @@ def eval_steps(steps: int, points: int, spacing: float) -> list[int]:
     s = {0, steps}
     s.update(int(round(steps * (i / points) ** spacing)) for i in range(1, points + 1))
     return sorted(s)
+
+
+def eval_settings(cfg: Config, device, prompts: int | None = None, samples: int | None = None) -> EvalSettings:
+    """An evaluation of rl.eval_prompts x rl.eval_samples responses (or ``prompts`` x ``samples``) at the run's
+    response length and gold."""
+    return EvalSettings(prompts or cfg.rl.eval_prompts, samples or cfg.rl.eval_samples, cfg.world.max_new_tokens,
+                        cfg.gold, str(device))
+
+
+def pool_evaluator(run, art, base_scores: dict, prompts: int | None = None, samples: int | None = None,
+                   watch=None) -> Evaluator:
+    """An evaluator of policies started from pi0, its baseline the best-of-n pool with ``base_scores`` (a proxy's
+    name -> its pool scores)."""
+    return Evaluator(eval_settings(run.cfg, run.device, prompts, samples), art.world, art.pi0, art.pool.prompt_idx,
+                     art.pool.tokens, base_scores, art.gold_norm, watch)
 
 
 def rl_settings(cfg: Config) -> RLSettings:
@@ -56,8 +71,8 @@ def run_curve(run, world, pi0, proxy: Proxy, evaluator: Evaluator, key: str, des
     policy = copy.deepcopy(pi0)
     current = (lambda: source.current) if source is not None else (lambda: proxy)  # noqa: E731
     reward_fn = lambda prompts, resp: score(current().model, prompts, resp, world.pad)  # noqa: E731
-    trainer = RLTrainer(policy, pi0, reward_fn, settings, world.pad, world.eos, seed=run.seed(60))
-    rng = np.random.default_rng([c.run.seed, 61])
+    trainer = RLTrainer(policy, pi0, reward_fn, settings, world.pad, world.eos, seed=run.seed("rl.trainer"))
+    rng = run.rng("rl.prompts")
     rows, per_prompt, samples, start = [], [], [], 0
     ckpt = run.cache.get("rl-ckpt", key)
     if ckpt is not None:  # resume mid-curve
@@ -78,7 +93,7 @@ def run_curve(run, world, pi0, proxy: Proxy, evaluator: Evaluator, key: str, des
         bar.update(start)
         for step in range(start, c.rl.steps + 1):
             if step in schedule and not any(r["step"] == step for r in rows):
-                row, pp = evaluator(policy, current(), seed=run.seed(62, step))
+                row, pp = evaluator(policy, current(), seed=run.seed("rl.eval_sampling", step))
                 rows.append({**base, "kl_coef": trainer.kl_ctl.value, "step": step, **row})
                 per_prompt.append(pp)
                 samples.append(evaluator.last_tokens)
@@ -101,7 +116,7 @@ def run_curve(run, world, pi0, proxy: Proxy, evaluator: Evaluator, key: str, des
                 raise
             bar.update(1)
     per_prompt = np.stack(per_prompt)
-    boots = bootstrap_rows(per_prompt.T, c.bon.n_boot, run.seed(63))  # [boot, points]
+    boots = bootstrap_rows(per_prompt.T, c.bon.n_boot, run.seed("rl.resamples"))  # [boot, points]
     for j, r in enumerate(rows):
         r["gold_lo"], r["gold_hi"] = (float(x) for x in interval(boots[:, j], c.fit.ci))
     # samples: [points, eval prompts x samples, tokens], the evaluation responses (prompts: evaluator.prompt_idx)

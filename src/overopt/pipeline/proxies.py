@@ -140,7 +140,8 @@ def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, 
     bootstrap = bootstrap and member > 0
     key = proxy_cache_key(c, size, n, noise, member, tag, bootstrap, slices)
     hidden, layers = size_seed(c, size)
-    init_seed = run.seed(20, hidden, layers) if member == 0 else run.seed(20, hidden, layers, 1000 + member)
+    init_seed = run.seed("proxy.init", hidden, layers) if member == 0 else \
+        run.seed("proxy.init", hidden, layers, 1000 + member)
     rm = new_rm(run, world, size, init_seed)
     with run.stage(f"rm {name}") as st:
         state = run.cache.get("rm", key)
@@ -152,12 +153,13 @@ def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, 
         if state is None:
             tr = train_all.head(n)
             if bootstrap:
-                tr = tr.subset(np.random.default_rng([c.run.seed, 22, member]).integers(n, size=n))
+                tr = tr.subset(run.rng("proxy.bagging", member).integers(n, size=n))
             if slices:
                 tr = tr.subset(np.arange(member % slices, n, slices))
             m = len(tr.prompt_idx)
             steps = c.rm.epochs * max(1, m // c.rm.batch_size)
-            order_seed = run.seed(21, hidden, layers, n) if member == 0 else run.seed(21, hidden, layers, n, 1000 + member)
+            order_seed = run.seed("proxy.data_order", hidden, layers, n) if member == 0 else \
+                run.seed("proxy.data_order", hidden, layers, n, 1000 + member)
             with run.bar(steps, f"rm {name}") as b, stage_error(f"proxy {name} training"):
                 train_rm(rm, t(world.prompt_ids[tr.prompt_idx]), t(tr.chosen), t(tr.rejected), c.rm.epochs,
                          min(c.rm.batch_size, m), proxy_lr(c, size), c.rm.weight_decay, order_seed, world.pad, b)
@@ -254,7 +256,7 @@ def _val_diffs(run: Run, world: World, proxy: Proxy, val) -> tuple[np.ndarray, n
     prompts = torch.tensor(world.prompt_ids[val.prompt_idx], device=run.device)
     rc = score(proxy.model, prompts, torch.tensor(val.chosen.astype(np.int64), device=run.device), world.pad)
     rr = score(proxy.model, prompts, torch.tensor(val.rejected.astype(np.int64), device=run.device), world.pad)
-    first = np.random.default_rng([run.cfg.run.seed, 70]).random(len(rc)) < 0.5
+    first = run.rng("calibration.order").random(len(rc)) < 0.5
     return np.where(first, rc - rr, rr - rc), first
 
 

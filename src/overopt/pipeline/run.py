@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from ..config import Config
 from ..errors import TrainingError
+from ..streams import stream_rng, stream_seed
 from .cache import Cache, default_cache_dir
 from .writers import write_or_drop
 
@@ -49,8 +50,13 @@ class Run:
         self.timings[name] = info
         self.log(f"[{name}] {'cached' if info['cached'] else 'built'} in {info['seconds']:.1f}s")
 
-    def seed(self, *parts: int) -> int:
-        return int(np.random.default_rng([self.cfg.run.seed, *parts]).integers(2 ** 31))
+    def seed(self, stream: str, *parts: int) -> int:
+        """An integer seed from the named stream of this run (`streams.STREAMS`)."""
+        return stream_seed(self.cfg.run.seed, stream, *parts)
+
+    def rng(self, stream: str, *parts: int) -> np.random.Generator:
+        """The named stream of this run as a numpy Generator."""
+        return stream_rng(self.cfg.run.seed, stream, *parts)
 
     def write(self, name: str, df: pd.DataFrame | None) -> None:
         """Write a table into the output folder as soon as it is complete (None: remove a stale one); a table

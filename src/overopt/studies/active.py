@@ -48,13 +48,13 @@ def active_table(run: Run, art: Artifacts) -> pd.DataFrame:
     P, N = len(world.eval_prompt_idx), c.bon.pool_size
     ns = bon.default_ns(N)
     gold = pool_gold[0].reshape(P, N)
-    rng = np.random.default_rng([c.run.seed, 100])
+    rng = run.rng("active.start")
     start = rng.permutation(n)[: a.start]
     rows = []
     for strategy in ("random", "disagreement"):
         labelled = np.zeros(n, dtype=bool)
         labelled[start] = True
-        pick = np.random.default_rng([c.run.seed, 101])
+        pick = run.rng("active.random_pick")
         for r in range(a.rounds + 1):
             idx = np.flatnonzero(labelled)
             # round 0 is the same random start for both strategies: trained once
@@ -65,7 +65,7 @@ def active_table(run: Run, art: Artifacts) -> pd.DataFrame:
                 for m in range(a.k if strategy == "disagreement" and r < a.rounds else 1)], f"active {strategy} r{r}")
             p0 = members[0]
             s = score_pool(run, world, art.pool, [p0])[p0.name].reshape(P, N)  # cached with the proxy
-            g, lo, hi, _ = bon.gain_curve(s, gold, ns, c.bon.n_boot, run.seed(102), c.fit.ci)
+            g, lo, hi, _ = bon.gain_curve(s, gold, ns, c.bon.n_boot, run.seed("active.resamples"), c.fit.ci)
             j = int(np.argmax(g))
             dis = np.nan
             if r < a.rounds:

@@ -80,7 +80,7 @@ def aif_table(run: Run, art: Artifacts) -> pd.DataFrame:
     rows = []
     for labeller, agreement, p, sc in trained:
         r = sc.reshape(P, N)
-        g, lo, hi, _ = bon.gain_curve(r, gold, ns, c.bon.n_boot, run.seed(95), c.fit.ci)
+        g, lo, hi, _ = bon.gain_curve(r, gold, ns, c.bon.n_boot, run.seed("aif.resamples"), c.fit.ci)
         px, ln = bon.best_of_n(r, r, ns), bon.best_of_n(r, words, ns)
         for j, nn in enumerate(ns):
             rows.append({"labeller": labeller, "rm": p.size, "rm_params": p.params, "agreement": agreement,

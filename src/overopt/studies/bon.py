@@ -34,8 +34,8 @@ def bon_table(run: Run, art: Artifacts) -> tuple[pd.DataFrame, dict]:
         per_proxy = bon.best_of_n_per_prompt(proxy, proxy, ns)
         gain_gold = per_gold - per_gold[:, :1]   # n = 1 is pi0 itself
         gain_proxy = per_proxy - per_proxy[:, :1]
-        bg = bootstrap_rows(gain_gold, c.bon.n_boot, run.seed(40))
-        bp = bootstrap_rows(gain_proxy, c.bon.n_boot, run.seed(40))
+        bg = bootstrap_rows(gain_gold, c.bon.n_boot, run.seed("bon.resamples"))
+        bp = bootstrap_rows(gain_proxy, c.bon.n_boot, run.seed("bon.resamples"))
         boots[p.name] = bg
         (g_lo, g_hi), (p_lo, p_hi) = interval(bg, c.fit.ci), interval(bp, c.fit.ci)
         kl_est = bon.kl_estimate_pool(proxy, logprob, ns)
@@ -65,7 +65,7 @@ def tilt_table(run: Run, art: Artifacts) -> pd.DataFrame:
         kl, w = bon.tilt_weights(proxy, betas)  # one set of weights for gold, proxy and length
         g, pr, ln = (np.einsum("pbn,pn->pb", w, v) for v in (gold, proxy, length))
         gain = g - gold.mean(1, keepdims=True)
-        lo, hi = interval(bootstrap_rows(gain, c.bon.n_boot, run.seed(41)), c.fit.ci)
+        lo, hi = interval(bootstrap_rows(gain, c.bon.n_boot, run.seed("tilt.resamples")), c.fit.ci)
         for j, b in enumerate(betas):
             rows.append({"rm": p.name, "rm_params": p.params, "beta": b, "kl": kl[:, j].mean(),
                          "proxy": (pr[:, j] - proxy.mean(1)).mean(), "gold": gain[:, j].mean(),

@@ -120,8 +120,8 @@ def budget_table(run: Run, art: Artifacts, rl_df: pd.DataFrame, samples: dict) -
                 if strategy != "none" and kw is None:
                     continue
                 for rep in range(b.repeats if kw is not None else 1):
-                    rng = np.random.default_rng([c.run.seed, 90, ci, rep, budget, b.strategies.index(strategy)
-                                                 if strategy in b.strategies else 9, b.judges.index(judge)])
+                    rng = run.rng("budget.labels", ci, rep, budget, b.strategies.index(strategy)
+                                  if strategy in b.strategies else 9, b.judges.index(judge))
                     out = play(curve, gold, labeller(gold, judge, pool_gold, S, rng),
                                BudgetWatch(**kw) if kw is not None else None)
                     rows.append({"curve": name, "rm": curve["rm"].iloc[0], "judge": judge, "strategy": strategy,
@@ -154,7 +154,7 @@ def bon_choice_table(run: Run, art: Artifacts) -> pd.DataFrame:
         best = int(np.argmax(truth))
         for m in b.bon_prompts:
             for rep in range(b.repeats):
-                rng = np.random.default_rng([c.run.seed, 91, p.params, m, rep])
+                rng = run.rng("budget.bon_choice", p.params, m, rep)
                 cal = rng.choice(half, size=min(m, half), replace=False)
                 ch = choose_n(proxy[cal], lambda i, idx, cal=cal: gold[cal[i], idx], b.bon_top, b.bon_rest, rng, ns,
                               n_boot=c.bon.n_boot // 2, ci=c.fit.ci)

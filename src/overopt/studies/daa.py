@@ -16,12 +16,13 @@ import torch
 
 from ..config import GOLD_DIMS
 from ..laws.curves import SUMMARY_COLUMNS, summarise_daa
-from ..measure.evaluator import EVAL_VERSION, Evaluator
+from ..measure.evaluator import EVAL_VERSION
 from ..models.policy import as_ids
 from ..models.reward import Proxy, score
 from ..optimizers.daa import DAAError, DAASettings, DAATrainer, PreferenceData, policy_logps, reference_logps
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs, other_policy, pi0_name
+from ..pipeline.curves import pool_evaluator
 from ..pipeline.run import Run
 from ..stats import bootstrap_rows, interval, r2_linear, tie_accuracy
 from .base import Output, Study
@@ -69,8 +70,7 @@ def run_daa(run: Run, art: Artifacts, before: dict) -> Output:
     data_key = c.section_hash("world", "gold", "policy", extra=[c.rm.n_train, c.rm.n_val, c.rm.label_noise, d.labels,
                                                                   d.n_pairs, d.n_val_pairs])
     n_eval = min(d.eval_prompts, c.world.eval_prompts)
-    refs = [(pi0_name(c), art.pi0, Evaluator(run, world, art.pi0, art.pool.prompt_idx, art.pool.tokens, {},
-                                             art.gold_norm, n_eval, d.eval_samples))]
+    refs = [(pi0_name(c), art.pi0, pool_evaluator(run, art, {}, n_eval, d.eval_samples))]
     for spec in d.policy_sizes:
         policy, ev = other_policy(run, world, spec, None, art.gold_norm, n_eval, d.eval_samples)
         refs.append((spec, policy, ev))
@@ -124,11 +124,11 @@ def _one_run(run, ref, data: PreferenceData, val: dict, ev, settings: DAASetting
     c = run.cfg
     policy = copy.deepcopy(ref)
     pad, eos = ev.world.pad, ev.world.eos
-    trainer = DAATrainer(policy, data, settings, pad, eos, seed=run.seed(70))
+    trainer = DAATrainer(policy, data, settings, pad, eos, seed=run.seed("daa.trainer"))
     rows, per_prompt = [], []
     with run.bar(trainer.total_steps, f"daa {base['curve']}") as bar:
         for step, frac in trainer.run():
-            row, pp = ev(policy, None, seed=run.seed(71, step))
+            row, pp = ev(policy, None, seed=run.seed("daa.eval_sampling", step))
             row.pop("proxy")
             loss = float(np.mean(trainer.losses[-10:])) if trainer.losses else float("nan")
             rows.append({**base, "step": step, "epoch_frac": frac, **row,
@@ -136,7 +136,7 @@ def _one_run(run, ref, data: PreferenceData, val: dict, ev, settings: DAASetting
                          "train_loss": loss})
             per_prompt.append(pp)
             bar.update(step - bar.n)
-    boots = bootstrap_rows(np.stack(per_prompt).T, c.bon.n_boot, run.seed(72))
+    boots = bootstrap_rows(np.stack(per_prompt).T, c.bon.n_boot, run.seed("daa.resamples"))
     for j, r in enumerate(rows):
         r["gold_lo"], r["gold_hi"] = (float(x) for x in interval(boots[:, j], c.fit.ci))
     return {"rows": rows, "boot": boots}

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 
 from ..measure import bon
-from ..measure.evaluator import EVAL_VERSION, Evaluator
+from ..measure.evaluator import EVAL_VERSION
 from ..models.ensemble import EnsembleRM, ensemble_objective
 from ..models.reward import Proxy
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs
-from ..pipeline.curves import RL_COLUMNS, curve_key, rl_settings, run_curve
+from ..pipeline.curves import RL_COLUMNS, curve_key, pool_evaluator, rl_settings, run_curve
 from ..pipeline.parallel import prefetch
 from ..pipeline.proxies import calibrate, score_pool, train_proxies
 from ..pipeline.run import Run
@@ -125,7 +125,7 @@ def ensemble_bon(run: Run, art: Artifacts, ensembles: list[Ensemble], pool_score
                   **{k: curve(v) for k, v in objectives.items() if k != "single"},
                   **{f"member{m}": mc for m, mc in enumerate(members)}}
         for obj, (g, px, dis, ln) in curves.items():
-            boots[f"{ens.name}/{obj}"] = bootstrap_rows(g, c.bon.n_boot, run.seed(71))
+            boots[f"{ens.name}/{obj}"] = bootstrap_rows(g, c.bon.n_boot, run.seed("ensembles.resamples"))
             lo, hi = interval(boots[f"{ens.name}/{obj}"], c.fit.ci)
             for j, n in enumerate(ns):
                 rows.append({"ensemble": ens.name, "size": ens.size, "noise": ens.noise, "objective": obj,
@@ -147,8 +147,7 @@ def ensemble_rl(run: Run, art: Artifacts, ensembles: list[Ensemble], pool_scores
         single = ens.members[0]
         # the single member is read in its own units: its baseline is its raw pool score
         base[f"{ens.name}/single"] = objectives["single"] * ens.scales(e.calibrate)[0]
-        evaluator = Evaluator(run, art.world, art.pi0, art.pool.prompt_idx, art.pool.tokens, base, art.gold_norm,
-                              watch=watch)
+        evaluator = pool_evaluator(run, art, base, watch=watch)
         for obj in ["single", *e.kinds]:
             curve = f"{ens.name}/{obj}"
             if obj == "single":

@@ -176,7 +176,7 @@ def sample_table(run: Run, art: Artifacts) -> pd.DataFrame:
     gold = art.pool_gold[0].reshape(P, N)
     toks = art.pool.tokens.reshape(P, N, -1)
     rows = []
-    for i in np.random.default_rng([c.run.seed, 50]).choice(P, size=min(c.bon.n_examples, P), replace=False):
+    for i in run.rng("report.sample_prompts").choice(P, size=min(c.bon.n_examples, P), replace=False):
         prompt = world.prompt_text(world.eval_prompt_idx[i])
         rows.append({"prompt": prompt, "policy": "pi0", "rm": "", "text": world.decode(toks[i, 0]),
                      "gold": gold[i, 0], "proxy": np.nan})

@@ -56,7 +56,7 @@ def learned_table(run: Run, art: Artifacts) -> pd.DataFrame:
     gold_diff = shares.sum(1)
     prompts = torch.tensor(world.prompt_ids[val.prompt_idx], device=run.device)
     t = lambda a: torch.tensor(a.astype(np.int64), device=run.device)  # noqa: E731
-    rng = np.random.default_rng([c.run.seed, 80])
+    rng = run.rng("learned.resamples")
     boot = rng.integers(len(shares), size=(c.bon.n_boot // 2, len(shares)))
     rows = []
     for p in art.proxies:

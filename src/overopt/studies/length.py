@@ -56,7 +56,7 @@ def length_tables(run: Run, art: Artifacts) -> Output:
     family = art.family
     words = pool_gold[1]["n_words"]
     if world.kind == "toy":  # texts longer than any pi0 writes: the toy grammar can make them
-        lp, lr = long_texts(world, world.eval_prompt_idx, c.world.max_new_tokens, run.seed(80))
+        lp, lr = long_texts(world, world.eval_prompt_idx, c.world.max_new_tokens, run.seed("length.long_texts"))
     else:
         lp, lr = np.zeros(0, dtype=np.int64), np.zeros((0, c.world.max_new_tokens), dtype=np.int64)
     long_gold, long_dims = world.gold(lp, lr, c.gold, gold_norm) if len(lr) else (None, None)
@@ -75,7 +75,7 @@ def length_tables(run: Run, art: Artifacts) -> Output:
         b = length_slope(s, words + 1)  # + 1: the end token, as the proxy counts tokens
         for variant, r, coef in (("as trained", s, 0.0), ("length-normalised", s - b * (words + 1), b)):
             r = r.reshape(P, N)
-            g, lo, hi, _ = bon.gain_curve(r, gold, ns, c.bon.n_boot, run.seed(81), c.fit.ci)
+            g, lo, hi, _ = bon.gain_curve(r, gold, ns, c.bon.n_boot, run.seed("length.resamples"), c.fit.ci)
             ln = bon.best_of_n(r, words.reshape(P, N).astype(float), ns)
             for j, n in enumerate(ns):
                 bon_rows.append({"rm": p.name, "rm_params": p.params, "variant": variant, "length_coef": coef,

@@ -18,13 +18,13 @@ import pandas as pd
 
 from ..config import GOLD_DIMS, active_dims
 from ..measure import bon
-from ..measure.evaluator import EVAL_VERSION, Evaluator
+from ..measure.evaluator import EVAL_VERSION
 from ..measure.labels import label_pairs
 from ..models.ensemble import WeightedSumRM
 from ..models.reward import Proxy
 from ..pipeline.artifacts import Artifacts, PairsData
 from ..pipeline.build import labelled_pairs
-from ..pipeline.curves import curve_key, rl_settings, run_curve
+from ..pipeline.curves import curve_key, pool_evaluator, rl_settings, run_curve
 from ..pipeline.proxies import score_pool, train_proxies
 from ..pipeline.run import Run
 from ..stats import ols_slope
@@ -111,7 +111,7 @@ def multi_tables(run: Run, art: Artifacts, dim_proxies: list[Proxy]) -> tuple[pd
     rows = []
     for obj, r in objectives.items():
         r = r.reshape(P, N)
-        g, lo, hi, _ = bon.gain_curve(r, gold, ns, c.bon.n_boot, run.seed(90), c.fit.ci)
+        g, lo, hi, _ = bon.gain_curve(r, gold, ns, c.bon.n_boot, run.seed("multi.resamples"), c.fit.ci)
         px = bon.best_of_n(r, r, ns)
         dg = {d: bon.best_of_n(r, dims[d], ns) - dims[d].mean() for d in GOLD_DIMS}
         ln = bon.best_of_n(r, words, ns)
@@ -131,8 +131,7 @@ def _rl_rows(run: Run, art: Artifacts, dim_proxies: list[Proxy], a: dict, v, agg
     coefs = [v[i] * a[p.dimension] for i, p in enumerate(dim_proxies)]
     model = WeightedSumRM([p.model for p in dim_proxies], coefs).to(run.device)
     proxy = Proxy("multi/aggregate", sum(p.params for p in dim_proxies), model)
-    evaluator = Evaluator(run, art.world, art.pi0, art.pool.prompt_idx, art.pool.tokens, {"multi/aggregate": agg},
-                          art.gold_norm)
+    evaluator = pool_evaluator(run, art, {"multi/aggregate": agg})
     key = curve_key(c, [p.key for p in dim_proxies], list(coefs), art.pool.key, EVAL_VERSION)
     with run.stage("rl multi/aggregate") as st:
         st["cached"] = run.cache.get("rl", key) is not None
@@ -149,7 +148,7 @@ def pareto_table(run: Run, world, scores: dict, a: dict, pool_gold) -> pd.DataFr
     P, N = len(world.eval_prompt_idx), c.bon.pool_size
     active = active_dims(c.gold)
     k = len(active)
-    rng = np.random.default_rng([c.run.seed, 91])
+    rng = run.rng("multi.pareto_weights")
     W = np.concatenate([np.eye(k), rng.dirichlet(np.ones(k), size=max(m.pareto_points - k, 0))]) * k
     dims = {d: pool_gold[1][d].reshape(P, N).astype(float) for d in GOLD_DIMS}
     gold = pool_gold[0].reshape(P, N)

@@ -10,14 +10,14 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ..config import parse_size
-from ..measure.evaluator import EVAL_VERSION, Evaluator
-from ..optimizers.iterated import IteratedProxy
+from ..measure.evaluator import EVAL_VERSION
+from ..optimizers.iterated import IteratedProxy, IteratedSettings
 from ..optimizers.rl import RLError
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_pairs, other_policy, pi0_name
-from ..pipeline.curves import RL_COLUMNS, curve_key, rl_settings, run_curve
+from ..pipeline.curves import RL_COLUMNS, curve_key, pool_evaluator, rl_settings, run_curve
 from ..pipeline.parallel import prefetch
+from ..pipeline.proxies import new_rm, proxy_lr
 from ..pipeline.run import Run
 from .base import Output, Study
 
@@ -28,7 +28,7 @@ RL_TABLE_COLUMNS = RL_COLUMNS + VARIANT_COLUMNS
 def curve_jobs(run: Run, art: Artifacts) -> list[dict]:
     """Every curve to run: its proxy, name, settings, reference policy, evaluator and identity columns."""
     c, world = run.cfg, art.world
-    evaluator = Evaluator(run, world, art.pi0, art.pool.prompt_idx, art.pool.tokens, art.scores, art.gold_norm)
+    evaluator = pool_evaluator(run, art, art.scores)
     default = pi0_name(c)
     family = art.family
     jobs = [dict(proxy=p, curve=p.name, settings=rl_settings(c), ref=art.pi0, ev=evaluator, variant="family",
@@ -54,9 +54,15 @@ def _source(run: Run, art: Artifacts, job: dict):
     if job["variant"] != "iterated":
         return None
     train, _, center = labelled_pairs(run, art.world, art.pairs)
-    hidden, layers = parse_size(job["proxy"].size)
-    return IteratedProxy(run, art.world, job["proxy"], hidden, layers, train, center, art.gold_norm,
-                         c.rl.iterated_rounds, c.rl.steps, c.rl.iterated_pairs or c.rm.n_train // c.rl.iterated_rounds)
+    size = job["proxy"].size
+    settings = IteratedSettings(
+        rounds=c.rl.iterated_rounds, total_steps=c.rl.steps,
+        pairs_per_round=c.rl.iterated_pairs or c.rm.n_train // c.rl.iterated_rounds,
+        max_new_tokens=c.world.max_new_tokens, sample_batch=c.policy.sample_batch, label_noise=c.rm.label_noise,
+        epochs=c.rm.epochs, batch_size=c.rm.batch_size, lr=proxy_lr(c, size), weight_decay=c.rm.weight_decay,
+        gold=c.gold, seed=c.run.seed, device=str(run.device))
+    return IteratedProxy(settings, art.world, job["proxy"], lambda seed: new_rm(run, art.world, size, seed).to(run.device),
+                         train, center, art.gold_norm)
 
 
 def _curve(run: Run, art: Artifacts, job: dict) -> dict:

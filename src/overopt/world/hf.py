@@ -28,6 +28,7 @@ import torch
 
 from ..config import GOLD_DIMS, fingerprint  # the toy world's gold dimensions: NaN in this world
 from ..errors import HFWorldError
+from ..streams import stream_rng
 
 # what a loader raises on a checkpoint it cannot read: anything. A missing or garbled file, a bad config value, and
 # weights that are not a weights file, on which torch's weights-only unpickler raises UnpicklingError, RuntimeError
@@ -213,7 +214,7 @@ class HFWorld:
     kind = "hf"
 
     def __init__(self, hcfg, max_new_tokens: int, seed: int, device, cache=None):
-        self.cfg, self.device, self.cache = hcfg, device, cache
+        self.hcfg, self.device, self.cache = hcfg, device, cache
         self.tok = load_tokenizer(hcfg.policy, hcfg)
         self.eos = int(self.tok.eos_token_id)
         self.pad = int(self.tok.pad_token_id) if self.tok.pad_token_id is not None else self.eos
@@ -238,7 +239,7 @@ class HFWorld:
         self.prompt_ids = np.full((len(ids), self.prompt_len), self.pad, dtype=np.int64)
         for i, x in enumerate(ids):
             self.prompt_ids[i, self.prompt_len - len(x):] = x
-        order = np.random.default_rng([seed, 1]).permutation(len(ids))
+        order = stream_rng(seed, "world.prompt_split").permutation(len(ids))
         self.eval_prompt_idx = np.sort(order[: hcfg.eval_prompts])
         self.train_prompt_idx = np.sort(order[hcfg.eval_prompts:])
         self.max_new_tokens = max_new_tokens  # world.max_new_tokens: a sequence is prompt_len + this at most
@@ -266,7 +267,7 @@ class HFWorld:
 
     def gold_fn(self):
         if self._gold is None:
-            self._gold = load_gold(self.cfg.gold, self.cfg, self.device)
+            self._gold = load_gold(self.hcfg.gold, self.hcfg, self.device)
         return self._gold
 
     def gold(self, prompt_idx, resp, gcfg=None, norm: tuple[float, float] | None = None
@@ -279,13 +280,13 @@ class HFWorld:
         if self.cache is not None:
             h = hashlib.sha256(np.ascontiguousarray(prompt_idx.astype(np.int64)).tobytes())
             h.update(np.ascontiguousarray(resp.astype(np.int64)).tobytes())
-            h.update(f"{self.cfg.gold}|{self.cfg.gold_input}|{fingerprint(self.cfg)}".encode())
+            h.update(f"{self.hcfg.gold}|{self.hcfg.gold_input}|{fingerprint(self.hcfg)}".encode())
             key = h.hexdigest()[:24]
         raw = self.cache.get("gold", key) if key else None
         if raw is None:
             raw = self.gold_fn()([self.texts[int(i)] for i in prompt_idx], texts)
             if len(raw) != len(texts) or not np.all(np.isfinite(raw)):
-                raise HFWorldError(f"hf.gold: {self.cfg.gold} returned {len(raw)} values for {len(texts)} responses "
+                raise HFWorldError(f"hf.gold: {self.hcfg.gold} returned {len(raw)} values for {len(texts)} responses "
                                    "or a non-finite one")
             if key:
                 self.cache.put("gold", key, raw)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import GOLD_DIMS
+from ..streams import stream_rng
 
 TOPICS = {
     "hotel": ["room", "staff", "price", "location", "breakfast", "bed", "view", "service"],
@@ -86,7 +87,7 @@ class ToyWorld:
     eos, pad = EOS, PAD  # the end and padding tokens (the Hugging Face world's come from its tokenizer)
 
     def __init__(self, cfg, seed: int, tables: dict | None = None):
-        self.cfg = cfg
+        self.settings = cfg  # world.*
         self.seed = seed
         self.vocab = _vocab()
         self.tok2id = {w: i for i, w in enumerate(self.vocab)}
@@ -116,18 +117,18 @@ class ToyWorld:
                 self.is_aspect[self.tok2id[a]] = True
                 self.topic_aspects[ti, self.tok2id[a]] = True
         self.not_id = self.tok2id["not"]
-        rng = np.random.default_rng([seed, 1])
+        rng = stream_rng(seed, "world.prompt_split")
         order = rng.permutation(len(self.prompts))
         n_eval = cfg.eval_prompts
         self.eval_prompt_idx = np.sort(order[:n_eval])
         self.train_prompt_idx = np.sort(order[n_eval:])
         # naturalness: fixed random orthonormal directions over the non-special words
-        d = np.random.default_rng([seed, 3]).standard_normal((V - len(SPECIAL), NAT_DIRECTIONS))
+        d = stream_rng(seed, "world.naturalness_directions").standard_normal((V - len(SPECIAL), NAT_DIRECTIONS))
         self.nat_dirs = np.zeros((V, NAT_DIRECTIONS), dtype=np.float32)
         self.nat_dirs[len(SPECIAL):] = np.linalg.qr(d)[0]
         # the one costly part, estimated from the grammar's texts: given when a cached world is rebuilt
         if tables is None:
-            tables = self._corpus_tables(cfg.n_bigram, np.random.default_rng([seed, 2]))
+            tables = self._corpus_tables(cfg.n_bigram, stream_rng(seed, "world.bigram_texts"))
         self.tables = {k: np.asarray(v, dtype=np.float32) for k, v in tables.items()}
         self.bigram_logp = self.tables["bigram_logp"]
 
