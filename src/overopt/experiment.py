@@ -37,7 +37,7 @@ def run_experiment(cfg: Config, out: str | Path, quiet: bool = False, overwrite:
     art = build_artifacts(run)
     outputs = {}
     for study in STUDIES:
-        if not study.enabled(cfg):
+        if not study.on(cfg):
             for name in study.tables:  # a table an earlier run with this study on left behind is not this run's
                 run.write(name, None)
             continue

@@ -118,6 +118,29 @@ def parse_override(item: str) -> dict:
     return {parts[0]: {parts[1]: value}}
 
 
+def switches() -> list[str]:
+    """The config sections with an ``enabled`` switch: each turns one study of `studies.registry` on (a test holds
+    the two lists together)."""
+    return [f.name for f in fields(Config) if "enabled" in {g.name for g in fields(get_type_hints(Config)[f.name])}]
+
+
+def expand_studies(data: dict, where: str) -> dict:
+    """A file's ``studies: all`` or ``studies: [section, ...]`` as those sections' ``enabled: true`` (``all``: every
+    switch of `switches`, so a new study is on in such a preset without an edit); the file's own keys win."""
+    if "studies" not in data:
+        return data
+    names, known = data["studies"], switches()
+    names = known if names == "all" else names
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"config key 'studies' in {where} must be 'all' or a list of study switches ({', '.join(known)})")
+    for n in names:
+        if n not in known:
+            raise ConfigError(f"config key 'studies' in {where} names '{n}', which is not a study switch "
+                              f"(one of: {', '.join(known)})")
+    rest = {k: v for k, v in data.items() if k != "studies"}
+    return merge({n: {"enabled": True} for n in names}, rest)
+
+
 def config_data(preset: str | None = None, config_file: str | Path | None = None, overrides=()) -> dict:
     """The mapping a Config is built from: a preset, then a YAML file, then each override ({section: {key: value}}),
     each over the last. `load_config` and `sweep.read_grid` both build on it."""
@@ -125,9 +148,9 @@ def config_data(preset: str | None = None, config_file: str | Path | None = None
     if preset:
         if preset not in list_presets():
             raise ConfigError(f"unknown preset '{preset}' (available: {', '.join(list_presets())})")
-        data = read_yaml(PRESET_DIR / f"{preset}.yaml", "preset")
+        data = expand_studies(read_yaml(PRESET_DIR / f"{preset}.yaml", "preset"), f"preset {preset}")
     if config_file:
-        data = merge(data, read_yaml(Path(config_file), "config file"))
+        data = merge(data, expand_studies(read_yaml(Path(config_file), "config file"), str(config_file)))
     for item in overrides:
         data = merge(data, item)
     return data

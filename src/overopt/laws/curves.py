@@ -1,6 +1,8 @@
-"""What one measured curve says, read from its table rows alone: its observed peak and whether it falls after it,
-and (for direct alignment) each run's summary (`daa_summary.csv`)."""
+"""What one measured curve is and says, read from its table rows alone: its typed identity (`CurveId`), its
+observed peak and whether it falls after it, and (for direct alignment) each run's summary (`daa_summary.csv`)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,19 @@ FIT_ID_COLUMNS = ["method", "reward", "rm", "variant", "loss", "policy"]
 SUMMARY_COLUMNS = ["curve", "loss", "beta", "policy", "policy_params", "peak_gold", "peak_kl", "peak_epoch_frac",
                    "falls", "final_gold", "length_start", "length_end", "length_growth", "length_growth_final",
                    "length_growth_max", "implicit_len_r2", "implicit_acc"]
+
+
+@dataclass(frozen=True)
+class CurveId:
+    """One measured curve of a run: its optimizer (bon, rl, daa, ensembles) and its name among that optimizer's
+    curves (bon.csv's rm, rl.csv's and daa.csv's curve, ensembles.csv's "<ensemble>/<objective>"). A study's
+    bootstrap replicates, evaluation samples and labellers are keyed by it."""
+    method: str
+    name: str
+
+    def fit_name(self, reward: str = "gold") -> str:
+        """The curve's id in fits.csv: "<method>/<reward>/<name>"."""
+        return f"{self.method}/{reward}/{self.name}"
 
 
 def peak_of(kl: np.ndarray, gold: np.ndarray, lo: np.ndarray) -> dict:

@@ -95,6 +95,11 @@ def gamma(form: str, gold: tuple[float, float], proxy: tuple[float, float], kl_m
     return trapezoid(np.abs(f - g)) / area
 
 
+def fit_gamma(gold: "FitResult", proxy: "FitResult", kl) -> float:
+    """`gamma` of one curve from its gold and proxy fits (of one form), over the curve's KL range."""
+    return gamma(gold.form, (gold.alpha, gold.beta), (proxy.alpha, proxy.beta), float(np.max(kl)))
+
+
 @dataclass
 class FitResult:
     form: str

@@ -1,13 +1,15 @@
 """The typed artifacts every study receives: what the core of a run builds once (world, pi0, labelled pairs,
-the proxy family with its calibration, the best-of-n pool and its scores). Frozen: a study reads them and never
-changes them; what it builds of its own it returns in its `studies.base.Output`."""
+the proxy family with its calibration, the best-of-n pool, its scores and its gold). Frozen: a study reads them and
+never changes them; what it builds of its own it returns in its `studies.base.Output`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 
+from ..measure.labels import Pairs
 from ..models.reward import Proxy
 from ..world.base import World
 
@@ -30,6 +32,28 @@ class PairsData:
 
 
 @dataclass(frozen=True)
+class Labelled:
+    """The pairs labelled by gold (`pipeline.build.labelled_pairs`): the rm.n_train training pairs at a label-flip
+    rate, the validation pairs with gold's own labels, and pi0's responses to centre a proxy on (prompts, responses:
+    the validation pairs' two sides). Unpacks as (train, val, center)."""
+    train: Pairs
+    val: Pairs
+    center: tuple[torch.Tensor, torch.Tensor]
+    noise: float            # the training labels' flip rate
+
+    def __iter__(self):
+        return iter((self.train, self.val, self.center))
+
+
+@dataclass(frozen=True)
+class PoolGold:
+    """Gold of every pool sample: normalised (``gold``) and each raw dimension of the world's (``dims``, with
+    "n_words")."""
+    gold: np.ndarray
+    dims: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
 class Pool:
     """N pi0 samples (temperature 1, no truncation) for each held-out prompt, prompt-major, with log pi0(y)."""
     prompt_idx: np.ndarray
@@ -42,13 +66,14 @@ class Pool:
 class Artifacts:
     """What every study may read."""
     world: World
-    pi0: object = field(repr=False)
+    pi0: torch.nn.Module = field(repr=False)
     pairs: PairsData = field(repr=False)
-    proxies: tuple[Proxy, ...]            # the family (rm.sizes at rm.n_train), then the data-size sweep; calibrated
+    labelled: Labelled = field(repr=False)  # the pairs at rm.label_noise (`pipeline.build.labelled_at` for another)
+    proxies: tuple[Proxy, ...]              # the family (rm.sizes at rm.n_train), then the data-size sweep; calibrated
     calibration: tuple[pd.DataFrame, pd.DataFrame] = field(repr=False)  # the proxies' calibration and reliability rows
     pool: Pool = field(repr=False)
-    scores: dict = field(repr=False)      # {proxy name: its score of every pool sample}
-    pool_gold: tuple = field(repr=False)  # (normalised gold, {dimension: raw value}) of every pool sample
+    scores: dict[str, np.ndarray] = field(repr=False)  # {proxy name: its score of every pool sample}
+    pool_gold: PoolGold = field(repr=False)
 
     @property
     def gold_norm(self) -> tuple[float, float]:

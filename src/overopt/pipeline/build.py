@@ -17,7 +17,7 @@ from ..models.policy import as_ids, build_lm, n_params, sample_in_batches, train
 from ..models.reward import Proxy, score
 from ..world.base import World
 from ..world.toy import ToyWorld
-from .artifacts import PairsData, Pool
+from .artifacts import Labelled, PairsData, Pool
 from .curves import eval_settings
 from .run import Run, stage_error
 
@@ -120,16 +120,16 @@ def build_pairs(run: Run, world: World, pi0) -> PairsData:
     return PairsData(data["prompt_idx"], data["a"], data["b"], ga, gb, float(both.mean()), float(both.std()))
 
 
-def labelled_pairs(run: Run, world: World, pairs: PairsData, noise: float | None = None):
-    """(training pairs, validation pairs with true gold labels, (prompts, responses) of pi0 to centre on).
-
-    ``noise``: the label-flip rate of the training pairs (default rm.label_noise)."""
+def labelled_pairs(run: Run, world: World, pairs: PairsData, noise: float | None = None) -> Labelled:
+    """The training pairs labelled by gold at a label-flip rate ``noise`` (default rm.label_noise), the validation
+    pairs with gold's own labels, and pi0's responses to centre on. The run's own are built once (`Artifacts.labelled`)."""
     c = run.cfg
+    noise = c.rm.label_noise if noise is None else noise
     m, s = pairs.gold_norm
     n_all = len(pairs.prompt_idx)
     n_train = c.rm.n_train
     labelled = label_pairs(pairs.prompt_idx, pairs.a, pairs.b, (pairs.gold_raw_a - m) / s, (pairs.gold_raw_b - m) / s,
-                           c.rm.label_noise if noise is None else noise, run.rng("pairs.label_noise"))
+                           noise, run.rng("pairs.label_noise"))
     train_all, val = labelled.head(n_train), labelled.subset(slice(n_train, n_all))
     # Validation accuracy is against gold: undo any label noise on the validation pairs.
     val_true = label_pairs(val.prompt_idx, val.chosen, val.rejected, val.gold_chosen, val.gold_rejected,
@@ -138,7 +138,12 @@ def labelled_pairs(run: Run, world: World, pairs: PairsData, noise: float | None
     val_prompts = t(world.prompt_ids[val_true.prompt_idx])
     center = (torch.cat([val_prompts, val_prompts]),
               t(np.concatenate([pairs.a[n_train:], pairs.b[n_train:]])))
-    return train_all, val_true, center
+    return Labelled(train_all, val_true, center, float(noise))
+
+
+def labelled_at(run: Run, art, noise: float) -> Labelled:
+    """The run's pairs labelled at another flip rate (the artifacts' own at rm.label_noise)."""
+    return art.labelled if noise == art.labelled.noise else labelled_pairs(run, art.world, art.pairs, noise)
 
 
 def build_pool(run: Run, world: World, pi0) -> Pool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .artifacts import Artifacts
+from .artifacts import Artifacts, PoolGold
 from .build import build_pairs, build_pi0, build_pool, build_world, labelled_pairs
 from .proxies import build_proxies, calibrate, score_pool
 from .run import Run
@@ -16,12 +16,12 @@ def build_artifacts(run: Run) -> Artifacts:
     world = build_world(run)
     pi0 = build_pi0(run, world)
     pairs = build_pairs(run, world, pi0)
-    proxies = build_proxies(run, world, pairs)
+    labelled = labelled_pairs(run, world, pairs)
+    proxies = build_proxies(run, world, labelled)
     run.write("rm", pd.DataFrame([p.row() for p in proxies], columns=RM_COLUMNS))
-    _, val_true, _ = labelled_pairs(run, world, pairs)
     with run.stage("calibration"):
-        proxies, cal, rel = calibrate(run, world, proxies, val_true)
+        proxies, cal, rel = calibrate(run, world, proxies, labelled.val)
     pool = build_pool(run, world, pi0)
     scores = score_pool(run, world, pool, proxies)
-    pool_gold = world.gold(pool.prompt_idx, pool.tokens, run.cfg.gold, pairs.gold_norm)
-    return Artifacts(world, pi0, pairs, tuple(proxies), (cal, rel), pool, scores, pool_gold)
+    pool_gold = PoolGold(*world.gold(pool.prompt_idx, pool.tokens, run.cfg.gold, pairs.gold_norm))
+    return Artifacts(world, pi0, pairs, labelled, tuple(proxies), (cal, rel), pool, scores, pool_gold)

@@ -19,8 +19,8 @@ from ..models.reward import (Proxy, RewardModel, bradley_terry_loss, build_rm, l
                              train_rm)
 from ..stats import tie_accuracy
 from ..world.base import World
-from .artifacts import PairsData, Pool
-from .build import corpus, labelled_pairs
+from .artifacts import Labelled, Pool
+from .build import corpus
 from .parallel import prefetch
 from .run import Run, stage_error
 
@@ -41,10 +41,10 @@ def rm_name(size: str, n_train: int, cfg: Config) -> str:
     return size if n_train == cfg.rm.n_train else f"{size}@{n_train}"
 
 
-def build_proxies(run: Run, world: World, pairs: PairsData) -> list[Proxy]:
-    """Train (or load) every proxy; centre each so that pi0's mean score is 0."""
+def build_proxies(run: Run, world: World, labelled: Labelled) -> list[Proxy]:
+    """Train (or load) every proxy on the labelled pairs; centre each so that pi0's mean score is 0."""
     c = run.cfg
-    train_all, val_true, center = labelled_pairs(run, world, pairs)
+    train_all, val_true, center = labelled
     return train_proxies(run, world, [dict(size=size, n=n, train_all=train_all, val_true=val_true, center=center,
                                            name=rm_name(size, n, c)) for size, n in rm_specs(c)], "proxies")
 
@@ -69,7 +69,7 @@ def train_proxies(run: Run, world: World, jobs: list[dict], desc: str) -> list[P
 def train_members(run: Run, world: World, labelled: tuple, family: list[Proxy], k: int, desc: str,
                   bootstrap: bool = False) -> dict[str, list[Proxy]]:
     """{family proxy name: [the proxy, member 1, ..., member k-1]}: each size trained again on the same pairs
-    (``labelled``: `labelled_pairs`' three) with other initialisation and data-order seeds (`train_proxy`'s
+    (``labelled``: a `Labelled`) with other initialisation and data-order seeds (`train_proxy`'s
     ``member``; with ``bootstrap`` on a resample of the pairs), all through one `train_proxies` (workers on a CPU)."""
     train_all, val_true, center = labelled
     members = range(1, k)

@@ -8,6 +8,7 @@ timings come last.
 from __future__ import annotations
 
 import html
+from importlib import import_module
 from pathlib import Path
 
 import pandas as pd
@@ -15,15 +16,24 @@ import pandas as pd
 from ..errors import ReportError
 from .kit import CSS, html_table, written_rows
 from .page_context import Page
-from .sections import active, aif, bon, budget, daa, draws, ensembles, fits, learned, length, monitor, multi, rl
 
-# the page after its opening, in reading order: each a function from the page's tables to HTML
-SECTIONS = [bon.section, draws.section, learned.section, rl.section, bon.dimensions, daa.section, length.section,
-            multi.section, aif.section, active.section, ensembles.calibration, ensembles.section, fits.forecast,
-            monitor.section, budget.section, budget.detectors, fits.claims, fits.samples]
+# The page in a reader's order (headline figure and claims first, timings last), not the run's. Each entry names a
+# study: its section (report/sections/<study>.py's `section`), or "<study>.<function>" for another part of it.
+# tests/test_registry.py checks the entries against the studies of `studies.registry` (which this module does not
+# import: the report loads without torch).
+OPENING = ("bon.headline", "fits.claims_summary")
+ORDER = ("bon", "draws", "learned", "rl", "bon.dimensions", "daa", "length", "multi", "aif", "active",
+         "ensembles.calibration", "ensembles", "rl.forecast", "monitor", "budget", "detectors", "fits.claims",
+         "bon.samples")
 INTRO = ("<p class='note'>Synthetic gold-reward setup (Gao et al. 2022): proxies of several sizes learn from "
          "gold-labelled pairs of pi0 samples; best-of-n against each proxy is scored by gold. Gains are over pi0; gold "
          "is in units of its standard deviation under pi0. KL is the analytic best-of-n bound ln n - (n-1)/n.</p>")
+
+
+def part(entry: str):
+    """The function an entry of the page names: (page) -> its HTML."""
+    study, _, name = entry.partition(".")
+    return getattr(import_module(f"{__package__}.sections.{study}"), name or "section")
 
 
 def run_info(out: Path, manifest: dict) -> list[str]:
@@ -54,9 +64,9 @@ def write_report(out: str | Path) -> Path:
         raise ReportError(f"{out} is not a directory")
     page = Page(out)
     parts = [f"<html><head><meta charset='utf-8'><title>overopt report</title><style>{CSS}</style></head><body>",
-             "<h1>Reward-model overoptimization</h1>", INTRO, *bon.headline(page), *fits.claims_summary(page)]
-    for section in SECTIONS:
-        parts += section(page)
+             "<h1>Reward-model overoptimization</h1>", INTRO]
+    for entry in OPENING + ORDER:
+        parts += part(entry)(page)
     parts += run_info(out, page.manifest) + ["</body></html>"]
     path = out / "report.html"
     path.write_text("\n".join(parts))

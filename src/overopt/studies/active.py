@@ -18,7 +18,6 @@ import torch
 from ..measure import bon
 from ..models.reward import score
 from ..pipeline.artifacts import Artifacts
-from ..pipeline.build import labelled_pairs
 from ..pipeline.proxies import score_pool, train_proxies
 from ..pipeline.run import Run
 from .base import Output, Study
@@ -40,14 +39,14 @@ def select_by_disagreement(margins: np.ndarray, labelled: np.ndarray, m: int) ->
 
 def active_table(run: Run, art: Artifacts) -> pd.DataFrame:
     c, a, world, pool_gold = run.cfg, run.cfg.active, art.world, art.pool_gold
-    train_all, val_true, center = labelled_pairs(run, world, art.pairs)
+    train_all, val_true, center = art.labelled
     n = len(train_all)
     prompts = torch.tensor(world.prompt_ids[train_all.prompt_idx], device=run.device)
     ta = torch.tensor(art.pairs.a[:n].astype(np.int64), device=run.device)
     tb = torch.tensor(art.pairs.b[:n].astype(np.int64), device=run.device)
     P, N = len(world.eval_prompt_idx), c.bon.pool_size
     ns = bon.default_ns(N)
-    gold = pool_gold[0].reshape(P, N)
+    gold = pool_gold.gold.reshape(P, N)
     rng = run.rng("active.start")
     start = rng.permutation(n)[: a.start]
     rows = []
@@ -89,4 +88,4 @@ def run_active(run: Run, art: Artifacts, before: dict) -> Output:
     return Output({"active": active_table(run, art)})
 
 
-STUDY = Study("active", run_active, tables=("active",), enabled=lambda cfg: cfg.active.enabled)
+STUDY = Study("active", run_active, tables=("active",), section="active")

@@ -24,7 +24,7 @@ from ..measure import bon
 from ..measure.labels import label_pairs
 from ..models.reward import score
 from ..pipeline.artifacts import Artifacts
-from ..pipeline.build import labelled_pairs
+from ..pipeline.build import labelled_at
 from ..pipeline.proxies import score_pool, train_proxies
 from ..pipeline.run import Run
 from .base import Output, Study
@@ -49,16 +49,16 @@ def labeller_scores(run: Run, world, spec: tuple, prompt_idx, resp, art: Artifac
 
 def aif_table(run: Run, art: Artifacts) -> pd.DataFrame:
     c, a, world, pairs, pool_gold = run.cfg, run.cfg.aif, art.world, art.pairs, art.pool_gold
-    _, val_true, center = labelled_pairs(run, world, pairs, 0.0)
+    _, val_true, center = labelled_at(run, art, 0.0)
     n = c.rm.n_train
     pidx, ra, rb = pairs.prompt_idx[:n], pairs.a[:n], pairs.b[:n]
     m, s = pairs.gold_norm
     gold_a_first = (pairs.gold_raw_a[:n] - m) / s >= (pairs.gold_raw_b[:n] - m) / s
     P, N = len(world.eval_prompt_idx), c.bon.pool_size
     ns = bon.default_ns(N)
-    gold = pool_gold[0].reshape(P, N)
-    words = pool_gold[1]["n_words"].reshape(P, N).astype(float)
-    family_labels, _, _ = labelled_pairs(run, world, pairs)  # the family's, at rm.label_noise
+    gold = pool_gold.gold.reshape(P, N)
+    words = pool_gold.dims["n_words"].reshape(P, N).astype(float)
+    family_labels, _, _ = art.labelled  # the family's, at rm.label_noise
     labelled = {}  # every labeller's labels of the pairs and their agreement with gold's
     for spec_text in a.labellers:
         spec = parse_labeller(spec_text, c.rm.sizes)
@@ -94,4 +94,4 @@ def run_aif(run: Run, art: Artifacts, before: dict) -> Output:
     return Output({"aif": aif_table(run, art)})
 
 
-STUDY = Study("aif", run_aif, tables=("aif",), enabled=lambda cfg: cfg.aif.enabled)
+STUDY = Study("aif", run_aif, tables=("aif",), section="aif")

@@ -106,9 +106,10 @@ def budget_table(run: Run, art: Artifacts, rl_df: pd.DataFrame, samples: dict) -
     c, b, world = run.cfg, run.cfg.budget, art.world
     P, S = c.rl.eval_prompts, c.rl.eval_samples
     prompt_idx = np.repeat(world.eval_prompt_idx[:P], S)
-    pool_gold = art.pool_gold[0].reshape(len(world.eval_prompt_idx), -1)[:P]
+    pool_gold = art.pool_gold.gold.reshape(len(world.eval_prompt_idx), -1)[:P]
     rows = []
-    for ci, (name, toks) in enumerate(samples.items()):
+    for ci, (curve_id, toks) in enumerate(samples.items()):
+        name = curve_id.name
         curve = rl_df[rl_df["curve"] == name].sort_values("step")
         gold = np.stack([world.gold(prompt_idx, t, c.gold, art.gold_norm)[0] for t in toks])  # [evals, responses]
         cases = [("none", 0, None), ("fixed set", b.fixed_set * len(curve),
@@ -143,7 +144,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
 def bon_choice_table(run: Run, art: Artifacts) -> pd.DataFrame:
     c, b = run.cfg, run.cfg.budget
     P, N = len(art.world.eval_prompt_idx), c.bon.pool_size
-    gold = art.pool_gold[0].reshape(P, N)
+    gold = art.pool_gold.gold.reshape(P, N)
     ns = np.array(default_ns(N))
     half = P // 2
     rows = []
@@ -176,5 +177,5 @@ def run_budget(run: Run, art: Artifacts, before: dict) -> Output:
         return Output(tables)
 
 
-STUDY = Study("budget", run_budget, tables=("budget", "budget_summary", "bon_choice"),
-              enabled=lambda cfg: cfg.budget.enabled, needs=("rl",))
+STUDY = Study("budget", run_budget, tables=("budget", "budget_summary", "bon_choice"), section="budget",
+              needs=("rl",))

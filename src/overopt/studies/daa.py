@@ -14,14 +14,16 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import laws
 from ..config import GOLD_DIMS
-from ..laws.curves import SUMMARY_COLUMNS, summarise_daa
+from ..laws.claims import daa_claims
+from ..laws.curves import SUMMARY_COLUMNS, CurveId, summarise_daa
 from ..measure.evaluator import EVAL_VERSION
 from ..models.policy import as_ids
 from ..models.reward import Proxy, score
 from ..optimizers.daa import DAAError, DAASettings, DAATrainer, PreferenceData, policy_logps, reference_logps
 from ..pipeline.artifacts import Artifacts
-from ..pipeline.build import labelled_pairs, other_policy, pi0_name
+from ..pipeline.build import other_policy, pi0_name
 from ..pipeline.curves import pool_evaluator
 from ..pipeline.run import Run
 from ..stats import bootstrap_rows, interval, r2_linear, tie_accuracy
@@ -56,12 +58,12 @@ def run_daa(run: Run, art: Artifacts, before: dict) -> Output:
     """Every (policy, loss, beta) run: daa.csv and daa_summary.csv, and each run's bootstrap replicates.
     daa.labels may name an ensemble objective (SIZE/noiseRATE/KIND), offered by the ensembles study."""
     c, d, world = run.cfg, run.cfg.daa, art.world
-    train, val, _ = labelled_pairs(run, world, art.pairs)
+    train, val, _ = art.labelled
     train, val = train.head(min(d.n_pairs, len(train))), val.head(min(d.n_val_pairs, len(val)))
     chosen, rejected = train.chosen, train.rejected
     if d.labels != "gold":
         labellers = before["ensembles"].labellers if "ensembles" in before else {}
-        proxy = labellers.get(d.labels) or art.proxy(d.labels)
+        proxy = labellers.get(CurveId("ensembles", d.labels)) or art.proxy(d.labels)
         chosen, rejected = _relabel(train, world.prompt_ids, proxy, run.device, world.pad)
     t = partial(as_ids, device=run.device)
     data_t = {"prompts": t(world.prompt_ids[train.prompt_idx]), "chosen": t(chosen), "rejected": t(rejected)}
@@ -114,7 +116,7 @@ def run_daa(run: Run, art: Artifacts, before: dict) -> Output:
                             raise
                         run.cache.put("daa", key, res)
                 rows += res["rows"]
-                boots[curve] = res["boot"]
+                boots[CurveId("daa", curve)] = res["boot"]
                 summary.append(summarise_daa(res["rows"]))
     return Output({"daa": pd.DataFrame(rows).reindex(columns=DAA_COLUMNS),
                    "daa_summary": pd.DataFrame(summary).reindex(columns=SUMMARY_COLUMNS)}, boots=boots)
@@ -142,5 +144,18 @@ def _one_run(run, ref, data: PreferenceData, val: dict, ev, settings: DAASetting
     return {"rows": rows, "boot": boots}
 
 
-STUDY = Study("daa", run_daa, tables=("daa", "daa_summary"), enabled=lambda cfg: cfg.daa.enabled,
-              needs=("ensembles",))
+def daa_fits(c, out: Output) -> list[dict]:
+    """Rafailov et al.: one curve per loss and policy size, pooling every beta and checkpoint."""
+    fits, daa_df = [], out.tables["daa"]
+    if daa_df is None or not len(daa_df):
+        return fits
+    for (loss, policy), g in daa_df.groupby(["loss", "policy"], sort=False):
+        for form in ("rl", "quad_kl"):
+            r = laws.fit(g["kl"].to_numpy(), g["gold"].to_numpy(), form, ci=c.fit.ci, n_boot=c.bon.n_boot)
+            fits.append({"curve": CurveId("daa", f"{loss}/pi0-{policy}").fit_name(), **r.to_dict(), "method": "daa",
+                         "reward": "gold", "loss": loss, "policy": policy})
+    return fits
+
+
+STUDY = Study("daa", run_daa, tables=("daa", "daa_summary"), section="daa", needs=("ensembles",),
+              claims=(daa_claims,), fits=daa_fits)

@@ -22,7 +22,6 @@ import torch
 from ..models.reward import features, score
 from ..online.detectors import leave_one_out, mahalanobis, outlier_share, regret, roc_auc, stopped_early
 from ..pipeline.artifacts import Artifacts
-from ..pipeline.build import labelled_pairs
 from ..pipeline.proxies import calibrate, train_proxies
 from ..pipeline.run import Run
 from .base import Output, Study
@@ -54,7 +53,7 @@ def disjoint_members(run: Run, art: Artifacts) -> dict[str, list]:
     k = run.cfg.budget.disjoint_members
     if k < 2:
         return {}
-    train_all, val_true, center = labelled_pairs(run, art.world, art.pairs)
+    train_all, val_true, center = art.labelled
     trained = iter(train_proxies(run, art.world, [
         dict(size=p.size, n=p.n_train, train_all=train_all, val_true=val_true, center=center,
              name=f"{p.name}/slice{m}", member=m + 1, slices=k) for p in art.family for m in range(k)],
@@ -84,7 +83,8 @@ def signal_table(run: Run, art: Artifacts, rl_df: pd.DataFrame, samples: dict, t
     family = {p.name: p for p in art.family}
     spread_of = {n: float(np.std(art.scores[n])) or 1.0 for n in family}
     rows = []
-    for name, toks in samples.items():
+    for curve, toks in samples.items():
+        name = curve.name
         if name not in family:
             continue
         g = rl_df[rl_df["curve"] == name].sort_values("step")

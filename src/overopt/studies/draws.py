@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from .. import laws
+from ..laws.claims import draw_claims
 from ..measure import bon
 from ..pipeline.artifacts import Artifacts
-from ..pipeline.build import labelled_pairs
 from ..pipeline.proxies import score_pool, train_members
 from ..pipeline.run import Run
 from .base import Output, Study
@@ -28,9 +28,9 @@ def draw_table(run: Run, art: Artifacts) -> pd.DataFrame:
     P, N = len(art.world.eval_prompt_idx), c.bon.pool_size
     ns = bon.default_ns(N)
     kl = bon.kl_bound(np.array(ns))
-    gold = art.pool_gold[0].reshape(P, N)
+    gold = art.pool_gold.gold.reshape(P, N)
     rows = []
-    draws = train_members(run, art.world, labelled_pairs(run, art.world, art.pairs), art.family, c.rm.draws, "draws")
+    draws = train_members(run, art.world, art.labelled, art.family, c.rm.draws, "draws")
     scores = {**art.scores, **score_pool(run, art.world, art.pool, [q for ps in draws.values() for q in ps[1:]])}
     for name, proxies in draws.items():
         for m, p in enumerate(proxies):
@@ -48,4 +48,4 @@ def run_draws(run: Run, art: Artifacts, before: dict) -> Output:
         return Output({"draws": draw_table(run, art)})
 
 
-STUDY = Study("draws", run_draws, tables=("draws",), enabled=lambda c: c.rm.draws > 1)
+STUDY = Study("draws", run_draws, tables=("draws",), enabled=lambda c: c.rm.draws > 1, claims=(draw_claims,))

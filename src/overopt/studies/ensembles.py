@@ -18,12 +18,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from ..laws.claims import ensemble_claims
+from ..laws.curves import CurveId
 from ..measure import bon
 from ..measure.evaluator import EVAL_VERSION
 from ..models.ensemble import EnsembleRM, ensemble_objective
 from ..models.reward import Proxy
 from ..pipeline.artifacts import Artifacts
-from ..pipeline.build import labelled_pairs
+from ..pipeline.build import labelled_at
 from ..pipeline.curves import RL_COLUMNS, curve_key, pool_evaluator, rl_settings, run_curve
 from ..pipeline.parallel import prefetch
 from ..pipeline.proxies import calibrate, score_pool, train_proxies
@@ -62,7 +64,7 @@ def build_ensembles(run: Run, art: Artifacts) -> tuple[list[Ensemble], list[pd.D
     jobs = []
     for size in e.sizes:
         for noise in e.noise:
-            train_all, val_true, center = labelled_pairs(run, art.world, art.pairs, noise)
+            train_all, val_true, center = labelled_at(run, art, noise)
             jobs += [dict(size=size, n=c.rm.n_train, train_all=train_all, val_true=val_true, center=center,
                           name=f"{ensemble_name(size, noise)}#{m}", noise=float(noise), member=m,
                           bootstrap=e.bootstrap) for m in range(e.k)]
@@ -75,7 +77,7 @@ def build_ensembles(run: Run, art: Artifacts) -> tuple[list[Ensemble], list[pd.D
             out.append(Ensemble(name, size, float(noise), tuple(members)))
             raw += members
     known = {p.key: p for p in art.proxies}
-    _, val_true, _ = labelled_pairs(run, art.world, art.pairs)
+    _, val_true, _ = art.labelled
     new = [p for p in raw if p.key not in known]
     with run.stage("calibration"):
         fitted, cal, rel = calibrate(run, art.world, new, val_true)
@@ -99,13 +101,13 @@ def _objectives(run: Run, S: np.ndarray) -> dict[str, np.ndarray]:
 
 def ensemble_bon(run: Run, art: Artifacts, ensembles: list[Ensemble], pool_scores: dict) -> tuple[pd.DataFrame, dict]:
     """ensembles.csv: best-of-n gold, objective gain and disagreement for the single member and each objective; and
-    each curve's gold gain on the bootstrap resamples of the prompts ({"<ensemble>/<objective>": [B, len(ns)]}, the
-    same resamples for every curve)."""
+    each curve's gold gain on the bootstrap resamples of the prompts ({CurveId("ensembles", "<ensemble>/<objective>"):
+    [B, len(ns)]}, the same resamples for every curve)."""
     c = run.cfg
     P, N = len(art.world.eval_prompt_idx), c.bon.pool_size
     ns = bon.default_ns(N)
-    gold = art.pool_gold[0].reshape(P, N)
-    length = art.pool_gold[1]["n_words"].reshape(P, N).astype(float)
+    gold = art.pool_gold.gold.reshape(P, N)
+    length = art.pool_gold.dims["n_words"].reshape(P, N).astype(float)
     rows, boots = [], {}
     for ens in ensembles:
         S = pool_scores[ens.name]
@@ -125,8 +127,9 @@ def ensemble_bon(run: Run, art: Artifacts, ensembles: list[Ensemble], pool_score
                   **{k: curve(v) for k, v in objectives.items() if k != "single"},
                   **{f"member{m}": mc for m, mc in enumerate(members)}}
         for obj, (g, px, dis, ln) in curves.items():
-            boots[f"{ens.name}/{obj}"] = bootstrap_rows(g, c.bon.n_boot, run.seed("ensembles.resamples"))
-            lo, hi = interval(boots[f"{ens.name}/{obj}"], c.fit.ci)
+            b = boots[CurveId("ensembles", f"{ens.name}/{obj}")] = bootstrap_rows(g, c.bon.n_boot,
+                                                                                 run.seed("ensembles.resamples"))
+            lo, hi = interval(b, c.fit.ci)
             for j, n in enumerate(ns):
                 rows.append({"ensemble": ens.name, "size": ens.size, "noise": ens.noise, "objective": obj,
                              "n": n, "kl_bound": float(bon.kl_bound(n)), "proxy": px[j], "gold": g[:, j].mean(),
@@ -186,10 +189,17 @@ def run_ensembles(run: Run, art: Artifacts, before: dict) -> Output:
         tables["ensembles"], boots = ensemble_bon(run, art, ensembles, scores)
         run.write("ensembles", tables["ensembles"])
     tables["ensemble_rl"] = ensemble_rl(run, art, ensembles, scores)
-    labellers = {f"{ens.name}/{kind}": Proxy(f"{ens.name}/{kind}", sum(p.params for p in ens.members),
-                                             ens.objective(kind, e.lam, e.calibrate).to(run.device))
+    labellers = {CurveId("ensembles", f"{ens.name}/{kind}"): Proxy(f"{ens.name}/{kind}", sum(p.params for p in ens.members),
+                                                                   ens.objective(kind, e.lam, e.calibrate).to(run.device))
                  for ens in ensembles for kind in e.kinds}
     return Output(tables, boots=boots, labellers=labellers)
 
 
-STUDY = Study("ensembles", run_ensembles, tables=("calibration", "reliability", "ensembles", "ensemble_rl"))
+def ensemble_replicates(c, out: Output) -> dict[CurveId, dict[str, np.ndarray]]:
+    """Each ensembles.csv curve's gold peak on the paired prompt resamples (the ensemble claims' support)."""
+    return {curve: {"gold_peak": reps.max(1)} for curve, reps in out.boots.items()}
+
+
+# calibration runs in every run; ensemble.enabled switches the ensembles themselves
+STUDY = Study("ensembles", run_ensembles, tables=("calibration", "reliability", "ensembles", "ensemble_rl"),
+              section="ensemble", enabled=lambda cfg: True, claims=(ensemble_claims,), replicates=ensemble_replicates)

@@ -19,7 +19,6 @@ import torch
 from ..config import active_dims
 from ..models.reward import score
 from ..pipeline.artifacts import Artifacts
-from ..pipeline.build import labelled_pairs
 from ..pipeline.run import Run
 from ..stats import interval
 from .base import Output, Study
@@ -50,7 +49,7 @@ def gold_shares(world, gcfg, std: float, prompt_idx, a, b) -> np.ndarray:
 
 def learned_table(run: Run, art: Artifacts) -> pd.DataFrame:
     c, world = run.cfg, art.world
-    _, val, _ = labelled_pairs(run, world, art.pairs)
+    _, val, _ = art.labelled
     shares = gold_shares(world, c.gold, art.gold_norm[1], val.prompt_idx, val.chosen, val.rejected)
     decides = np.abs(shares).argmax(1)
     gold_diff = shares.sum(1)

@@ -54,7 +54,7 @@ def _buckets(rm: Proxy, source: str, words: np.ndarray, proxy: np.ndarray, gold:
 def length_tables(run: Run, art: Artifacts) -> Output:
     c, world, pool_gold, gold_norm = run.cfg, art.world, art.pool_gold, art.gold_norm
     family = art.family
-    words = pool_gold[1]["n_words"]
+    words = pool_gold.dims["n_words"]
     if world.kind == "toy":  # texts longer than any pi0 writes: the toy grammar can make them
         lp, lr = long_texts(world, world.eval_prompt_idx, c.world.max_new_tokens, run.seed("length.long_texts"))
     else:
@@ -64,11 +64,11 @@ def length_tables(run: Run, art: Artifacts) -> Output:
     resp = torch.tensor(lr, device=run.device)
     P, N = len(world.eval_prompt_idx), c.bon.pool_size
     ns = bon.default_ns(N)
-    gold = pool_gold[0].reshape(P, N)
+    gold = pool_gold.gold.reshape(P, N)
     rows, bon_rows = [], []
     for p in family:
         s = art.scores[p.name]
-        rows += _buckets(p, "pi0", words, s, pool_gold[0])
+        rows += _buckets(p, "pi0", words, s, pool_gold.gold)
         if len(lr):  # none fit when max_new_tokens is small
             rows += _buckets(p, "beyond (6-9 sentences)", long_dims["n_words"],
                              score(p.model, prompts, resp, world.pad), long_gold)

@@ -26,12 +26,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..laws.claims import monitor_claims
+from ..laws.curves import CurveId
 from ..models.ensemble import EnsembleRM, member_scores
 from ..models.reward import Proxy, score
 from ..online.detectors import regret, stopped_early
 from ..online.monitor import SIGNALS, Monitor
 from ..pipeline.artifacts import Artifacts
-from ..pipeline.build import labelled_pairs
 from ..pipeline.proxies import calibrate, train_members
 from ..pipeline.run import Run
 from .base import Output, Study
@@ -52,17 +53,17 @@ GOLD_EVAL = {"gold eval set": "gold_eval"}
 def build_members(run: Run, art: Artifacts) -> dict[str, list[Proxy]]:
     """{family proxy name: [the proxy, member 1, ..., member k-1]}, each calibrated (``tau`` fitted)."""
     c = run.cfg
-    labelled = labelled_pairs(run, art.world, art.pairs)
+    labelled = art.labelled
     out = train_members(run, art.world, labelled, art.family, c.monitor.k, "monitor members", c.monitor.bootstrap)
     for name, (p, *extra) in out.items():
         with run.stage(f"monitor calibration {name}"):
-            extra, _, _ = calibrate(run, art.world, extra, labelled[1])
+            extra, _, _ = calibrate(run, art.world, extra, labelled.val)
         out[name] = [p] + extra
     return out
 
 
 @torch.no_grad()
-def trace_table(run: Run, world, rl_df: pd.DataFrame, samples: dict[str, np.ndarray], members: dict,
+def trace_table(run: Run, world, rl_df: pd.DataFrame, samples: dict[CurveId, np.ndarray], members: dict,
                 gold_norm=None) -> pd.DataFrame:
     """One row per evaluation of every family curve: what the monitor sees, and gold (for scoring only)."""
     c = run.cfg
@@ -72,24 +73,25 @@ def trace_table(run: Run, world, rl_df: pd.DataFrame, samples: dict[str, np.ndar
     rows = []
     for rm, ms in members.items():
         g = rl_df[rl_df["curve"] == rm].sort_values("step")
-        if rm not in samples or not len(g):
+        toks = samples.get(CurveId("rl", rm))
+        if toks is None or not len(g):
             continue
-        resp = [torch.tensor(t.astype(np.int64), device=run.device) for t in samples[rm]]  # one per evaluation
+        resp = [torch.tensor(t.astype(np.int64), device=run.device) for t in toks]  # one per evaluation
         ens = EnsembleRM([m.model for m in ms], "mean", taus=[m.scale for m in ms]).to(run.device)
         S = np.stack([member_scores(ens, prompts, t, world.pad) for t in resp])  # [points, members, responses]
         means = S.mean(2)
         gains = means - means[0]                                         # over the policy at step 0 (pi0)
         dis = S.std(1).mean(1)                                           # per-response spread, averaged
         second = [p for p in by_params if p.name != rm][-1] if len(by_params) > 1 else None
-        sec = np.zeros(len(samples[rm]))
+        sec = np.zeros(len(toks))
         if second is not None:
             sec = np.array([score(second.model, prompts, t, world.pad).mean() for t in resp])
             sec = (sec - sec[0]) / second.scale
         n_small = min(c.monitor.gold_eval_prompts, c.rl.eval_prompts) * c.rl.eval_samples
-        small = np.full(len(samples[rm]), np.nan)
+        small = np.full(len(toks), np.nan)
         if n_small and gold_norm is not None:  # the first prompts' responses, gold-labelled
             small = np.array([world.gold(prompt_idx[:n_small], t[:n_small], c.gold, gold_norm)[0].mean()
-                              for t in samples[rm]])
+                              for t in toks])
             small -= small[0]
         for j, (_, r) in enumerate(g.iterrows()):
             rows.append({"curve": rm, "rm": rm, "step": int(r["step"]), "kl": r["kl"], "proxy": r["proxy"],
@@ -156,5 +158,5 @@ def run_monitor(run: Run, art: Artifacts, before: dict) -> Output:
         return Output({"monitor_trace": trace, "monitor": evaluate(trace, monitor_kwargs(run.cfg), references=refs)})
 
 
-STUDY = Study("monitor", run_monitor, tables=("monitor_trace", "monitor"),
-              enabled=lambda cfg: cfg.monitor.enabled and cfg.rl.enabled, needs=("rl",))
+STUDY = Study("monitor", run_monitor, tables=("monitor_trace", "monitor"), section="monitor",
+              enabled=lambda cfg: cfg.monitor.enabled and cfg.rl.enabled, needs=("rl",), claims=(monitor_claims,))

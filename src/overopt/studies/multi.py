@@ -22,8 +22,7 @@ from ..measure.evaluator import EVAL_VERSION
 from ..measure.labels import label_pairs
 from ..models.ensemble import WeightedSumRM
 from ..models.reward import Proxy
-from ..pipeline.artifacts import Artifacts, PairsData
-from ..pipeline.build import labelled_pairs
+from ..pipeline.artifacts import Artifacts
 from ..pipeline.curves import curve_key, pool_evaluator, rl_settings, run_curve
 from ..pipeline.proxies import score_pool, train_proxies
 from ..pipeline.run import Run
@@ -63,10 +62,9 @@ def _dim_pairs(pairs: dict, dim_a: np.ndarray, dim_b: np.ndarray):
     return lab, keep
 
 
-def build_dimension_proxies(run: Run, world, pairs_data: PairsData) -> list[Proxy]:
+def build_dimension_proxies(run: Run, art: Artifacts) -> list[Proxy]:
     """One proxy of multi.size per gold dimension, trained (or loaded) on the pairs that dimension orders."""
-    c = run.cfg
-    _, _, center = labelled_pairs(run, world, pairs_data)
+    c, world, pairs_data, center = run.cfg, art.world, art.pairs, art.labelled.center
     n_tr = c.rm.n_train
     da = world.gold_dims(pairs_data.prompt_idx, pairs_data.a, c.gold)
     db = world.gold_dims(pairs_data.prompt_idx, pairs_data.b, c.gold)
@@ -99,12 +97,12 @@ def multi_tables(run: Run, art: Artifacts, dim_proxies: list[Proxy]) -> tuple[pd
     ns = bon.default_ns(N)
     raw = score_pool(run, world, art.pool, dim_proxies)
     scores = {p.dimension: raw[p.name] for p in dim_proxies}
-    a = _to_gold_units(run, pool_gold[1], scores, art.gold_norm)
+    a = _to_gold_units(run, pool_gold.dims, scores, art.gold_norm)
     v = np.array(m.weights, dtype=float) if m.weights else np.ones(len(scores))
     agg = sum(v[i] * a[d] * scores[d] for i, d in enumerate(active_dims(c.gold)))
-    gold = pool_gold[0].reshape(P, N)
-    dims = {d: pool_gold[1][d].reshape(P, N).astype(float) for d in GOLD_DIMS}
-    words = pool_gold[1]["n_words"].reshape(P, N).astype(float)
+    gold = pool_gold.gold.reshape(P, N)
+    dims = {d: pool_gold.dims[d].reshape(P, N).astype(float) for d in GOLD_DIMS}
+    words = pool_gold.dims["n_words"].reshape(P, N).astype(float)
     objectives = {"aggregate": agg}
     if m.size in family_scores:
         objectives[f"single proxy {m.size}"] = family_scores[m.size]
@@ -150,8 +148,8 @@ def pareto_table(run: Run, world, scores: dict, a: dict, pool_gold) -> pd.DataFr
     k = len(active)
     rng = run.rng("multi.pareto_weights")
     W = np.concatenate([np.eye(k), rng.dirichlet(np.ones(k), size=max(m.pareto_points - k, 0))]) * k
-    dims = {d: pool_gold[1][d].reshape(P, N).astype(float) for d in GOLD_DIMS}
-    gold = pool_gold[0].reshape(P, N)
+    dims = {d: pool_gold.dims[d].reshape(P, N).astype(float) for d in GOLD_DIMS}
+    gold = pool_gold.gold.reshape(P, N)
     rows = []
     for i, w in enumerate(W):
         r = sum(w[j] * a[d] * scores[d] for j, d in enumerate(active)).reshape(P, N)
@@ -180,10 +178,10 @@ def collapse_table(multi: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_multi(run: Run, art: Artifacts, before: dict) -> Output:
-    dim_proxies = build_dimension_proxies(run, art.world, art.pairs)
+    dim_proxies = build_dimension_proxies(run, art)
     with run.stage("multi-objective"):
         multi, pareto, collapse = multi_tables(run, art, dim_proxies)
     return Output({"multi": multi, "pareto": pareto, "collapse": collapse})
 
 
-STUDY = Study("multi", run_multi, tables=("multi", "pareto", "collapse"), enabled=lambda cfg: cfg.multi.enabled)
+STUDY = Study("multi", run_multi, tables=("multi", "pareto", "collapse"), section="multi")

@@ -174,3 +174,11 @@ def dimensions(page: Page) -> list[str]:
     if data_sweep(rm) is not None:
         parts += ["<h2>Preference data size</h2>", page.img("data_sweep", plot_data_sweep(page.bon, rm))]
     return parts
+
+
+def samples(page: Page) -> list[str]:
+    samples = page.table("samples")
+    if samples is None:
+        return []
+    return ["<h2>Samples</h2>", "<p class='note'>pi0's first pool sample beside the best-of-N choice of the smallest "
+            "and largest proxy.</p>", f"<div class='samples'>{html_table(samples)}</div>"]

@@ -158,3 +158,20 @@ def iterated(page: Page, rl: pd.DataFrame) -> list[str]:
     return ["<h2>Iterated RLHF (Gao et al. sec. 4.3)</h2>", "<p class='note'>Each round relabels samples of the "
             "current policy with gold and retrains the proxy on all labels so far. Dotted: the prediction "
             "d(alpha - beta ln d + beta ln k) from the one-round fit.</p>", page.img("iterated", fig)]
+
+
+def forecast(page: Page) -> list[str]:
+    fc = page.table("forecast", ("curve", "seen", "abs_log_error", "covered", "regret"))
+    if fc is None:
+        return []
+    bins = pd.cut(fc["seen"], [0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, np.inf], right=False)
+    summary = fc.groupby(bins, observed=True).agg(
+        prefixes=("curve", "size"), median_abs_log_error=("abs_log_error", "median"),
+        covered=("covered", lambda x: float(np.mean(x.astype(str).str.lower() == "true"))),
+        median_regret=("regret", "median")).reset_index().rename(columns={"seen": "KL seen / peak KL"})
+    summary["KL seen / peak KL"] = summary["KL seen / peak KL"].astype(str)
+    return ["<h2>Forecasting the peak from a partial curve</h2>", "<p class='note'>Each RL curve of the family cut "
+            "after every evaluation (at least 4 points), R = d(alpha - beta ln d) fitted to the cut, and its peak KL "
+            "compared with the fit to the whole curve: |ln(forecast / peak)|, whether the bootstrap interval holds it, "
+            "and the gold lost by stopping at the forecast (regret, share of the best gain). Grouped by how far the "
+            "cut curve had come (its last KL over the peak KL).</p>", html_table(summary)]
