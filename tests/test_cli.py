@@ -8,18 +8,18 @@ import pandas as pd
 import pytest
 
 from overopt.cli import main
-from overopt.studies.bon import BON_COLUMNS, TILT_COLUMNS
+from overopt.studies.bon import TILT_COLUMNS, bon_columns
 from overopt.studies.fits import FIT_COLUMNS, FIT_TABLE_COLUMNS
 from overopt.pipeline.core import RM_COLUMNS
 from overopt.laws.claims import CLAIM_COLUMNS, verdict
 from overopt.laws.curves import SUMMARY_COLUMNS
-from overopt.studies.daa import DAA_COLUMNS
+from overopt.studies.daa import daa_columns
 from overopt.pipeline.proxies import CALIBRATION_COLUMNS, RELIABILITY_COLUMNS
-from overopt.studies.ensembles import ENSEMBLE_COLUMNS, ENSEMBLE_RL_COLUMNS
+from overopt.studies.ensembles import ENSEMBLE_COLUMNS, ensemble_rl_columns
 from overopt.studies.learned import LEARNED_COLUMNS
 from overopt.studies.length import LENGTH_BON_COLUMNS, LENGTH_COLUMNS
 from overopt.config import GOLD_DIMS, active_dims, load_config
-from overopt.studies.rl import RL_TABLE_COLUMNS
+from overopt.studies.rl import rl_table_columns
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_smoke_run_writes_every_file_with_the_contract_columns(smoke):
     for f in ("config.yaml", "manifest.json", "report.html", "plots/fig1_bon.png", "plots/coef_bon.png", "rl.csv"):
         assert (out / f).exists(), f
     assert list(pd.read_csv(out / "rm.csv").columns) == RM_COLUMNS
-    assert list(pd.read_csv(out / "bon.csv").columns) == BON_COLUMNS
+    assert list(pd.read_csv(out / "bon.csv").columns) == bon_columns(GOLD_DIMS)
     assert list(pd.read_csv(out / "fits.csv").columns) == FIT_TABLE_COLUMNS
     fits = pd.read_csv(out / "fits.csv")  # each fitted curve's identity in columns, matching its name
     bon_fits, rl_fits = fits[fits["method"] == "bon"], fits[fits["method"] == "rl"]
@@ -50,7 +50,7 @@ def test_smoke_run_writes_every_file_with_the_contract_columns(smoke):
         assert (t["beta"].diff().dropna() < 0).all() and (t["kl"].diff().dropna() > 0).all()
         assert t["kl"].iloc[0] < 0.05 and t["kl"].iloc[-1] <= np.log(32) + 1e-9
     rl = pd.read_csv(out / "rl.csv")
-    assert list(rl.columns) == RL_TABLE_COLUMNS and set(rl["rm"]) == {"8x1", "16x1", "32x1"}
+    assert list(rl.columns) == rl_table_columns(GOLD_DIMS) and set(rl["rm"]) == {"8x1", "16x1", "32x1"}
     learned = pd.read_csv(out / "learned.csv")  # what each proxy learned of gold's dimensions
     assert list(learned.columns) == LEARNED_COLUMNS and set(learned["rm"]) == {"8x1", "16x1", "32x1"}
     for _, g in learned.groupby("rm"):
@@ -77,7 +77,7 @@ def test_smoke_run_writes_every_file_with_the_contract_columns(smoke):
     assert json.loads((out / "manifest.json").read_text())["stages"]["pi0-16x1"]["params"] < \
         json.loads((out / "manifest.json").read_text())["stages"]["pi0"]["params"]
     daa = pd.read_csv(out / "daa.csv")
-    assert list(daa.columns) == DAA_COLUMNS and daa["curve"].nunique() == 16
+    assert list(daa.columns) == daa_columns(GOLD_DIMS) and daa["curve"].nunique() == 16
     assert set(daa["policy"].astype(str)) == {"32x1", "16x1"} and (daa.groupby("curve")["epoch_frac"].max() == 1).all()
     assert list(pd.read_csv(out / "daa_summary.csv").columns) == SUMMARY_COLUMNS
     claims = pd.read_csv(out / "claims.csv")
@@ -138,7 +138,7 @@ def test_smoke_ensembles_and_calibration(smoke):
     for _, g in rel.groupby(["rm", "calibrated"]):  # every held-out pair of the second half is in one bin
         assert g["count"].sum() == 100 and g["confidence"].between(0.5, 1).all()
     erl = pd.read_csv(out / "ensemble_rl.csv")
-    assert list(erl.columns) == ENSEMBLE_RL_COLUMNS and erl["curve"].nunique() == 8
+    assert list(erl.columns) == ensemble_rl_columns(GOLD_DIMS) and erl["curve"].nunique() == 8
     assert erl["disagreement"].notna().all() and (erl["disagreement"] >= 0).all()
     claims = pd.read_csv(out / "claims.csv")
     assert claims["claim"].str.startswith("ensemble wco reaches a higher best-of-n gold peak").sum() == 2

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import GOLD_DIMS, GoldConfig
+from ..config import GoldConfig
 from ..models.ensemble import EnsembleRM, member_scores
 from ..models.policy import sample
 from ..models.reward import Proxy, score
@@ -49,7 +49,7 @@ class Evaluator:
         gold, dims = world.gold(base_prompt_idx, base_tokens, s.gold, gold_norm)
         self.base_gold_all = gold.reshape(P, -1)[: self.n_prompts]
         self.base_gold = self.base_gold_all.mean(1)
-        self.base_dims = {d: dims[d].reshape(P, -1)[: self.n_prompts].mean() for d in GOLD_DIMS}
+        self.base_dims = {d: dims[d].reshape(P, -1)[: self.n_prompts].mean() for d in world.dims}
         self.base_proxy = {k: v.reshape(P, -1)[: self.n_prompts].mean() for k, v in base_scores.items()}
 
     def winrate(self, gold: np.ndarray) -> float:
@@ -77,7 +77,7 @@ class Evaluator:
         row = {"kl": float(kls["kl"].mean()), "kl_k1": float(kls["k1"].mean()), "kl_k3": float(kls["k3"].mean()),
                "proxy": float(px), "gold": float(per_prompt.mean()), "winrate": self.winrate(gold_all),
                "entropy": float(kls["entropy"].mean()),
-               **{f"gold_{d}": float(dims[d].mean() - self.base_dims[d]) for d in GOLD_DIMS},
+               **{f"gold_{d}": float(dims[d].mean() - self.base_dims[d]) for d in self.world.dims},
                "length": float(dims["n_words"].mean())}
         if proxy is not None and self.watch is not None:  # an ensemble watched along the curve
             spread = member_scores(self.watch, self.prompts, s.tokens, self.world.pad).std(0)

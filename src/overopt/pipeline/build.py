@@ -2,10 +2,8 @@
 the labelled preference pairs and the best-of-n pool. Proxies are in `pipeline.proxies`."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import replace
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,73 +11,24 @@ import torch
 from ..config import parse_size
 from ..measure.evaluator import Evaluator
 from ..measure.labels import label_pairs
-from ..models.policy import as_ids, build_lm, n_params, sample_in_batches, train_lm
+from ..models.policy import as_ids, sample_in_batches
 from ..models.reward import Proxy, score
 from ..world.base import World
-from ..world.toy import ToyWorld
 from .artifacts import Labelled, PairsData, Pool
 from .curves import eval_settings
-from .run import Run, stage_error
+from .run import Run
+from .worlds import builder
 
 
-def build_world(run: Run):
-    """The toy world (cached), or with hf.policy set the Hugging Face world (`world.hf`, rebuilt each run)."""
-    if run.cfg.hf.policy:
-        from ..world.hf import HFWorld
-        with run.stage("world") as st:
-            st["kind"] = "hf"
-            world = HFWorld(run.cfg.hf, run.cfg.world.max_new_tokens, run.cfg.run.seed, run.device, run.cache)
-            st.update(prompts=len(world.texts), prompt_tokens=world.prompt_len)
-        return world
-    key = run.cfg.section_hash("world", extra=list(ToyWorld.TABLES))  # a world cached with other tables is not read
-    with run.stage("world") as st:
-        cached = run.cache.get("world", key)
-        st["cached"] = cached is not None
-        world = ToyWorld(run.cfg.world, run.cfg.run.seed, cached)
-        if cached is None:
-            run.cache.put("world", key, world.tables)
-    return world
-
-
-def _lm(run: Run, world: World, p):
-    return build_lm(len(world.vocab), p.hidden, p.layers, p.heads,
-                    world.prompt_len + run.cfg.world.max_new_tokens + 1, run.seed("pi0.init"))
-
-
-def corpus(run: Run, world: World) -> tuple[torch.Tensor, torch.Tensor]:
-    """(prompts, responses) of the toy world's corpus that pi0 learns from: world.n_corpus texts of the hidden world
-    model, drawn from the run's seed, responses cut at world.max_new_tokens."""
-    pidx, resp = world.corpus(run.cfg.world.n_corpus, run.rng("pi0.corpus"))
-    return torch.tensor(world.prompt_ids[pidx]), torch.tensor(resp[:, : run.cfg.world.max_new_tokens])
+def build_world(run: Run) -> World:
+    """The run's world (`worlds.builder` decides which): the toy world, cached, or the Hugging Face world."""
+    return builder(run.cfg).world(run)
 
 
 def build_pi0(run: Run, world: World, policy_cfg=None, name: str = "pi0"):
-    """The base policy: a small GPT-NeoX trained on the world's corpus (``policy_cfg`` for another size); in the
-    Hugging Face world, the hf.policy checkpoint as it is."""
-    if world.kind == "hf":
-        from ..world.hf import load_causal_lm
-        with run.stage(name) as st:
-            model = load_causal_lm(run.cfg.hf.policy, run.cfg.hf, run.device)
-            world.check_fits(model, "hf.policy")
-            st.update(cached=True, params=n_params(model))
-        return model.eval()
-    p = policy_cfg or run.cfg.policy
-    key = run.cfg.section_hash("world", "policy") if policy_cfg is None else \
-        run.cfg.section_hash("world", extra=dataclasses.asdict(p))
-    model = _lm(run, world, p)
-    with run.stage(name) as st:
-        state = run.cache.get("pi0", key)
-        st["cached"] = state is not None
-        if state is None:
-            prompts, resp = corpus(run, world)
-            with run.bar(p.steps, f"{name} training") as b, stage_error(f"{name} training"):
-                losses = train_lm(model, prompts, resp, p.steps, p.batch_size, p.lr, run.seed("pi0.data_order"), world.pad, b)
-            state = {"state_dict": model.state_dict(), "final_loss": float(np.mean(losses[-50:]))}
-            run.cache.put("pi0", key, state)
-        model.load_state_dict(state["state_dict"])
-        st["params"] = n_params(model)
-        st["final_loss"] = state["final_loss"]
-    return model.to(run.device).eval()
+    """The base policy: a small GPT-NeoX trained on the toy world's corpus (``policy_cfg`` for another size), or the
+    hf.policy checkpoint as it is."""
+    return builder(run.cfg).pi0(run, world, policy_cfg, name)
 
 
 def sample(run: Run, pi0, prompt_idx: np.ndarray, world: World, seed: int, desc: str):
@@ -181,4 +130,4 @@ def other_policy(run: Run, world: World, spec: str, proxy: Proxy | None, gold_no
 
 def pi0_name(cfg) -> str:
     """pi0's name in the tables: its size in the toy world, its folder in the Hugging Face world."""
-    return Path(cfg.hf.policy.rstrip("/")).name if cfg.hf.policy else f"{cfg.policy.hidden}x{cfg.policy.layers}"
+    return builder(cfg).pi0_name(cfg)

@@ -12,14 +12,19 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from ..config import GOLD_DIMS, Config
+from ..config import Config
 from ..measure.evaluator import EvalSettings, Evaluator
 from ..models.reward import Proxy, score
 from ..optimizers.rl import RLError, RLSettings, RLTrainer
 from ..stats import bootstrap_rows, interval
 
-RL_COLUMNS = ["curve", "rm", "rm_params", "algo", "kl_coef", "step", "kl", "kl_k1", "kl_k3", "proxy", "gold", "gold_lo",
-              "gold_hi", "winrate"] + [f"gold_{d}" for d in GOLD_DIMS] + ["length", "entropy"]
+def rl_columns(dims) -> list[str]:
+    """rl.csv's columns in a world whose gold names ``dims`` (`World.dims`): one gold_<dimension> column each."""
+    return ["curve", "rm", "rm_params", "algo", "kl_coef", "step", "kl", "kl_k1", "kl_k3", "proxy", "gold", "gold_lo",
+            "gold_hi", "winrate"] + [f"gold_{d}" for d in dims] + ["length", "entropy"]
+
+
+
 # rl.* fields that choose which curves run, not how one runs: left out of every curve's cache key
 RL_CURVE_CHOICE = ("enabled", "kl_sweep", "sweep_rm", "policy_sizes", "iterated_rounds", "iterated_pairs")
 

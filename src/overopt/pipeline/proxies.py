@@ -11,18 +11,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import Config, family_sizes, parse_size, rm_lr, width_lr
+from ..config import Config, family_sizes, parse_size, width_lr
 from ..errors import TrainingError
 from ..models.ensemble import fit_temperature, reliability
 from ..models.policy import as_ids, build_lm, n_params, train_lm
-from ..models.reward import (Proxy, RewardModel, bradley_terry_loss, build_rm, length_normalize, rm_heads, score,
-                             train_rm)
+from ..models.reward import Proxy, RewardModel, bradley_terry_loss, length_normalize, rm_heads, score, train_rm
 from ..stats import tie_accuracy
 from ..world.base import World
 from .artifacts import Labelled, Pool
-from .build import corpus
 from .parallel import prefetch
 from .run import Run, stage_error
+from .worlds import builder, corpus
 
 CALIBRATION_COLUMNS = ["rm", "size", "noise", "member", "n_train", "val_acc", "tau", "ece", "ece_calibrated"]
 RELIABILITY_COLUMNS = ["rm", "calibrated", "bin_lo", "bin_hi", "count", "confidence", "accuracy"]
@@ -80,15 +79,8 @@ def train_members(run: Run, world: World, labelled: tuple, family: list[Proxy], 
 
 
 def train_cost(cfg: Config, world: World, size: str, n: int) -> float:
-    """A proxy's training time in arbitrary units, to start the longest first: its pairs (and its language-model
-    pretraining's sequences, as pairs over all epochs) times its trunk's parameters plus 20,000 (a training step's
-    fixed cost, measured on this project's 2-core machine, in parameters); a checkpoint's (the Hugging Face world)
-    by its pairs alone."""
-    if cfg.hf.policy:
-        return float(n)
-    hidden, layers = parse_size(size)
-    pairs = n + cfg.rm.pretrain_steps * cfg.policy.batch_size / (2 * cfg.rm.epochs)
-    return pairs * (12 * layers * hidden ** 2 + 2 * len(world.vocab) * hidden + 20_000)
+    """A proxy's training time in arbitrary units, to start the longest first (the world's rule: `worlds`)."""
+    return builder(cfg).train_cost(cfg, world, size, n)
 
 
 def proxy_key(cfg: Config, size: str, n: int, noise: float | None = None, member: int = 0, tag: str = "") -> str:
@@ -119,9 +111,9 @@ def pretrain_lr(cfg: Config, size: str) -> float:
 
 
 def proxy_lr(cfg: Config, size: str) -> float:
-    """The learning rate of a proxy of ``size``: its own in rm.lrs, else rm.lr scaled down above rm.lr_width
-    (toy-world sizes; a checkpoint's proxy trains at rm.lr)."""
-    return cfg.rm.lr if cfg.hf.policy else rm_lr(cfg.rm, *parse_size(size))
+    """The learning rate of a proxy of ``size`` (toy world: its own in rm.lrs, else rm.lr scaled down above
+    rm.lr_width; a checkpoint's proxy trains at rm.lr)."""
+    return builder(cfg).proxy_lr(cfg, size)
 
 
 def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, center, name: str,
@@ -184,25 +176,13 @@ def train_proxy(run: Run, world: World, size: str, n: int, train_all, val_true, 
 
 def size_seed(cfg: Config, size: str) -> tuple[int, int]:
     """Two integers that stand for a proxy size in seeds: (hidden, layers), or a hash of a checkpoint's name."""
-    if cfg.hf.policy:
-        from ..world.hf import name_seed
-        return name_seed(size), 0
-    return parse_size(size)
+    return builder(cfg).size_seed(cfg, size)
 
 
 def new_rm(run: Run, world, size: str, seed: int) -> RewardModel:
     """An untrained proxy of ``size``: a GPT-NeoX of that shape, or the named hf.proxies checkpoint's base model
     with a fresh scalar head (initialised from ``seed``)."""
-    c = run.cfg
-    if world.kind == "hf":
-        from ..world.hf import load_backbone
-        path = dict(zip(family_sizes(c), c.hf.proxies))[size]
-        backbone = load_backbone(path, c.hf, run.device)
-        world.check_fits(backbone, "hf.proxies")
-        torch.manual_seed(seed)
-        return RewardModel(backbone, backbone.config.hidden_size).eval()
-    hidden, layers = parse_size(size)
-    return build_rm(len(world.vocab), hidden, layers, world.prompt_len + c.world.max_new_tokens + 1, seed)
+    return builder(run.cfg).new_rm(run, world, size, seed)
 
 
 def pretrained_rm(run: Run, world: World, size: str, seed: int) -> RewardModel:

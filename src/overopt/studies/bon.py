@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from .. import laws
-from ..config import GOLD_DIMS
 from ..laws.claims import bon_claims
 from ..laws.curves import CurveId
 from ..measure import bon
@@ -19,8 +18,10 @@ from ..pipeline.run import Run
 from ..stats import bootstrap_rows, interval
 from .base import Output, Study
 
-BON_COLUMNS = ["rm", "rm_params", "n_train", "n", "kl_bound", "kl_est", "proxy", "proxy_lo", "proxy_hi",
-               "gold", "gold_lo", "gold_hi"] + [f"gold_{d}" for d in GOLD_DIMS] + ["length"]
+def bon_columns(dims) -> list[str]:
+    """bon.csv's columns in a world whose gold names ``dims`` (`World.dims`)."""
+    return ["rm", "rm_params", "n_train", "n", "kl_bound", "kl_est", "proxy", "proxy_lo", "proxy_hi", "gold", "gold_lo",
+            "gold_hi"] + [f"gold_{d}" for d in dims] + ["length"]
 TILT_COLUMNS = ["rm", "rm_params", "beta", "kl", "proxy", "gold", "gold_lo", "gold_hi", "length"]
 
 
@@ -44,15 +45,15 @@ def bon_table(run: Run, art: Artifacts) -> tuple[pd.DataFrame, dict]:
         boots[CurveId("bon", p.name)] = bg
         (g_lo, g_hi), (p_lo, p_hi) = interval(bg, c.fit.ci), interval(bp, c.fit.ci)
         kl_est = bon.kl_estimate_pool(proxy, logprob, ns)
-        dim_gain = {d: bon.best_of_n(proxy, dims[d], ns) - dims[d].mean() for d in GOLD_DIMS}
+        dim_gain = {d: bon.best_of_n(proxy, dims[d], ns) - dims[d].mean() for d in art.world.dims}
         length = bon.best_of_n(proxy, dims["n_words"], ns)
         for j, n in enumerate(ns):
             rows.append({"rm": p.name, "rm_params": p.params, "n_train": p.n_train, "n": n,
                          "kl_bound": float(bon.kl_bound(n)), "kl_est": float(kl_est[j]),
                          "proxy": gain_proxy[:, j].mean(), "proxy_lo": p_lo[j], "proxy_hi": p_hi[j],
                          "gold": gain_gold[:, j].mean(), "gold_lo": g_lo[j], "gold_hi": g_hi[j],
-                         **{f"gold_{d}": dim_gain[d][j] for d in GOLD_DIMS}, "length": length[j]})
-    return pd.DataFrame(rows, columns=BON_COLUMNS), boots
+                         **{f"gold_{d}": dim_gain[d][j] for d in art.world.dims}, "length": length[j]})
+    return pd.DataFrame(rows, columns=bon_columns(art.world.dims)), boots
 
 
 def tilt_table(run: Run, art: Artifacts) -> pd.DataFrame:

@@ -15,7 +15,6 @@ import pandas as pd
 import torch
 
 from .. import laws
-from ..config import GOLD_DIMS
 from ..laws.claims import daa_claims
 from ..laws.curves import SUMMARY_COLUMNS, CurveId, summarise_daa
 from ..measure.evaluator import EVAL_VERSION
@@ -29,9 +28,14 @@ from ..pipeline.run import Run
 from ..stats import bootstrap_rows, interval, r2_linear, tie_accuracy
 from .base import Output, Study
 
-DAA_COLUMNS = ["curve", "loss", "beta", "alpha", "policy", "policy_params", "step", "epoch_frac", "kl", "kl_k1",
-               "kl_k3", "gold", "gold_lo", "gold_hi", "winrate"] + [f"gold_{d}" for d in GOLD_DIMS] + \
-              ["length", "implicit_acc", "chosen_logratio", "rejected_logratio", "implicit_len_r2", "train_loss"]
+
+def daa_columns(dims) -> list[str]:
+    """daa.csv's columns in a world whose gold names ``dims`` (`World.dims`)."""
+    return ["curve", "loss", "beta", "alpha", "policy", "policy_params", "step", "epoch_frac", "kl", "kl_k1", "kl_k3",
+            "gold", "gold_lo", "gold_hi", "winrate"] + [f"gold_{d}" for d in dims] + \
+        ["length", "implicit_acc", "chosen_logratio", "rejected_logratio", "implicit_len_r2", "train_loss"]
+
+
 def _relabel(pairs, prompt_ids, proxy: Proxy, device, pad: int):
     """Order each pair by the proxy's score instead of gold (the higher score is chosen)."""
     t = partial(as_ids, device=device)
@@ -111,14 +115,14 @@ def run_daa(run: Run, art: Artifacts, before: dict) -> Output:
                         try:
                             res = _one_run(run, ref, data, val_s, ev, settings, base)
                         except DAAError as e:  # every run finished so far stays written
-                            run.write("daa", pd.DataFrame(rows).reindex(columns=DAA_COLUMNS))
+                            run.write("daa", pd.DataFrame(rows).reindex(columns=daa_columns(world.dims)))
                             e.args = (f"direct alignment run {curve}: {e}",)
                             raise
                         run.cache.put("daa", key, res)
                 rows += res["rows"]
                 boots[CurveId("daa", curve)] = res["boot"]
                 summary.append(summarise_daa(res["rows"]))
-    return Output({"daa": pd.DataFrame(rows).reindex(columns=DAA_COLUMNS),
+    return Output({"daa": pd.DataFrame(rows).reindex(columns=daa_columns(world.dims)),
                    "daa_summary": pd.DataFrame(summary).reindex(columns=SUMMARY_COLUMNS)}, boots=boots)
 
 

@@ -26,7 +26,7 @@ from ..models.ensemble import EnsembleRM, ensemble_objective
 from ..models.reward import Proxy
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import labelled_at
-from ..pipeline.curves import RL_COLUMNS, curve_key, pool_evaluator, rl_settings, run_curve
+from ..pipeline.curves import curve_key, pool_evaluator, rl_columns, rl_settings, run_curve
 from ..pipeline.parallel import prefetch
 from ..pipeline.proxies import calibrate, score_pool, train_proxies
 from ..pipeline.run import Run
@@ -35,7 +35,8 @@ from .base import Output, Study
 
 ENSEMBLE_COLUMNS = ["ensemble", "size", "noise", "objective", "n", "kl_bound", "proxy", "gold", "gold_lo", "gold_hi",
                     "disagreement", "length"]
-ENSEMBLE_RL_COLUMNS = ["ensemble", "noise", "objective"] + RL_COLUMNS + ["disagreement"]
+def ensemble_rl_columns(dims) -> list[str]:
+    return ["ensemble", "noise", "objective"] + rl_columns(dims) + ["disagreement"]
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def ensemble_rl(run: Run, art: Artifacts, ensembles: list[Ensemble], pool_scores
         with run.stage(f"rl {curve}") as st:
             st["cached"] = run.cache.has("rl", key)
             rows += [{**identity, **r} for r in f()["rows"]]
-    return pd.DataFrame(rows).reindex(columns=ENSEMBLE_RL_COLUMNS)
+    return pd.DataFrame(rows).reindex(columns=ensemble_rl_columns(art.world.dims))
 
 
 def run_ensembles(run: Run, art: Artifacts, before: dict) -> Output:

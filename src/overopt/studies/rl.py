@@ -21,14 +21,18 @@ from ..optimizers.iterated import IteratedProxy, IteratedSettings
 from ..optimizers.rl import RLError, RLSettings
 from ..pipeline.artifacts import Artifacts
 from ..pipeline.build import other_policy, pi0_name
-from ..pipeline.curves import RL_COLUMNS, curve_key, pool_evaluator, rl_settings, run_curve
+from ..pipeline.curves import curve_key, pool_evaluator, rl_columns, rl_settings, run_curve
 from ..pipeline.parallel import prefetch
 from ..pipeline.proxies import new_rm, proxy_lr
 from ..pipeline.run import Run
 from .base import Output, Study
 
 VARIANT_COLUMNS = ["variant", "penalty", "policy", "rounds"]
-RL_TABLE_COLUMNS = RL_COLUMNS + VARIANT_COLUMNS
+
+
+def rl_table_columns(dims) -> list[str]:
+    """rl.csv's columns: the curve's rows (`pipeline.curves.rl_columns`) and what the curve is."""
+    return rl_columns(dims) + VARIANT_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -105,13 +109,13 @@ def run_rl(run: Run, art: Artifacts, before: dict) -> Output:
                 res = _curve(run, art, job)
             except RLError as e:  # every point evaluated so far stays written
                 done = rows + [{**r, **job.identity} for r in getattr(e, "rows", [])]
-                run.write("rl", pd.DataFrame(done).reindex(columns=RL_TABLE_COLUMNS))
+                run.write("rl", pd.DataFrame(done).reindex(columns=rl_table_columns(art.world.dims)))
                 raise
         rows += [{**r, **job.identity} for r in res["rows"]]
         boots[CurveId("rl", job.curve)] = res["boot"]
         if job.variant == "family":
             samples[CurveId("rl", job.curve)] = res["samples"]
-    rl_df = pd.DataFrame(rows).reindex(columns=RL_TABLE_COLUMNS)
+    rl_df = pd.DataFrame(rows).reindex(columns=rl_table_columns(art.world.dims))
     family = family_curves(rl_df)  # how well a partial curve forecasts its gold peak: every family curve, every prefix
     forecast = laws.forecast_table(family, "rl", n_boot=c.bon.n_boot // 2, ci=c.fit.ci) if family else None
     return Output({"rl": rl_df, "forecast": forecast}, boots=boots, samples=samples)

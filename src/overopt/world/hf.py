@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import GOLD_DIMS, fingerprint  # the toy world's gold dimensions: NaN in this world
+from ..config import fingerprint
 from ..errors import HFWorldError
 from ..streams import stream_rng
 
@@ -212,6 +212,7 @@ class HFWorld:
     gcfg, norm)``, ``decode``, ``prompt_text``, ``eos`` and ``pad``."""
 
     kind = "hf"
+    dims: tuple[str, ...] = ()  # gold is one score: no named dimensions, no gold_<dimension> columns
 
     def __init__(self, hcfg, max_new_tokens: int, seed: int, device, cache=None):
         self.hcfg, self.device, self.cache = hcfg, device, cache
@@ -291,8 +292,7 @@ class HFWorld:
             if key:
                 self.cache.put("gold", key, raw)
         n_words = np.array([len(t.split()) for t in texts])
-        dims = {d: np.full(len(texts), np.nan) for d in GOLD_DIMS}
-        dims["n_words"] = n_words
+        dims = {"n_words": n_words}  # a Hugging Face gold has no named dimensions (`dims` is empty)
         total = raw if norm is None else (raw - norm[0]) / norm[1]
         return np.asarray(total, dtype=np.float64), dims
 

@@ -83,6 +83,7 @@ class ToyWorld:
     prompt_len = 11  # [BOS] + 10 words, the same for every prompt
 
     kind = "toy"
+    dims = GOLD_DIMS  # gold's named dimensions, each a column of the generic tables
     TABLES = ("bigram_logp", "nat_mean", "nat_std")  # what `_corpus_tables` estimates and a cached world holds
     eos, pad = EOS, PAD  # the end and padding tokens (the Hugging Face world's come from its tokenizer)
 

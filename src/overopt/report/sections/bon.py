@@ -169,8 +169,10 @@ def dimensions(page: Page) -> list[str]:
     """Each gold dimension under best-of-n (smallest and largest proxy), and the data-size sweep when there is one."""
     family, rm = page.family, page.rm
     shown = [family[0], family[-1]] if len(family) > 1 else family
-    parts = ["<h2>Gold dimensions</h2>", "<p class='note'>Gain of each gold dimension over pi0 under best-of-n: which "
-             "one the proxy sacrifices.</p>", page.img("gold_dims", plot_dims(page.bon, shown))]
+    parts = []
+    if any(c.startswith("gold_") and c not in ("gold_lo", "gold_hi") for c in page.bon.columns):  # a world with dims
+        parts += ["<h2>Gold dimensions</h2>", "<p class='note'>Gain of each gold dimension over pi0 under best-of-n: "
+                  "which one the proxy sacrifices.</p>", page.img("gold_dims", plot_dims(page.bon, shown))]
     if data_sweep(rm) is not None:
         parts += ["<h2>Preference data size</h2>", page.img("data_sweep", plot_data_sweep(page.bon, rm))]
     return parts
