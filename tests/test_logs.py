@@ -54,8 +54,8 @@ def test_wandb_export_becomes_one_curve_per_run(tmp_path):
     assert set(raw["run"]) == {"ppo-small", "ppo-large"} and "objective/kl__MIN" not in raw.columns
     curve = tidy(raw, recognise(raw, str(f)), str(f))
     assert curve.groupby("group").size().to_dict() == {"ppo-large": 10, "ppo-small": 10}
-    from overopt.cli import fit_file
-    fits = {r["curve"]: r for r in fit_file(str(f), "rl", None, None, None, n_boot=20)}
+    from overopt.online.fitlog import fit_log_file
+    fits = {r["curve"]: r for r in fit_log_file(str(f), "rl", None, None, None, n_boot=20).rows}
     assert fits["ppo-small"]["alpha"] == pytest.approx(0.5, abs=1e-6)
     assert fits["ppo-large"]["alpha"] == pytest.approx(0.9, abs=1e-6)
 

@@ -52,69 +52,20 @@ def cmd_sweep(args) -> int:
     return 1 if (cells["status"] != "done").any() else 0  # a failed cell is recorded; the exit says it is not whole
 
 
-def fit_file(path: str, form: str | None, kl_col: str | None, reward_col: str | None, group_col: str | None,
-             n_boot: int = 200, step_col: str | None = None, until_kl: float | None = None,
-             baseline: str = "fit", bins: int = 20, kl_per_token: bool = False, length_col: str | None = None,
-             keep: list | None = None, proxy_col: str | None = None) -> list[dict]:
-    """Fit `form` to each group of a training log (`overopt.online.logs`: CSV, JSONL, trainer_state.json, a run
-    folder, TensorBoard events, W&B export), binned by step with a free baseline (`overopt.online.verdict`);
-    returns rows with the fields of fits.csv, plus ``kl_now`` (the latest KL), ``points`` and ``verdict``.
-    ``until_kl`` keeps only the points up to that KL (a forecast from a partial curve); each remark on how the log
-    was read goes to stderr; ``keep`` receives (name, kl, reward, LogFit, verdict) for each curve (what --plot
-    draws). With ``proxy_col`` (the optimized reward, the reward column then being gold or a trusted judge) each
-    row has ``gamma``: the area between the two fitted curves over the proxy's (`overopt.laws.gamma`)."""
-    from .laws import FitError, gamma
-    from .online.logs import extra_column, read_log, recognise, tidy
-    from .online.verdict import fit_log, judge
-
-    if bins < 1:
-        raise CLIError(f"--bins must be at least 1 (got {bins})")
-    notes = []  # said once the log has been read and fitted: an error stays one line
-    df = read_log(path)
-    cols = recognise(df, path, kl_col, reward_col, step_col, group_col, kl_per_token, length_col)
-    if form is None:  # best-of-n tables carry the analytic KL bound; everything else is a trainer's log
-        form = "bon" if cols["kl"] == "kl_bound" else "rl"
-        notes.append(f"form {form} ({'a best-of-n curve' if form == 'bon' else 'a trainer log'}; set --form to "
-                     "change)")
-    if proxy_col and proxy_col not in df.columns:
-        raise CLIError(f"{path} has no column '{proxy_col}' (--proxy-col)")
-    curve = tidy(df, cols, path, (proxy_col,) if proxy_col else ())
-    notes += curve.attrs["notes"]
-    rows = []
-    for name, g in curve.groupby("group", sort=False):
-        if until_kl is not None:
-            g = g[g["kl"] <= until_kl]
-        try:
-            lf = fit_log(g["step"], g["kl"], g["reward"], form, baseline, bins, n_boot)
-        except FitError as e:
-            raise CLIError(f"{path}: group '{name}': {e}")
-        notes += [f"'{name}': {m}" for m in lf.warnings]
-        verdict = judge(lf).text()
-        row = {"curve": str(name), **lf.fit.to_dict(), "kl_now": lf.kl_now, "points": lf.n_steps, "verdict": verdict}
-        if proxy_col:
-            p = g.dropna(subset=[extra_column(proxy_col)])
-            try:
-                pf = fit_log(p["step"], p["kl"], p[extra_column(proxy_col)], form, baseline, bins, 0).fit
-            except FitError as e:
-                raise CLIError(f"{path}: group '{name}': the proxy column '{proxy_col}': {e}")
-            row["gamma"] = gamma(form, (lf.fit.alpha, lf.fit.beta), (pf.alpha, pf.beta), float(g["kl"].max()))
-        rows.append(row)
-        if keep is not None:
-            keep.append((str(name), g["kl"].to_numpy(float), g["reward"].to_numpy(float), lf, verdict))
-    for m in notes:
-        print(f"overopt fit: note: {m}", file=sys.stderr)
-    return rows
-
-
 def cmd_fit(args) -> int:
-    kept = [] if args.plot else None
-    rows = fit_file(args.file, args.form, args.kl_col, args.reward_col, args.group_col, args.n_boot, args.step_col,
-                    args.until_kl, args.baseline, args.bins, args.kl_per_token, args.length_col, keep=kept,
-                    proxy_col=args.proxy_col)
+    """`online.fitlog.fit_log_file`, printed: the notes on how the log was read, then a table, the forecast or JSON."""
+    from .online.fitlog import fit_log_file
+
+    report = fit_log_file(args.file, args.form, args.kl_col, args.reward_col, args.group_col, args.n_boot,
+                          args.step_col, args.until_kl, args.baseline, args.bins, args.kl_per_token, args.length_col,
+                          args.proxy_col)
+    for m in report.notes:
+        print(f"overopt fit: note: {m}", file=sys.stderr)
+    rows = report.rows
     if args.plot:
         from .report.logplot import plot_log_fits
 
-        plot_log_fits(kept, args.plot)
+        plot_log_fits(report.curves, args.plot)
     w = max([5] + [len(r["curve"]) for r in rows])
     span = lambda v, lo, hi: f"{v:>8.3g} [{lo:.3g}, {hi:.3g}]"  # noqa: E731
     if args.forecast:
@@ -143,76 +94,22 @@ def cmd_fit(args) -> int:
 
 
 def cmd_monitor(args) -> int:
-    """Feed a training log to `overopt.monitor.Monitor`, printing the status whenever it changes; with --follow,
-    keep reading the file as another process writes it. Ends at the first "stop" (the step where training should
-    end), or with --follow after --max-wait seconds without a new line."""
-    import time
-
-    import pandas as pd
-
-    from .errors import LogError
-    from .online.logs import LogTail, extra_column, read_log, recognise, tidy
+    """Feed a training log to `overopt.online.monitor.Monitor` (`online.follow.watch_log`), printing the status
+    whenever it changes; with --follow, keep reading the file as another process writes it. Ends at the first "stop"
+    (the step where training should end), or with --follow after --max-wait seconds without a new line."""
+    from .online.follow import watch_log
     from .online.monitor import Monitor
-    from .online.verdict import kl_warnings
 
     try:
         mon = Monitor(form=args.form, drop=args.drop, patience=args.patience, disagreement_rise=args.disagreement_rise)
     except ValueError as e:  # the thresholds, named as the options
         raise CLIError(str(e).replace("patience", "--patience").replace("drop", "--drop")
                        .replace("disagreement_rise", "--disagreement-rise"))
-    seen, last, idle, state = set(), None, 0.0, "ok"
-    members = [c for c in (args.member_cols or "").split(",") if c]
-    extra = [c for c in [args.reference_col, *members] if c]
-    noted, tail = set(), LogTail(args.file)
-    while True:
-        df = tail.read() if args.follow else read_log(args.file)  # following: the new lines only
-        new = False
-        curve = None
-        if df is not None and len(df.columns):
-            missing = [c for c in extra if c not in df.columns]
-            if missing and not args.follow:
-                raise CLIError(f"{args.file} has no column '{missing[0]}'")
-            try:
-                cols = recognise(df, args.file, args.kl_col, args.reward_col, args.step_col, None, args.kl_per_token,
-                                 args.length_col)
-                curve = tidy(df, cols, args.file, tuple(c for c in extra if c in df.columns))
-            except LogError:
-                if not (args.follow and noted):  # once the log was read, new lines may be evaluation lines only
-                    raise
-        if curve is not None:
-            for m in curve.attrs["notes"][:1]:  # which KL, once (negative-KL counts grow as the file does)
-                if m not in noted:
-                    noted.add(m)
-                    print(f"overopt monitor: note: {m}", file=sys.stderr)
-            for row in curve.to_dict("records"):
-                if row["step"] in seen:
-                    continue
-                seen.add(row["step"])
-                new = True
-                value = lambda c: (float(row[extra_column(c)]) if c and extra_column(c) in row  # noqa: E731
-                                   and pd.notna(row[extra_column(c)]) else None)
-                mem = [v for v in map(value, members) if v is not None] or None
-                st = mon.update(row["step"], row["kl"], row["reward"], value(args.reference_col), mem)
-                line = f"step {row['step']:g}  KL {st.kl:.3g}  {st.state}" + \
-                    (": " + "; ".join(st.reasons) if st.reasons else "")
-                if st.state == "stop" and st.best_step is not None:
-                    line += f" (best checkpoint by the reference: step {st.best_step:g})"
-                if (st.state, tuple(st.reasons)) != last:
-                    print(line, flush=True)
-                    last = (st.state, tuple(st.reasons))
-                state = st.state
-                if state == "stop":  # the first stop is the answer: where training should have ended
-                    break
-        if not args.follow or state == "stop":
-            break
-        idle = 0.0 if new else idle + args.interval
-        if args.max_wait and idle >= args.max_wait:
-            print(f"no new line for {args.max_wait:g} s; last status {state}", flush=True)
-            break
-        time.sleep(args.interval)
-    for m in kl_warnings(mon.steps, mon.kl):
-        print(f"overopt monitor: note: {m}", file=sys.stderr)
-    print(f"verdict: {mon.summary()}", flush=True)
+    members = tuple(c for c in (args.member_cols or "").split(",") if c)
+    for line in watch_log(args.file, mon, args.follow, args.interval, args.max_wait, args.kl_col, args.reward_col,
+                          args.step_col, args.kl_per_token, args.length_col, args.reference_col, members,
+                          note=lambda m: print(f"overopt monitor: note: {m}", file=sys.stderr)):
+        print(line, flush=True)
     return 0
 
 

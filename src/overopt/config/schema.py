@@ -212,7 +212,7 @@ class ActiveConfig:
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    enabled: bool = _f(False, "evaluate overopt.monitor.Monitor on every family RL curve (monitor.csv, "
+    enabled: bool = _f(False, "evaluate overopt.online.monitor.Monitor on every family RL curve (monitor.csv, "
                               "monitor_trace.csv, report section; nothing without rl.enabled): it sees KL, the proxy "
                               "and an ensemble, never gold")
     k: int = _f(3, "ensemble members per proxy size; member 0 is the optimized proxy, the others (differing by seed) "

@@ -8,7 +8,7 @@ l_t = log pi(y_t | x, y_<t) - log pi0(y_t | x, y_<t):
   k1  sum_t l_t                                      the sampled log-ratio (unbiased, noisy)
   k3  sum_t (exp(-l_t) - 1 + l_t)                    Schulman's k3, non-negative per token
 
-Every position up to and including the end token counts (DESIGN.md).
+Every position up to and including the end token counts: the KL of the distribution actually optimized.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ class RewardModel(nn.Module):
     """Backbone (any HF base model returning last_hidden_state) + a linear scalar head.
 
     The score of a sequence is the head applied to the hidden state of its last real token.
-    ``offset`` is subtracted so that pi0's mean score is 0 (DESIGN.md: every RM is centred).
+    ``offset`` is subtracted so that pi0's mean score is 0 (as Gao et al. 2022 centre every reward model).
     """
 
     def __init__(self, backbone: nn.Module, hidden_size: int):

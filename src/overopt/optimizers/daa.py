@@ -7,7 +7,7 @@
         evaluate(policy)
 
 With h = [log pi(y_w) - log pi_ref(y_w)] - [log pi(y_l) - log pi_ref(y_l)], log-probs summed over the
-response tokens (the end token included), the per-example losses are (DESIGN.md):
+response tokens (the end token included), the per-example losses are:
     DPO  -log sigmoid(beta h)                         (Rafailov et al. 2023)
     IPO  (h - 1 / (2 beta))^2                         (Azar et al. 2023; per-token means by option)
     SLiC max(0, 1 - beta h)                           (Zhao et al. 2023, the hinge)

@@ -17,7 +17,7 @@ from ..world.base import World
 @dataclass(frozen=True)
 class PairsData:
     """Two pi0 samples for each of rm.n_train + rm.n_val prompts, with gold (raw) of each side. Gold is normalised
-    to mean 0 and unit standard deviation over these samples (DESIGN.md): ``gold_norm``."""
+    to mean 0 and unit standard deviation over these samples (Gao et al. 2022, sec. 2.2): ``gold_norm``."""
     prompt_idx: np.ndarray
     a: np.ndarray
     b: np.ndarray

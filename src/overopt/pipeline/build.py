@@ -45,7 +45,7 @@ def build_pairs(run: Run, world: World, pi0) -> PairsData:
     The samples are cached; gold is recomputed on load, so a change of the gold section reuses them.
 
     Validation pairs use prompts that no training pair uses. Gold is normalised to mean 0 and
-    unit standard deviation over these pi0 samples (DESIGN.md).
+    unit standard deviation over these pi0 samples (Gao et al. 2022, sec. 2.2).
     """
     c = run.cfg
     key = c.section_hash("world", "policy", extra=[c.rm.n_train, c.rm.n_val])

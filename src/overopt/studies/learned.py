@@ -1,4 +1,4 @@
-"""What each proxy learned of gold. Gold is a weighted sum of named dimensions (DESIGN.md), so a proxy's score
+"""What each proxy learned of gold. Gold is a weighted sum of named dimensions (`world.toy`), so a proxy's score
 differences on the validation pairs can be read back as a weight on each dimension's share of the gold
 difference, relative to its slope on the whole gold difference: 1 everywhere for a proxy that scores a multiple of
 gold, 0 on a dimension it is blind to (and then above 1 on the others it scores instead). A family whose

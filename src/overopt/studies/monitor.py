@@ -1,4 +1,4 @@
-"""The monitor in the toy world (issue 6): does `overopt.monitor.Monitor` stop RL near the gold peak when it
+"""The monitor in the toy world (issue 6): does `overopt.online.monitor.Monitor` stop RL near the gold peak when it
 sees only what a practitioner sees?
 
 Each proxy size of the family gets ``monitor.k - 1`` more members that differ from the proxy by seed (and, with
