@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..config import Config
 from ..laws.curves import CurveId
+from ..models.reward import Proxy
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Output:
     tables: dict[str, pd.DataFrame | None]                            # by table name (the file is <name>.csv)
     boots: dict[CurveId, np.ndarray] = field(default_factory=dict)    # each curve's gold gain on the prompt resamples
     samples: dict[CurveId, np.ndarray] = field(default_factory=dict)  # each curve's evaluation responses [points, M, T]
-    labellers: dict[CurveId, object] = field(default_factory=dict)    # Proxy objects later studies may label pairs with
+    labellers: dict[CurveId, Proxy] = field(default_factory=dict)     # reward models later studies may label pairs with
 
 
 @dataclass(frozen=True)
