@@ -355,7 +355,7 @@ def test_fit_reads_jsonl_and_recovers_coefficients(tmp_path, capsys):
     ("kl,gold\n0,0\n1,1\n", [], "too few points"),
     ("", [], "is empty"),
     ('{"kl": 1}\n{bad\n', [], "line 2 is not valid JSON"),
-    ("a,b\n1,2\n", [], "no KL column"),
+    ("a,b\n1,2\n", [], "no reward column found"),
 ])
 def test_fit_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, args, msg):
     f = tmp_path / ("x.jsonl" if content and content.startswith("{") else "x.csv")
@@ -380,7 +380,8 @@ def test_fit_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, args, m
     (["run", "--config", "BINARY"], "is not a text file (not UTF-8)"),
     (["run", "--preset", "smoke", "--set", "gold.w_length=1e300"], "config key 'gold.w_length' must be within +-1e6"),
     (["monitor", "LOG", "--patience", "0"], "Monitor needs --patience >= 1, got 0"),
-    (["monitor", "LOG", "--drop", "2"], "Monitor needs 0 < --drop < 1, got 2"),
+    (["monitor", "LOG", "--drop", "2"], "Monitor needs 0 <= --drop < 1, got 2"),
+    (["monitor", "LOG", "--alpha", "0.5"], "--alpha must be between 0.01 and 0.2"),
 ])
 def test_run_and_report_bad_input(tmp_path, capsys, args, msg):
     (tmp_path / "bin.yaml").write_bytes(bytes([0x80, 0x81, 0xFF, 0xFE]))

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from overopt.cli import main
 from overopt.laws import peak, predict
-from overopt.online.logs import LogError, read_log, recognise, tidy
+from overopt.online.columns import recognise
+from overopt.online.logs import LogError, read_log, tidy
 
 
 def trainer_state(path, kl, reward):
@@ -76,14 +77,18 @@ def test_grpo_reward_function_column_and_documented_handling(tmp_path):
 
 
 @pytest.mark.parametrize("content,args,msg", [
-    ('{"step": 1, "loss": 0.3}\n{"step": 2, "loss": 0.2}\n', [], "no KL column found (a run without a KL penalty"),
+    ('{"step": 1, "loss": 0.3}\n{"step": 2, "loss": 0.2}\n', [], "no reward column found; name it with --reward-col"),
+    ('{"kl": 1, "reward": 1}\n', ["--kl-col", "objective/kl"], "has no column 'objective/kl' (--kl-col)"),
+    ('{"kl": 1, "gold": 1}\n', ["--reward-col", "gold", "--proxy-col", "gold"], "is also the proxy column"),
+    ('{"reward": 1}\n{"reward": 2}\n', ["--until-kl", "3"], "--until-kl needs a KL column"),
     ('{"log_history": 3}', [], "'log_history' is not a list"),
     ('[{"kl": 1, "reward": 2}, 5]', [], "entry 2 is not a JSON object"),
     ('[{"kl": 1, "reward": 2}', [], "is not valid JSON"),
-    ("kl,reward\n0,0\n1,inf\n2,1\n", [], "column 'reward' has an infinite value (row 2)"),
+    ("kl,reward\n0,0\n1,inf\n2,1\n", [], "too few points to fit: 2"),  # the infinite row dropped (a note)
     ('{"kl": 1, "reward": 1}\n{"kl": 2}\n', ["--reward-col", "score"], "has no column 'score' (--reward-col)"),
     ('{"kl": 1, "loss": 1}\n', ["--reward-col", "loss", "--step-col", "when"], "no column 'when' (--step-col)"),
     ('{"kl": null, "reward": 1}\n{"kl": null, "reward": 2}\n', [], "no line has both a KL ('kl') and a reward"),
+    ("kl,reward\n1,2\n", ["--alpha", "0.5"], "--alpha must be between 0.01 and 0.2"),
 ])
 def test_bad_logs_are_one_line_and_exit_2(tmp_path, capsys, content, args, msg):
     f = tmp_path / ("log.json" if content[:1] in "{[" else "log.csv")
@@ -104,12 +109,12 @@ def test_negative_kl_estimates_are_read_as_zero_and_said(tmp_path, capsys):
 
 
 def test_forecast_from_a_partial_log(tmp_path, capsys):
-    kl = np.linspace(0.05, 30, 40)
+    kl = np.linspace(0.05, 30, 80)
     alpha, beta = 0.8, 0.35
     f = tmp_path / "log.csv"
     rng = np.random.default_rng(0)
-    pd.DataFrame({"step": np.arange(40), "kl": kl,
-                  "reward": predict("rl", alpha, beta, kl) + rng.normal(0, 0.01, 40)}).to_csv(f, index=False)
+    pd.DataFrame({"step": np.arange(80), "kl": kl,
+                  "reward": predict("rl", alpha, beta, kl) + rng.normal(0, 0.01, 80)}).to_csv(f, index=False)
     true_kl = peak("rl", alpha, beta)[0]
     assert 6 < true_kl < 20  # exp(2 (alpha / beta - 1)) = 13.1
     # a forecast needs the peak within 2x the KL seen (past that it is an extrapolation: inconclusive)
@@ -122,6 +127,11 @@ def test_forecast_from_a_partial_log(tmp_path, capsys):
     assert lo <= true_kl <= hi and hi < 2 * true_kl
     assert main(["fit", str(f), "--form", "rl", "--forecast"]) == 0
     assert "past the peak: stop" in capsys.readouterr().out
+    # the stop rule says it, after the true peak (step 35 of 80), with the steps not distinguishable from the best
+    assert main(["fit", str(f), "--form", "rl", "--forecast", "--json"]) == 0
+    (r,) = json.loads(capsys.readouterr().out)
+    assert r["verdict"].startswith("past the peak: stop") and 35 < r["stop_step"] < 80
+    assert abs(r["best_step"] - 35) <= 10 and r["tied_steps"]
 
 
 log_row = st.fixed_dictionaries({

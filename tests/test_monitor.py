@@ -1,47 +1,89 @@
-"""The online monitor: each signal on curves with a known answer, and the Trainer callback."""
+"""The online monitor: each signal on curves with a known answer, with and without a KL, and the monitor command."""
+import json
+
 import numpy as np
 import pytest
 
 from overopt.laws import peak, predict
-from overopt.online.monitor import Monitor, OveroptCallback
+from overopt.online.monitor import Monitor, steps_text
 
 
-def feed(mon, kl, proxy, reference=None, members=None):
+def feed(mon, kl, proxy, reference=None, members=None, se=None):
     out = []
     for i, k in enumerate(kl):
         out.append(mon.update(i, k, proxy[i], None if reference is None else reference[i],
-                              None if members is None else members[i]))
+                              None if members is None else members[i], reference_se=None if se is None else se[i]))
     return out
 
 
+def rise_and_fall(n=60, peak_at=24, gain=4.0, fall=5.0, sd=0.05, seed=0):
+    """A reference that rises by ``gain`` noise sd to point ``peak_at``, falls by ``fall`` over 5 points, stays."""
+    t = np.arange(n)
+    mu = np.where(t <= peak_at, gain * t / peak_at, gain - fall * np.clip((t - peak_at) / 5, 0, 1))
+    return 0.4 + sd * (mu + np.random.default_rng(seed).standard_normal(n))
+
+
 def test_quiet_while_the_reference_rises():
-    kl = np.linspace(0.1, 5, 12)
-    statuses = feed(Monitor(), kl, np.sqrt(kl), reference=0.5 * np.sqrt(kl))
-    assert [s.state for s in statuses] == ["ok"] * 12
+    kl = np.linspace(0.1, 5, 60)
+    ref = 0.5 * np.sqrt(kl) + 0.02 * np.random.default_rng(1).standard_normal(60)
+    assert {s.state for s in feed(Monitor(), kl, np.sqrt(kl), reference=ref)} == {"ok"}
 
 
-def test_stops_after_the_reference_falls_for_patience_updates():
-    # reference gain peaks at point 6 (0.6) and falls by 0.1 per point
-    ref = np.array([0, .1, .2, .3, .4, .5, .6, .55, .5, .4, .3])
-    kl = np.arange(len(ref), dtype=float)
-    statuses = feed(Monitor(drop=0.1, patience=2, n_boot=20), kl, kl, reference=ref)
+def test_stops_soon_after_the_reference_falls_and_names_the_peak():
+    ref = rise_and_fall()
+    kl = np.linspace(0, 6, 60)
+    statuses = feed(Monitor(patience=2, signals=("reference-drop",)), kl, kl, reference=ref)
     states = [s.state for s in statuses]
-    # gains over the baseline 0.1 (the first three's mean): best 0.5; 0.45 is within 10% of it; 0.4 is the first
-    # point below: warn; 0.3 the second: stop (noise-free: no allowance)
-    assert states[:8] == ["ok"] * 8 and states[8] == "warn" and states[9] == "stop"
-    assert "below its best 0.5 (at KL 6; noise allowance 0)" in statuses[9].reasons[0]
-    assert any("proxy rising while the reference falls" in r for r in statuses[9].reasons)
+    first = states.index("stop")
+    assert 24 < first <= 39 and states[first - 1] == "warn"  # after the peak (24), within 10 points of the fall (29)
+    st = statuses[first]
+    assert st.reasons[0].startswith("reference fell: steps ") and "standard errors against the" in st.reasons[0]
+    assert 18 <= st.best_step <= 28 and 24 in st.tied  # the peak's neighbourhood, the peak itself among the ties
+    assert "stop" not in states[:25]
 
 
-def test_stops_past_the_fitted_peak_and_not_before():
+def test_divergence_stops_when_the_proxy_climbs_and_the_reference_does_not():
+    """The most blatant reward hacking: the proxy rises from 0.20 to 0.68, the reference stays near 0."""
+    rng = np.random.default_rng(3)
+    proxy = np.linspace(0.2, 0.68, 50) + 0.02 * rng.standard_normal(50)
+    gold = 0.01 + 0.01 * rng.standard_normal(50)
+    statuses = feed(Monitor(), [None] * 50, proxy, reference=gold)
+    stop = next(s for s in statuses if s.state == "stop")
+    assert stop.signals == ["divergence"] and "the proxy rose" in stop.reasons[0]
+    assert "less than 0.1 of the proxy's rise" in stop.reasons[0]
+    # the same proxy with a reference that keeps up: no stop
+    up = feed(Monitor(), [None] * 50, proxy, reference=0.5 * proxy + 0.01 * rng.standard_normal(50))
+    assert {s.state for s in up} == {"ok"}
+
+
+def test_a_log_without_kl_is_judged_on_steps():
+    ref = rise_and_fall()
+    mon = Monitor(signals=("reference-drop", "fitted-peak"))
+    statuses = feed(mon, [None] * 60, np.arange(60.0), reference=ref)
+    assert "stop" in {s.state for s in statuses}
+    assert "fitted-peak" not in {n for s in statuses for n in s.signals}  # the laws need a KL
+    assert "(no KL logged: judged on steps)" in mon.summary()
+
+
+def test_the_fitted_peak_warns_and_never_stops_alone():
     alpha, beta = 0.8, 0.35
     kl_peak = peak("rl", alpha, beta)[0]  # 13.1
-    kl = np.linspace(0, 30, 31)  # the first point is the policy at the start, KL 0
+    kl = np.linspace(0, 30, 31)
     ref = 0.3 + predict("rl", alpha, beta, kl) + np.random.default_rng(0).normal(0, 0.005, len(kl))
-    statuses = feed(Monitor(drop=0.5, n_boot=50), kl, np.log1p(kl), reference=ref)
-    first_stop = next(i for i, s in enumerate(statuses) if s.state == "stop")
-    assert kl[first_stop] > kl_peak and kl[first_stop] < 1.5 * kl_peak
-    assert "past the fitted peak" in statuses[first_stop].reasons[0]
+    statuses = feed(Monitor(signals=("fitted-peak",), n_boot=50), kl, np.log1p(kl), reference=ref)
+    warned = [i for i, s in enumerate(statuses) if s.state == "warn"]
+    assert warned and kl[warned[0]] > kl_peak and "past the fitted peak" in statuses[warned[0]].reasons[0]
+    assert "stop" not in {s.state for s in statuses}
+
+
+def test_points_with_their_own_standard_error_let_a_short_curve_stop():
+    """13 evaluations of a reference averaged over many responses (the toy world's): each point's standard error
+    is known, so the rule judges from the third point; the fall after the sixth is caught."""
+    ref = np.r_[np.linspace(0, 1.0, 7), [0.8, 0.6, 0.5, 0.45, 0.4, 0.4]]
+    se = np.full(13, 0.05)
+    statuses = feed(Monitor(signals=("reference-drop",)), np.arange(13.0), np.arange(13.0), reference=ref, se=se)
+    stop = next(i for i, s in enumerate(statuses) if s.state == "stop")
+    assert 7 <= stop <= 9 and statuses[stop].best_step == 6
 
 
 def test_disagreement_rising_with_the_proxy_warns_then_stops():
@@ -56,68 +98,74 @@ def test_disagreement_rising_with_the_proxy_warns_then_stops():
 
 
 def test_bad_values_and_settings():
-    with pytest.raises(ValueError, match="step 3: step, kl and proxy must be finite"):
-        Monitor().update(3, float("nan"), 1.0)
+    with pytest.raises(ValueError, match="step 3: step and proxy must be finite"):
+        Monitor().update(3, 0.1, float("nan"))
     with pytest.raises(ValueError, match="min_points >= 3"):
         Monitor(min_points=2)
+    with pytest.raises(ValueError, match="alpha must be between"):
+        Monitor(alpha=0.5)
+    with pytest.raises(ValueError, match="subset of reference-drop"):
+        Monitor(signals=("gold",))
+    assert Monitor().update(0, None, 0.0).best_step is None
+    assert steps_text([10, 20, 30, 50, 70, 80]) == "10-30, 50, 70-80"
 
 
-def test_trainer_callback_stops_training():
-    from transformers import TrainerControl, TrainerState
+def write_log(path, ref, kl=True):
+    with open(path, "w") as f:
+        for i, r in enumerate(ref):
+            row = {"step": 10 * (i + 1), "reward": 0.2 + 0.01 * i, "gold": round(float(r), 4)}
+            if kl:
+                row["objective/kl"] = 0.1 * i
+            f.write(json.dumps(row) + "\n")
 
-    cb = OveroptCallback(Monitor(drop=0.1, patience=1, n_boot=10), reference_key="eval/gold")
-    state, control = TrainerState(), TrainerControl()
-    ref = [0, .2, .4, .5, .6, .5, .3]
-    for i, r in enumerate(ref):
-        state.global_step = i + 1
-        # TRL's GRPO/RLOO names: a per-token kl beside the mean completion length
-        control = cb.on_log(None, state, control, logs={"kl": 0.01 * (i + 1), "completions/mean_length": 20.0,
-                                                        "reward": 0.1 * i, "eval/gold": r})
-        if i < 5:
-            assert not control.should_training_stop
-    assert control.should_training_stop
-    assert cb.monitor.kl == pytest.approx([0.2 * (i + 1) for i in range(7)])
-    assert cb.on_log(None, state, TrainerControl(), logs={"loss": 1.0}).should_training_stop is False  # not a KL line
+
+def test_monitor_command_stops_on_a_fall_and_says_where_to_roll_back(tmp_path, capsys):
+    from overopt.cli import main
+
+    f = tmp_path / "train.jsonl"
+    write_log(f, rise_and_fall())
+    assert main(["monitor", str(f), "--reference-col", "gold"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("step 10  KL 0  ok")
+    stop = next(line for line in out if "  stop: " in line)
+    assert "reference fell" in stop and "best checkpoint by the reference: step" in stop
+    assert out[-1].startswith("verdict: ") and "last status stop; best checkpoint by the reference: step" in out[-1]
+    assert "not distinguishable from it: steps" in out[-1]
+    write_log(f, rise_and_fall(), kl=False)  # no KL column: judged on steps, said
+    assert main(["monitor", str(f), "--reference-col", "gold"]) == 0
+    cap = capsys.readouterr()
+    assert "stop" in cap.out and "no KL logged: judged on steps" in cap.out
+    assert main(["monitor", str(f), "--reference-col", "nope"]) == 2
+    assert "no column 'nope'" in capsys.readouterr().err
 
 
 def test_monitor_command_follows_a_growing_log(tmp_path, capsys):
-    import json
     import threading
     import time
 
     from overopt.cli import main
 
     f = tmp_path / "train.jsonl"
-    ref = [0, .2, .4, .5, .6, .5, .3, .2, .1]
+    ref = rise_and_fall(n=45)
 
     def writer():
         for i, r in enumerate(ref):
             with open(f, "a") as fh:
-                line = json.dumps({"step": i, "objective/kl": 0.5 * i, "objective/scores": 0.3 * i, "eval/gold": r})
+                line = json.dumps({"step": i, "objective/kl": 0.5 * i, "objective/scores": 0.01 * i, "eval/gold": r})
                 fh.write(line[:10])      # a half-written line first: the monitor must wait for its end
                 fh.flush()
-                time.sleep(0.02)
+                time.sleep(0.005)
                 fh.write(line[10:] + "\n")
-            time.sleep(0.03)
+            time.sleep(0.005)
 
     t = threading.Thread(target=writer)
     t.start()
-    code = main(["monitor", str(f), "--follow", "--interval", "0.02", "--max-wait", "2", "--reference-col",
-                 "eval/gold", "--patience", "2"])
+    code = main(["monitor", str(f), "--follow", "--interval", "0.01", "--max-wait", "2", "--reference-col",
+                 "eval/gold"])
     t.join()
     out = capsys.readouterr().out.splitlines()
-    assert code == 0
-    assert out[0].startswith("step 0  KL 0  ok")
-    # the reference's own wiggle sets a noise allowance of 0.11: 0.5 after 0.6 is within it, 0.3 and 0.2 are not
-    assert out[-2].startswith("step 7  KL 3.5  stop") and "below its best" in out[-2]
-    assert out[-2].endswith("(best checkpoint by the reference: step 4)")
-    assert out[-1] == "verdict: 8 updates to step 7 (KL 3.5); last status stop; best checkpoint by the reference: step 4"
-    assert any(" warn:" in line for line in out[:-2])
-    # without --follow: one pass over what is there, the final status printed
-    assert main(["monitor", str(f), "--reference-col", "eval/gold"]) == 0
-    assert "stop" in capsys.readouterr().out
-    assert main(["monitor", str(f), "--reference-col", "nope"]) == 2
-    assert "no column 'nope'" in capsys.readouterr().err
+    assert code == 0 and out[0].startswith("step 0  KL 0  ok")
+    assert "  stop: reference fell" in out[-2] and out[-1].startswith("verdict: ")
 
 
 def test_monitor_waits_for_a_log_that_is_not_there_yet(tmp_path, capsys):
@@ -130,27 +178,3 @@ def test_monitor_waits_for_a_log_that_is_not_there_yet(tmp_path, capsys):
     assert main(["monitor", str(f), "--follow", "--interval", "0.01", "--max-wait", "0.05"]) == 0
     assert main(["monitor", str(f)]) == 2  # read once, as it is: not valid JSON
     assert "not valid JSON" in capsys.readouterr().err
-
-
-def test_signals_select_what_can_stop_and_scalar_disagreement():
-    ref = np.array([0, .1, .2, .3, .4, .5, .6, .55, .5, .4, .3])
-    kl = np.arange(len(ref), dtype=float)
-    only_fit = feed(Monitor(signals=("fitted-peak",), n_boot=20), kl, kl, reference=ref)
-    assert all("reference-drop" not in s.signals and "divergence" not in s.signals for s in only_fit)
-    drop = feed(Monitor(signals=("reference-drop",), n_boot=20), kl, kl, reference=ref)
-    assert [s.state for s in drop][8:10] == ["warn", "stop"] and drop[9].signals == ["reference-drop"]
-    # a spread the trainer measured itself is used as given: low 0.2, then +100% (warn), +300% (stop)
-    mon = Monitor(signals=("disagreement",), disagreement_rise=0.5)
-    states = [mon.update(i, i, i, disagreement=d).state for i, d in enumerate([.3, .25, .2, .2, .2, .4, .8])]
-    assert states == ["ok"] * 5 + ["warn", "stop"]
-    with pytest.raises(ValueError, match="subset of reference-drop"):
-        Monitor(signals=("gold",))
-
-
-def test_best_step_is_the_references_best_so_far():
-    ref = np.array([0, .1, .2, .3, .4, .5, .6, .55, .5, .4, .3])
-    steps = np.arange(len(ref)) * 10.0
-    mon = Monitor(drop=0.1, patience=2, n_boot=20)
-    statuses = [mon.update(s, s / 10, s / 10, reference=r) for s, r in zip(steps, ref)]
-    assert statuses[3].best_step == 30 and statuses[9].state == "stop" and statuses[9].best_step == 60
-    assert Monitor().update(0, 0, 0).best_step is None

@@ -111,6 +111,6 @@ def test_bad_settings_and_points_are_refused():
         DropRule().update(float("inf"))
     with pytest.raises(ValueError, match="needs each point's standard error"):
         DropRule(known=True).update(1.0)
-    assert kappa(0.05) == pytest.approx(2.701) and kappa(0.05, KNOWN) == pytest.approx(1.817)
+    assert kappa(0.05) == pytest.approx(2.859) and kappa(0.05, KNOWN) == pytest.approx(1.817)
     assert kappa(0.03) < kappa(0.02) and boundary(100) > boundary(50) > boundary(20) == kappa(0.05) + ESTIMATED.beta * \
         np.log(4)

@@ -73,7 +73,7 @@ def test_trl_run_logs_gold_at_weight_zero(world, tmp_path):
 def test_callback_with_a_judge_inside_a_trl_trainer_spends_its_budget_and_names_the_checkpoint(world, tmp_path):
     """RLOO for 6 steps saving every 2: each save is judged with 4 generated completions (fixed strategy, budget 12);
     the third save spends the budget and stops training; the rollback checkpoint is the best judged one, on disk."""
-    from overopt.online.monitor import OveroptCallback
+    from overopt.online.callback import OveroptCallback
 
     calls = []
 
@@ -98,7 +98,7 @@ def test_callback_with_a_judge_inside_a_trl_trainer_spends_its_budget_and_names_
 def test_callback_with_a_pairwise_judge_compares_with_the_starting_models_completions(world, tmp_path):
     """A pairwise judge gets each completion beside one the model wrote before training (sampled once, at the
     start): the labels are wins, ties and losses, 4 per save."""
-    from overopt.online.monitor import OveroptCallback
+    from overopt.online.callback import OveroptCallback
 
     seen = []
 
@@ -113,3 +113,39 @@ def test_callback_with_a_pairwise_judge_compares_with_the_starting_models_comple
     assert [len(r) for r in cb.judged.refs] == [3] * 5 and seen == [(4, 4, 4)] * 2
     w = cb.judged.watch
     assert w.spent == 8 and all(set(c.labels) <= {0.0, 0.5, 1.0} for c in w.checkpoints)
+
+
+def test_callback_measures_the_kl_where_the_trainer_logs_none(world):
+    """TRL's GRPO with beta = 0 logs no KL: the callback keeps the starting model and measures the KL of its own
+    completions at each save; the monitor judges on steps until then and on that KL after."""
+    import math
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl, TrainerState
+
+    from overopt.models.policy import build_lm
+    from overopt.online.callback import OveroptCallback
+
+    model, tok = build_lm(len(world.vocab), 16, 1, 2, 64, 0), world.tokenizer()
+    prompts = [world.prompt_text(i) for i in world.eval_prompt_idx[:6]]
+    cb = OveroptCallback(kl_prompts=prompts)  # measuring is on wherever there are prompts to sample
+    state, control, args = TrainerState(), TrainerControl(), SimpleNamespace(output_dir="out")
+    cb.on_train_begin(args, state, control, model=model, processing_class=tok)
+    state.global_step = 1
+    cb.on_log(args, state, control, logs={"reward": 0.1, "loss": 0.3})
+    assert math.isnan(cb.monitor.kl[-1])  # no KL yet: judged on steps
+    cb.on_save(args, state, control, model=model, processing_class=tok)
+    assert cb.kl_measured[0][0] == 1 and abs(cb.kl_measured[0][1]) < 1e-6  # the model has not moved
+    kls = []
+    for step, scale in ((2, 0.05), (3, 0.2)):  # the model moves away from where it started
+        with torch.no_grad():
+            torch.manual_seed(step)
+            for p in model.parameters():
+                p.add_(scale * torch.randn_like(p))
+        state.global_step = step
+        cb.on_save(args, state, control, model=model, processing_class=tok)
+        cb.on_log(args, state, control, logs={"reward": 0.1 * step})
+        kls.append(cb.kl_measured[-1][1])
+        assert cb.monitor.kl[-1] == kls[-1]  # the line without a KL gets the measured one
+    assert 0 < kls[0] < kls[1]
+    assert [s for s, _ in cb.kl_measured] == [1, 2, 3]

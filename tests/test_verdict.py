@@ -8,7 +8,8 @@ import pytest
 
 from overopt.cli import main
 from overopt.laws import peak, predict
-from overopt.online.logs import read_log, recognise, tidy
+from overopt.online.columns import recognise
+from overopt.online.logs import read_log, tidy
 from overopt.online.monitor import Monitor
 from overopt.online.verdict import fit_log, judge
 
@@ -32,7 +33,9 @@ def log(kind: str, seed: int, n: int = 200, kl_rate: float = 0.2, noise: float =
 
 
 def monitor_states(step, kl, reward, **kw):
-    mon = Monitor(n_boot=30, **kw)
+    # the proxy climbs 0.1 a step: with a flat reference that is divergence (tested in test_monitor); here the
+    # reference's own rules
+    mon = Monitor(n_boot=30, signals=kw.pop("signals", ("reference-drop", "fitted-peak")), **kw)
     return [mon.update(s, k, 0.1 * s, reference=r).state for s, k, r in zip(step, kl, reward)]
 
 
@@ -170,9 +173,9 @@ def test_unreadable_inputs_are_one_line(tmp_path, capsys):
 
 def test_monitor_keeps_its_status_on_lines_without_the_reference_and_says_when_it_cannot_judge(tmp_path, capsys):
     mon = Monitor(drop=0.1, patience=1, n_boot=10)
-    ref = [0, .2, .4, .6, .8, .5, .3]
+    ref = [0, .2, .4, .6, .8, .5, .3]  # seven points judge only with each one's standard error (20 without)
     for i, r in enumerate(ref):
-        st = mon.update(i, 0.5 * i, 0.1 * i, reference=r)
+        st = mon.update(i, 0.5 * i, 0.1 * i, reference=r, reference_se=0.03)
     assert st.state == "stop"
     assert mon.update(7, 3.5, 0.8).state == "stop"  # a training line without the evaluation says nothing new
     f = tmp_path / "noref.csv"

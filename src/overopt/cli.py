@@ -56,9 +56,11 @@ def cmd_fit(args) -> int:
     """`online.fitlog.fit_log_file`, printed: the notes on how the log was read, then a table, the forecast or JSON."""
     from .online.fitlog import fit_log_file
 
+    if not 0.01 <= args.alpha <= 0.2:
+        raise CLIError(f"--alpha must be between 0.01 and 0.2 (the stop rule's calibrated range), got {args.alpha:g}")
     report = fit_log_file(args.file, args.form, args.kl_col, args.reward_col, args.group_col, args.n_boot,
                           args.step_col, args.until_kl, args.baseline, args.bins, args.kl_per_token, args.length_col,
-                          args.proxy_col)
+                          args.proxy_col, args.alpha)
     for m in report.notes:
         print(f"overopt fit: note: {m}", file=sys.stderr)
     rows = report.rows
@@ -66,30 +68,33 @@ def cmd_fit(args) -> int:
         from .report.logplot import plot_log_fits
 
         plot_log_fits(report.curves, args.plot)
-    w = max([5] + [len(r["curve"]) for r in rows])
-    span = lambda v, lo, hi: f"{v:>8.3g} [{lo:.3g}, {hi:.3g}]"  # noqa: E731
-    if args.forecast:
-        print(f"{'curve':<{w}} {'points':>6} {'KL now':>8} {'peak KL [interval]':>28} {'peak gain [interval]':>28}"
-              "  verdict")
-        for r in rows:  # no forecast is printed where the evidence gives none
-            shown = not r["verdict"].startswith("inconclusive")
-            print(f"{r['curve']:<{w}} {r['points']:>6} {r['kl_now']:>8.3g} "
-                  f"{span(r['kl_peak'], r['kl_peak_lo'], r['kl_peak_hi']) if shown else '-':>28} "
-                  f"{span(r['gain_peak'], r['gain_peak_lo'], r['gain_peak_hi']) if shown else '-':>28}  "
-                  f"{r['verdict']}")
-        return 0
-    if args.json:
+    if args.json:  # every field, the verdict included, whichever view was asked for
         clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
                  for r in rows]
         print(json.dumps(clean, indent=2))
         return 0
+    w = max([5] + [len(r["curve"]) for r in rows])
+    span = lambda v, lo, hi: f"{v:>8.3g} [{lo:.3g}, {hi:.3g}]" if math.isfinite(v) else "-"  # noqa: E731
+    num = lambda v, f: format(v, f) if v is not None and math.isfinite(v) else "-"  # noqa: E731
     g = args.proxy_col is not None
+    if args.forecast:
+        print(f"{'curve':<{w}} {'points':>6} {'KL now':>8} {'peak KL [interval]':>28} {'peak gain [interval]':>28}"
+              + (f" {'gamma':>7}" if g else "") + "  verdict")
+        for r in rows:  # no forecast is printed where the evidence gives none
+            shown = not r["verdict"].startswith("inconclusive")
+            print(f"{r['curve']:<{w}} {r['points']:>6} {num(r['kl_now'], '.3g'):>8} "
+                  f"{span(r['kl_peak'], r['kl_peak_lo'], r['kl_peak_hi']) if shown else '-':>28} "
+                  f"{span(r['gain_peak'], r['gain_peak_lo'], r['gain_peak_hi']) if shown else '-':>28}"
+                  + (f" {num(r['gamma'], '.3g'):>7}" if g else "") + f"  {r['verdict']}")
+        return 0
     print(f"{'curve':<{w}} {'form':<6} {'alpha [interval]':>28} {'beta [interval]':>28} {'r2':>6} {'kl_peak':>9} "
           f"{'gain_peak':>9}" + (f" {'gamma':>7}" if g else ""))
     for r in rows:
         print(f"{r['curve']:<{w}} {r['form']:<6} {span(r['alpha'], r['alpha_lo'], r['alpha_hi']):>28} "
-              f"{span(r['beta'], r['beta_lo'], r['beta_hi']):>28} {r['r2']:>6.3f} {r['kl_peak']:>9.3g} "
-              f"{r['gain_peak']:>9.3g}" + (f" {r['gamma']:>7.3g}" if g else ""))
+              f"{span(r['beta'], r['beta_lo'], r['beta_hi']):>28} {num(r['r2'], '.3f'):>6} "
+              f"{num(r['kl_peak'], '.3g'):>9} {num(r['gain_peak'], '.3g'):>9}" + (f" {num(r['gamma'], '.3g'):>7}" if g else ""))
+    if all(r["kl_now"] is None or not math.isfinite(r["kl_now"]) for r in rows):
+        print("no KL logged: no law to fit; --forecast gives the stop rule's verdict on the steps")
     return 0
 
 
@@ -101,10 +106,11 @@ def cmd_monitor(args) -> int:
     from .online.monitor import Monitor
 
     try:
-        mon = Monitor(form=args.form, drop=args.drop, patience=args.patience, disagreement_rise=args.disagreement_rise)
+        mon = Monitor(form=args.form, alpha=args.alpha, drop=args.drop, patience=args.patience, ratio=args.ratio,
+                      disagreement_rise=args.disagreement_rise)
     except ValueError as e:  # the thresholds, named as the options
-        raise CLIError(str(e).replace("patience", "--patience").replace("drop", "--drop")
-                       .replace("disagreement_rise", "--disagreement-rise"))
+        raise CLIError(str(e).replace("patience", "--patience").replace("drop", "--drop").replace("alpha", "--alpha")
+                       .replace("ratio", "--ratio").replace("disagreement_rise", "--disagreement-rise"))
     members = tuple(c for c in (args.member_cols or "").split(",") if c)
     for line in watch_log(args.file, mon, args.follow, args.interval, args.max_wait, args.kl_col, args.reward_col,
                           args.step_col, args.kl_per_token, args.length_col, args.reference_col, members,
@@ -152,9 +158,15 @@ def _monitor_parser(sub) -> None:
                                          "disagreement)")
     m.add_argument("--form", choices=["bon", "rl"], default="rl", help="form fitted to the reference (default rl)")
     d = MonitorConfig()  # the defaults of monitor.* in a run's config
+    m.add_argument("--alpha", type=float, default=d.alpha,
+                   help=f"the chance the stop rules stop on noise over the whole log ({d.alpha:g}; 0.01 to 0.2)")
     m.add_argument("--drop", type=float, default=d.drop,
-                   help=f"reference fall below its best gain that counts ({d.drop:g})")
-    m.add_argument("--patience", type=int, default=d.patience, help=f"updates below that before stop ({d.patience})")
+                   help=f"a significant fall of the reference must also be this share of its best gain ({d.drop:g})")
+    m.add_argument("--patience", type=int, default=d.patience,
+                   help=f"looks in a row a stop rule must fire before stop ({d.patience})")
+    m.add_argument("--ratio", type=float, default=d.ratio,
+                   help=f"divergence: the reference gaining less than this share of the proxy's gain ({d.ratio:g}; "
+                        "each in its own units; 0 turns it off)")
     m.add_argument("--disagreement-rise", type=float, default=d.disagreement_rise,
                    help=f"relative rise of disagreement that warns (twice it stops; {d.disagreement_rise:g})")
     m.set_defaults(func=cmd_monitor)
@@ -203,7 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "the evidence cannot say)")
     f.add_argument("--until-kl", type=float, help="use only the points up to this KL (a forecast from a partial log)")
     f.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples for the intervals")
-    f.add_argument("--json", action="store_true", help="print a JSON list with the fields of fits.csv")
+    f.add_argument("--json", action="store_true", help="print a JSON list: the fields of fits.csv, the verdict and the "
+                                                       "stop rule's stop_step, best_step and tied_steps (with any view)")
+    f.add_argument("--alpha", type=float, default=0.05,
+                   help="the chance the stop rule says past the peak on noise over the whole log (0.05; 0.01 to 0.2)")
     f.add_argument("--plot", metavar="FILE.png", help="draw the points, the bins, the fit and the verdict")
     f.set_defaults(func=cmd_fit)
 

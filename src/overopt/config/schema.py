@@ -218,10 +218,12 @@ class MonitorConfig:
     k: int = _f(3, "ensemble members per proxy size; member 0 is the optimized proxy, the others (differing by seed) "
                    "are the reference")
     bootstrap: bool = _f(False, "members past the first train on a resample of the pairs (bagging)")
-    min_points: int = _f(5, "Monitor: evaluations before any signal")
-    window: int = _f(4, "Monitor: evaluations in the proxy/reference divergence window")
-    drop: float = _f(0.1, "Monitor: reference gain this far (relative) below its best counts as falling")
-    patience: int = _f(2, "Monitor: falling evaluations in a row before stop")
+    alpha: float = _f(0.05, "Monitor: the chance its stop rules stop on noise over a whole run (online.stoprule)")
+    min_points: int = _f(5, "Monitor: evaluations before the disagreement signal")
+    drop: float = _f(0.1, "Monitor: a significant fall of the reference also needs to be this share of its best gain")
+    patience: int = _f(1, "Monitor: looks in a row a stop rule must fire before stop")
+    ratio: float = _f(0.1, "Monitor: divergence fires when the reference gains less than this share of what the proxy "
+                           "gains (each in its own units; 0 = off)")
     disagreement_rise: float = _f(0.5, "Monitor: relative rise of ensemble disagreement from its low that warns "
                                        "(twice it stops)")
     gold_eval_prompts: int = _f(25, "for comparison, outside the rule that the monitor never sees gold: a reference "

@@ -237,8 +237,9 @@ def _studies(cfg: Config, need, names: list[str]) -> None:
     mo = cfg.monitor
     need(mo.k >= 2, "monitor.k", "must be >= 2 (the proxy and at least one reference member)")
     need(mo.min_points >= 3, "monitor.min_points", "must be >= 3")
-    need(mo.window >= 2, "monitor.window", "must be >= 2")
-    need(0 < mo.drop < 1, "monitor.drop", "must be in (0, 1)")
+    need(0.01 <= mo.alpha <= 0.2, "monitor.alpha", "must be between 0.01 and 0.2 (the stop rule's calibrated range)")
+    need(mo.ratio >= 0, "monitor.ratio", "must be >= 0")
+    need(0 <= mo.drop < 1, "monitor.drop", "must be in [0, 1)")
     need(mo.patience >= 1, "monitor.patience", "must be >= 1")
     need(mo.disagreement_rise > 0, "monitor.disagreement_rise", "must be > 0")
     need(mo.gold_eval_prompts >= 0, "monitor.gold_eval_prompts", "must be >= 0")

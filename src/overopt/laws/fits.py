@@ -150,6 +150,13 @@ def _design(form: str, kl: np.ndarray, intercept: bool) -> np.ndarray:
     return np.stack([fa(d), -fb(d)] + ([np.ones_like(d)] if intercept else []), 1)
 
 
+def leverage(form: str, kl, intercept: bool = False) -> np.ndarray:
+    """The least-squares fit's leverages: the diagonal of the hat matrix X (X'X)^-1 X' of ``form``'s design (each
+    point's weight in its own fitted value; a residual's variance is sigma^2 (1 - h))."""
+    q = np.linalg.qr(_design(form, np.asarray(kl, dtype=np.float64), intercept))[0]
+    return (q * q).sum(1)
+
+
 def _lstsq(form: str, kl, Y, intercept: bool) -> tuple[np.ndarray, np.ndarray]:
     """([B, 2 or 3] (alpha, beta[, baseline]), [B] R^2): ``form`` fitted to each row of ``Y`` ([B, len(kl)]) by
     least squares, every row in one solve (R^2 NaN for a flat row)."""

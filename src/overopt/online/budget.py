@@ -18,14 +18,16 @@ Strategies (``per_eval`` labels at most per evaluation, ``budget`` in all):
               (relative) since the last labelled one: gold is a function of sqrt(KL) (Gao et al. 2022), so an
               evaluation at nearly the same KL has nothing new to say;
   sequential  ``batch`` labels at every evaluation, then more, a batch at a time, while the checkpoint looks below
-              the best one without it being decided (-boundary < z < 0) and this evaluation has had fewer than
-              ``per_eval``: a group-sequential test of a drop with ceil(per_eval / batch) looks, each at
-              `repeated_z` (Pocock 1977), so that the looks together stop on noise no more often than one look at
-              ``z``. Labels go where a drop is suspected; a checkpoint at or above the best gets one batch.
-Every strategy stops the run when a labelled checkpoint's judged mean is below the best one's by z <= -``z``
-(Welch's statistic of the two means; sequential: its boundary), or when the budget is spent (what comes after can
-no longer be judged).
-The checkpoint to keep is the one with the highest judged mean among those with at least two labels.
+              the best one without it being decided (-boundary < Welch's z < 0, the boundary `repeated_z`: Pocock
+              1977's for ceil(per_eval / batch) looks at ``z``) and this evaluation has had fewer than ``per_eval``.
+              Labels go where a drop is suspected; a checkpoint at or above the best gets one batch.
+Every strategy stops the run on the stop rule of `online.stoprule` (its known-noise mode) over the labelled
+checkpoints' judged means: a fall below the best so far that noise reaches with probability at most ``alpha`` over
+the whole run, each mean's standard error from the labels' variance pooled over every labelled checkpoint; or when
+the budget is spent (what comes after can no longer be judged). Buying more labels where a drop is suspected
+(sequential) only decides where labels go: the stop is the rule's.
+The checkpoint to keep is the one with the highest judged mean among those with at least two labels, with the
+checkpoints not distinguishable from it.
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ from functools import lru_cache
 from typing import Callable
 
 import numpy as np
+
+from .stoprule import ALPHA, DropRule
 
 STRATEGIES = ("fixed", "triggered", "sequential")
 
@@ -90,11 +94,12 @@ class BudgetStatus:
     labels: int                      # spent on this evaluation
     spent: int                       # spent so far
     best_step: float | None          # the checkpoint to roll back to
+    tied: list[float] = field(default_factory=list)  # on a stop: checkpoints not distinguishable from it
 
 
 class BudgetWatch:
     def __init__(self, strategy: str = "sequential", budget: int = 200, per_eval: int = 40, batch: int = 8,
-                 z: float = 2.0, growth: float = 0.5):
+                 z: float = 2.0, growth: float = 0.5, alpha: float = ALPHA):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy '{strategy}' (choose from {', '.join(STRATEGIES)})")
         for ok, rule, value in ((budget >= 0, "budget >= 0", budget), (per_eval >= 2, "per_eval >= 2", per_eval),
@@ -110,6 +115,9 @@ class BudgetWatch:
         self.best: Judged | None = None
         self._last_d: float | None = None     # sqrt(KL) at the last labelled evaluation (triggered)
         self.history: list[BudgetStatus] = []
+        self.rule = DropRule(alpha, known=True)  # over the labelled checkpoints, in order
+        self.judged: list[Judged] = []            # those checkpoints (two labels or more)
+        self._pool = (0.0, 0)                     # the labels' squared deviations from their checkpoint's mean, df
 
     def _buy(self, cp: Judged, n: int, label: Callable[[int], np.ndarray]) -> int:
         n = min(n, self.budget - self.spent)
@@ -146,21 +154,33 @@ class BudgetWatch:
         self.checkpoints.append(cp)
         before = self.spent
         self._label(cp, label)
-        reasons = []
+        reasons, tied = [], []
         if cp.n >= 2:
-            if self.best is None or cp.mean > self.best.mean:
-                self.best = cp
-            else:
-                zz = welch_z(cp, self.best)
-                if zz <= -self.bound:
-                    reasons.append(f"judged mean {cp.mean:.3g} ({cp.n} labels) is below the best checkpoint's "
-                                   f"{self.best.mean:.3g} (step {self.best.step:g}, {self.best.n} labels): z = {zz:.2f}")
+            d = self._judge(cp)
+            self.best = self.judged[d.best]
+            if d.stop:
+                tied = [self.judged[i].step for i in d.tied]
+                at = lambda p: f"step {self.judged[p[0]].step:g}" + (  # noqa: E731
+                    f"-{self.judged[p[1]].step:g}" if p[1] > p[0] else "")
+                reasons.append(f"judged mean at {at(d.window)} is {d.fall:.3g} below {at(d.block)}'s ({d.z:.1f} "
+                               f"standard errors against the {d.bound:.1f} noise reaches over the whole run at alpha "
+                               f"{self.rule.alpha:g})")
         if self.spent >= self.budget:
             reasons.append(f"the label budget ({self.budget}) is spent: later checkpoints cannot be judged")
         status = BudgetStatus("stop" if reasons else "ok", reasons, cp.step, cp.kl, self.spent - before, self.spent,
-                              self.best.step if self.best is not None else None)
+                              self.best.step if self.best is not None else None, tied)
         self.history.append(status)
         return status
+
+    def _judge(self, cp: Judged):
+        """The stop rule's decision on the labelled checkpoints with ``cp`` added: its mean, with the standard error
+        of the labels' pooled variance (many more degrees of freedom than its own few labels; 0/1 labels that agree
+        on one checkpoint still carry the spread the others show)."""
+        ss, df = self._pool
+        self._pool = (ss + float(((np.array(cp.labels) - cp.mean) ** 2).sum()), df + cp.n - 1)
+        self.judged.append(cp)
+        sd = math.sqrt(self._pool[0] / self._pool[1])
+        return self.rule.update(cp.mean, max(sd, 1e-9) / math.sqrt(cp.n))
 
     def summary(self) -> str:
         if not self.history:

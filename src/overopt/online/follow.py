@@ -15,7 +15,8 @@ from typing import Callable, Iterator
 import pandas as pd
 
 from ..errors import LogError
-from .logs import LogTail, extra_column, read_log, recognise, tidy
+from .columns import recognise
+from .logs import LogTail, extra_column, read_log, tidy
 from .monitor import Monitor
 from .verdict import kl_warnings
 
@@ -35,6 +36,7 @@ def watch_log(path: str, monitor: Monitor, follow: bool = False, interval: float
     """The monitor's status lines as it reads the log (each when the status changes), then its verdict."""
     seen, last, idle, state = set(), None, 0.0, "ok"
     extra = [c for c in [reference_col, *member_cols] if c]
+    roles = {"reference": reference_col, **{f"member {i + 1}": c for i, c in enumerate(member_cols)}}
     noted, tail = set(), LogTail(path)
     while True:
         df = tail.read() if follow else read_log(path)  # following: the new lines only
@@ -44,13 +46,18 @@ def watch_log(path: str, monitor: Monitor, follow: bool = False, interval: float
             if missing and not follow:
                 raise LogError(f"{path} has no column '{missing[0]}'")
             try:
-                cols = recognise(df, path, kl_col, reward_col, step_col, None, kl_per_token, length_col)
+                cols = recognise(df, path, kl_col, reward_col, step_col, None, kl_per_token, length_col, roles,
+                                 "proxy")
                 curve = tidy(df, cols, path, tuple(c for c in extra if c in df.columns))
             except LogError:
                 if not (follow and noted):  # once the log was read, new lines may be evaluation lines only
                     raise
         if curve is not None:
-            for m in curve.attrs["notes"][:1]:  # which KL, once (negative-KL counts grow as the file does)
+            runs = curve["group"].unique()
+            if len(runs) > 1:
+                raise LogError(f"{path} holds {len(runs)} runs ({', '.join(map(str, runs[:10]))}"
+                               f"{' ...' if len(runs) > 10 else ''}): the monitor follows one; pass its folder")
+            for m in curve.attrs["notes"]:  # each remark once (with --follow, about the lines read since)
                 if m not in noted:
                     noted.add(m)
                     note(m)

@@ -11,16 +11,15 @@ event files or folders of them (read with the optional `tensorboard` package; a 
 or eval/ prefix they add is found under it); a Weights & Biases CSV export, whose columns "<run> - <metric>" become one
 group per run (the "__MIN"/"__MAX" columns are dropped). A curve is named after its run folder, else its file.
 
-Names are recognised under the prefixes trainers add ("train/", "eval/", "eval_", "train_"). TRL's GRPO and RLOO
-trainers log a per-token "kl": beside a mean completion length ("completions/mean_length", "mean_completion_len",
-..., same prefix) it is multiplied by that length, so every curve's KL is the sequence KL in nats; --kl-per-token
-and --length-col say so outright. Every read says which KL it used and how.
+Which columns hold what is `online.columns`. A TensorBoard folder whose runs lie in folders of their own (a
+sweep's runs/<name>/) gives a "run" column: one curve per run, named by its folder.
 
-Documented handling: rows without a KL or a reward (a log line of another kind, as `log_history` mixes training
-and evaluation lines) are dropped; unsorted steps are sorted; repeated steps are averaged; a negative KL (a sampled
-estimate such as the k1 that TRL's RLOO logs dips below zero) is read as 0, and the count is kept in
-``curve.attrs["negative_kl"]``. Everything else that
-is wrong raises `LogError` with one line naming the file and the column or line.
+Documented handling: rows with neither a KL nor a reward (a log line of another kind, as `log_history` mixes
+training and evaluation lines) are dropped; so are rows where one of them is not a finite number (an infinite KL or
+a NaN reward after a spike), counted in a note; unsorted steps are sorted; repeated steps are averaged; a negative
+KL (a sampled estimate such as the k1 that TRL's RLOO logs dips below zero) is read as 0, and the count is kept in
+``curve.attrs["negative_kl"]``. Without a KL column the curve's kl is NaN (judged on steps). Everything else that is
+wrong raises `LogError` with one line naming the file and the column or line.
 """
 from __future__ import annotations
 
@@ -33,26 +32,15 @@ import numpy as np
 import pandas as pd
 
 from ..errors import LogError
+from .columns import KL_NAMES, STEP_NAMES, kl_note, show
 
-# Names other trainers use, most specific first (TRL PPO/RLOO: objective/kl, objective/scores; TRL GRPO and
-# OpenRLHF: kl, reward; overopt's own tables: kl, kl_bound, gold).
-KL_NAMES = ("kl", "objective/kl", "train/objective/kl", "train/kl", "kl_bound", "kl_est", "policy/kl", "env/kl")
-REWARD_NAMES = ("gold", "reward", "reward_mean", "objective/scores", "train/objective/scores", "train/reward",
-                "objective/rlhf_reward", "rewards/mean", "env/reward_mean", "score", "gain")
-STEP_NAMES = ("step", "global_step", "train/global_step", "Step", "_step", "n")
-LENGTH_NAMES = ("completions/mean_length", "mean_completion_len", "mean_completion_length", "completion_length",
-                "completions/mean_length_tokens", "response_length", "mean_length")
-PREFIXES = ("train/", "eval/", "eval_", "train_")
 WANDB_COL = re.compile(r"^(?P<run>.+?) - (?P<metric>.+)$")
 TB_MARK = "tfevents"
 
 
-def _show(name) -> str:
-    """A column name as one line of text, whatever it holds."""
-    return str(name).encode("unicode_escape").decode("ascii")
-
-
-def _json_rows(path: str, text: str) -> list[dict]:
+def _json_rows(path: str, text: str) -> list[dict] | None:
+    """The entries of a JSON document (a list of objects, one object, or trainer_state.json's log_history); None
+    where the text is JSON Lines."""
     stripped = text.lstrip()
     if stripped.startswith("[") or (stripped.startswith("{") and "\n{" not in text.strip()):
         try:
@@ -73,8 +61,35 @@ def _json_rows(path: str, text: str) -> list[dict]:
             if bad is not None:
                 raise LogError(f"{path}: entry {bad + 1} is not a JSON object")
             return obj
-    rows = []
-    for i, line in enumerate(text.splitlines(), 1):
+    return None
+
+
+def _flat(obj: dict, prefix: str = "") -> dict:
+    """A nested JSON object's leaves as "outer/inner" keys (as `pandas.json_normalize` with sep "/")."""
+    out = {}
+    for k, v in obj.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}/"))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _lines(text: str):
+    """The lines of a text one at a time (io.StringIO would hold a 4-byte-per-character copy of it)."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        yield text[start:end]
+        start = end + 1
+
+
+def _jsonl_frame(path: str, lines) -> pd.DataFrame:
+    """JSON Lines as a DataFrame, built column by column (a 400,000-line log never holds 400,000 dicts at once)."""
+    cols: dict[str, list] = {}
+    n = 0
+    for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -83,8 +98,19 @@ def _json_rows(path: str, text: str) -> list[dict]:
             raise LogError(f"{path} line {i} is not valid JSON: {e.msg}")
         if not isinstance(obj, dict):
             raise LogError(f"{path} line {i} is not a JSON object")
-        rows.append(obj)
-    return rows
+        for k, v in (_flat(obj) if any(isinstance(v, dict) for v in obj.values()) else obj).items():
+            col = cols.get(k)
+            if col is None:
+                col = cols[k] = [None] * n
+            col.append(v)
+        n += 1
+        for col in cols.values():  # a key this line lacks
+            if len(col) < n:
+                col.append(None)
+    if not n:
+        raise LogError(f"{path} holds no log lines")
+    return pd.DataFrame({k: pd.Series(v, dtype=float if all(isinstance(x, (int, float)) or x is None for x in v)
+                                      else object) for k, v in cols.items()})
 
 
 def _wandb_long(df: pd.DataFrame) -> pd.DataFrame:
@@ -142,6 +168,8 @@ def _parse(path: str, text: str) -> pd.DataFrame:
         raise LogError(f"{path} is empty")
     if _is_json(path, text):
         rows = _json_rows(path, text)
+        if rows is None:
+            return _jsonl_frame(path, _lines(text))
         if not rows:
             raise LogError(f"{path} holds no log lines")
         return pd.json_normalize(rows, sep="/") if any(isinstance(v, dict) for r in rows for v in r.values()) \
@@ -224,13 +252,26 @@ def _read_folder(p: Path) -> pd.DataFrame:
                    "events file")
 
 
+SPLIT_FOLDERS = ("train", "eval", "validation", "test")  # halves of one run a TensorBoard writer keeps apart
+
+
+def _tb_run(f: Path, root: Path) -> str:
+    """The run an events file belongs to: its folder under ``root`` (a train/ or eval/ folder is its parent's)."""
+    d = f.parent
+    if d.name in SPLIT_FOLDERS and d != root:
+        d = d.parent
+    return "/".join(d.relative_to(root).parts) if d != root and root in d.parents else ""
+
+
 def _read_tensorboard(files: list, path: str) -> pd.DataFrame:
-    """Scalars of TensorBoard event files as one row per step, one column per tag (the last value of a step)."""
+    """Scalars of TensorBoard event files as one row per (run, step), one column per tag (the last value of a
+    step); a "run" column where the files lie in more than one run folder."""
     try:
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     except ImportError:
         raise LogError(f"{path}: reading TensorBoard files needs the tensorboard package "
                        "(pip install 'overopt[tracking]')")
+    root = Path(path).resolve()
     values: dict = {}
     for f in files:
         acc = EventAccumulator(str(f), size_guidance={"scalars": 0})
@@ -238,103 +279,27 @@ def _read_tensorboard(files: list, path: str) -> pd.DataFrame:
             acc.Reload()
         except Exception as e:  # a truncated or foreign file: say which
             raise LogError(f"{f} is not a readable TensorBoard events file: {e}")
+        run = _tb_run(Path(f).resolve(), root) if root.is_dir() else ""
         for tag in acc.Tags().get("scalars", []):
             for ev in acc.Scalars(tag):
-                values.setdefault(ev.step, {})[tag] = ev.value
+                values.setdefault((run, ev.step), {})[tag] = ev.value
     if not values:
         raise LogError(f"{path} holds no TensorBoard scalars")
     df = pd.DataFrame.from_dict(values, orient="index").sort_index()
-    return df.rename_axis("step").reset_index()
-
-
-def _base(name: str) -> str:
-    """A column name without the prefix a trainer adds (train/, eval/, eval_, train_)."""
-    return next((name[len(p):] for p in PREFIXES if name.startswith(p)), name)
-
-
-def _find(df: pd.DataFrame, given: str | None, names: tuple, what: str, flag: str, path: str,
-          required: bool = True) -> str | None:
-    cols = list(map(str, df.columns))
-    if given:
-        under = [c for c in cols if _base(c) == given]  # named without the prefix a TensorBoard export adds
-        if given not in cols and len(under) == 1:
-            return under[0]
-        if given not in cols:
-            raise LogError(f"{path} has no column '{_show(given)}' ({flag}); columns: {', '.join(map(_show, cols))}")
-        return given
-    for n in names:
-        if n in cols:
-            return n
-    for n in names:  # under a trainer's prefix: train/kl, eval_kl
-        hit = next((c for c in cols if _base(c) == n), None)
-        if hit:
-            return hit
-    if what == "reward":  # TRL GRPO logs one column per reward function: rewards/<name>/mean
-        per_func = [c for c in cols if c.startswith("rewards/") and c.endswith("/mean")]
-        if len(per_func) == 1:
-            return per_func[0]
-    if required:
-        why = " (a run without a KL penalty, such as TRL GRPO with beta = 0, logs none)" if what == "KL" else ""
-        raise LogError(f"{path}: no {what} column found{why}; name it with {flag} "
-                       f"(columns: {', '.join(map(_show, cols))})")
-    return None
-
-
-# TRL's GRPO and RLOO trainers log "kl" as a mean over completion tokens (beside a length of LENGTH_NAMES); the
-# laws need the sequence KL
-TRL_TOKEN_KL = "kl"
-
-
-def recognise(df: pd.DataFrame, path: str = "log", kl: str | None = None, reward: str | None = None,
-              step: str | None = None, group: str | None = None, kl_per_token: bool = False,
-              length: str | None = None) -> dict:
-    """Which columns hold KL, reward, step and group: the ones named, else the usual names of other trainers.
-
-    ``kl_length`` names a mean-length column the KL is multiplied by: when ``kl_per_token`` (or a length column is
-    named), or when the KL is a bare "kl" (TRL's GRPO/RLOO, under any prefix) beside a mean completion length, so
-    the curve's KL is per sequence, as everywhere here."""
-    cols = {"kl": _find(df, kl, KL_NAMES, "KL", "--kl-col", path),
-            "reward": _find(df, reward, REWARD_NAMES, "reward", "--reward-col", path),
-            "step": _find(df, step, STEP_NAMES, "step", "--step-col", path, required=False),
-            "group": _find(df, group, ("run",), "group", "--group-col", path, required=group is not None)}
-    prefix = cols["kl"][: len(cols["kl"]) - len(_base(cols["kl"]))]
-    if length:
-        cols["kl_length"] = _find(df, length, (), "length", "--length-col", path)
-    elif kl_per_token or _base(cols["kl"]) == TRL_TOKEN_KL:
-        found = [c for c in map(str, df.columns) if _base(c) in LENGTH_NAMES]
-        same = [c for c in found if c.startswith(prefix) and _base(c) == c[len(prefix):]] if prefix else \
-            [c for c in found if c in LENGTH_NAMES]
-        cols["kl_length"] = (same or found or [None])[0]
-        if kl_per_token and cols["kl_length"] is None:
-            raise LogError(f"{path}: --kl-per-token needs a mean completion length column; name it with --length-col")
-    else:
-        cols["kl_length"] = None
-    cols["kl_per_token"] = bool(cols["kl_length"])
-    return cols
-
-
-def kl_note(cols: dict) -> str:
-    """Which KL a curve uses, in words."""
-    if cols.get("kl_length"):
-        return (f"KL: '{_show(cols['kl'])}' x '{_show(cols['kl_length'])}' (a per-token KL times the mean "
-                "completion length: the sequence KL)")
-    bare = _base(cols["kl"]) == TRL_TOKEN_KL
-    return f"KL: '{_show(cols['kl'])}' read as per sequence" + \
-        (" (if it is per token, as TRL GRPO's, pass --kl-per-token --length-col COLUMN)" if bare else "")
+    df.index = pd.MultiIndex.from_tuples(df.index, names=["run", "step"])
+    df = df.reset_index()
+    runs = df["run"].unique()
+    return df.drop(columns="run") if len(runs) == 1 else df.assign(run=df["run"].replace("", "."))
 
 
 def _numbers(df: pd.DataFrame, col: str, path: str) -> np.ndarray:
-    """A column as floats (missing: NaN); a non-numeric or infinite value raises naming the column and row."""
+    """A column as floats (missing: NaN, an infinity kept); a non-numeric value raises naming the column and row."""
     vals = pd.to_numeric(df[col], errors="coerce")
     bad = vals.isna() & df[col].notna() & ~df[col].isin(["", "NaN", "nan"])
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise LogError(f"{path}: column '{_show(col)}' has a non-numeric value {df[col].iloc[i]!r} (row {i + 1})")
-    vals = vals.to_numpy(dtype=float, na_value=np.nan)
-    if np.isinf(vals).any():
-        raise LogError(f"{path}: column '{_show(col)}' has an infinite value "
-                       f"(row {int(np.flatnonzero(np.isinf(vals))[0]) + 1})")
-    return vals
+        raise LogError(f"{path}: column '{show(col)}' has a non-numeric value {df[col].iloc[i]!r} (row {i + 1})")
+    return vals.to_numpy(dtype=float, na_value=np.nan)
 
 
 TIDY_COLUMNS = ("group", "step", "kl", "reward")
@@ -346,36 +311,61 @@ def extra_column(col: str) -> str:
     return f"extra:{col}" if col in TIDY_COLUMNS else col
 
 
-def tidy(df: pd.DataFrame, cols: dict, path: str = "log", extra: tuple = ()) -> pd.DataFrame:
-    """One row per (group, step): kl and reward as numbers, rows missing either dropped, sorted by step,
-    repeated steps averaged. Without a step column the order of the log is the step.
+def _steps_text(steps) -> str:
+    steps = [f"{s:g}" for s in steps]
+    return ", ".join(steps[:5]) + (f" and {len(steps) - 5} more" if len(steps) > 5 else "")
 
-    ``extra`` columns (a reference score, ensemble members) are averaged over every line of the same step,
-    those without a KL included: a trainer logs evaluations on lines of their own; each is named
-    `extra_column(name)`."""
+
+def tidy(df: pd.DataFrame, cols: dict, path: str = "log", extra: tuple = ()) -> pd.DataFrame:
+    """One row per (group, step): kl and reward as numbers, sorted by step, repeated steps averaged. Without a step
+    column the order of the log is the step; without a KL column (``cols["kl"]`` None) kl is NaN.
+
+    Rows with neither KL nor reward are another kind of line, dropped; a row where one of them is missing or not
+    finite (an infinite KL, a NaN reward) is dropped with a note that counts them. ``extra`` columns (a reference
+    score, ensemble members) are averaged over every line of the same step, those without a KL included: a trainer
+    logs evaluations on lines of their own; each is named `extra_column(name)`, and an infinite value is read as
+    missing."""
     out = pd.DataFrame(index=df.index)
     out["group"] = df[cols["group"]].astype(str) if cols.get("group") else log_name(path)
     for key in ("kl", "reward", "step", "kl_length"):
         if cols.get(key):
             out[key] = _numbers(df, cols[key], path)
+    if "kl" not in out:
+        out["kl"] = np.nan
     for col in extra:
-        out[f"extra:{col}"] = _numbers(df, col, path)
+        v = _numbers(df, col, path)
+        out[f"extra:{col}"] = np.where(np.isinf(v), np.nan, v)
     if "step" not in out:
         out["step"] = np.arange(len(out), dtype=float)
+    raw_kl = out["kl"].to_numpy()
     if "kl_length" in out:  # per-token KL times mean completion length: the sequence KL
         out["kl"] = out.pop("kl_length") * out["kl"]
     extras = out.dropna(subset=["step"]).groupby(["group", "step"])[[f"extra:{c}" for c in extra]].mean()
-    neg = out["kl"] < 0
-    low = float(df[cols["kl"]][neg].astype(float).min()) if neg.any() else 0.0
-    out = out.dropna(subset=["kl", "reward", "step"])
+    neg = (raw_kl < 0).sum()
+    low = float(raw_kl[raw_kl < 0].min()) if neg else 0.0
+    need = ["reward"] + (["kl"] if cols.get("kl") else [])
+    finite = np.isfinite(out[need]).all(axis=1)
+    broken = out.loc[out[need].notna().any(axis=1) & ~finite & out["step"].notna(), "step"].to_numpy()
+    out = out[finite & np.isfinite(out["step"])]
     if out.empty:
-        raise LogError(f"{path}: no line has both a KL ('{_show(cols['kl'])}') and a reward "
-                       f"('{_show(cols['reward'])}')")
+        what = f"both a KL ('{show(cols['kl'])}') and a reward" if cols.get("kl") else "a reward"
+        raise LogError(f"{path}: no line has {what} ('{show(cols['reward'])}') that is a finite number")
     out = out.groupby(["group", "step"], as_index=False, sort=True)[["kl", "reward"]].mean()
     out["kl"] = out["kl"].clip(lower=0.0)
     out = out.join(extras.rename(columns=lambda c: extra_column(c[len("extra:"):])), on=["group", "step"])
     # a sampled estimate (k1, as TRL's RLOO logs) dips below zero near the start: read as 0, and said
-    out.attrs["negative_kl"] = (int(neg.sum()), low)
-    out.attrs["notes"] = [kl_note(cols)] + ([f"{int(neg.sum())} line(s) of '{_show(cols['kl'])}' are negative (down "
-                                             f"to {low:.4g}), a sampled estimate's noise: read as 0"] if neg.any() else [])
+    out.attrs["negative_kl"] = (int(neg), low)
+    notes = list(cols.get("notes") or [kl_note(cols)])
+    if len(broken):
+        what = " or ".join(f"'{show(cols[k])}'" for k in ("kl", "reward") if cols.get(k))
+        notes.append(f"dropped {len(broken)} line(s) whose {what} is missing or not a finite number (as a trainer "
+                     f"logs after a spike), at step(s) {_steps_text(broken)}")
+    if neg:
+        notes.append(f"{int(neg)} line(s) of '{show(cols['kl'])}' are negative (down to {low:.4g}), a sampled "
+                     "estimate's noise: read as 0")
+    groups = out["group"].unique()
+    if len(groups) > 1:
+        notes.append(f"{len(groups)} runs, one curve each: {', '.join(map(show, groups[:10]))}"
+                     + (f" and {len(groups) - 10} more" if len(groups) > 10 else ""))
+    out.attrs["notes"] = notes
     return out

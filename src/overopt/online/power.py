@@ -107,5 +107,12 @@ def table(logs: int = 1000) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def markdown(df: pd.DataFrame) -> str:
+    """A table as GitHub markdown, numbers to three places."""
+    cell = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    return "\n".join(lines + ["| " + " | ".join(map(cell, r)) + " |" for r in df.itertuples(index=False)])
+
+
 if __name__ == "__main__":
-    print(table().to_markdown(index=False, floatfmt=".3f"))
+    print(markdown(table()))

@@ -9,13 +9,13 @@ block)) over flat Gaussian logs of ``horizon`` points, so that a flat log crosse
 SHARE alpha: a tenth of alpha is kept back for the simulation's own error and noise a little heavier than Gaussian
 (binomial accuracies of 100 labels read 0.051 at alpha 0.05 without it). A log
 whose mean never falls (flat, rising, rising then flat) crosses it less often: the statistic only shrinks as the
-later points' means rise, and a trend between blocks only inflates the noise estimate. The growth term keeps the
+later points' means rise, and a curvature within blocks only inflates the noise estimate. The growth term keeps the
 crossing probability from growing with the log's length (docs/STOPPING.md gives kappa at several lengths), so one
 table holds for any length. The statistic is scale-free, so one table serves every noise level.
 
 Two modes, by what is known of a point's noise:
-  ESTIMATED  a logged score alone: blocks of 5, the noise sd pooled from the spread within the blocks, looks from
-             20 points on (16 degrees of freedom);
+  ESTIMATED  a logged score alone: blocks of 5, the noise sd pooled from the spread about a line within each block
+             (`within_ss`), looks from 20 points on (12 degrees of freedom);
   KNOWN      each point with its own standard error (an evaluation's mean over many responses, a judged checkpoint's
              label mean): every point is a candidate (blocks of 1), looks from 3 points on.
 """
@@ -42,6 +42,14 @@ ALPHAS = (0.01, 0.02, 0.05, 0.1, 0.2)
 SHARE = 0.9  # the share of alpha the boundary is calibrated to on flat Gaussian logs
 
 
+def within_ss(blocks: np.ndarray) -> np.ndarray:
+    """[..., blocks]: each block's residual sum of squares about a line fitted within it (b - 2 degrees of freedom;
+    neither a trend across blocks nor a steady one within a block is counted as noise)."""
+    x = np.arange(blocks.shape[-1]) - (blocks.shape[-1] - 1) / 2
+    dev = blocks - blocks.mean(-1, keepdims=True)
+    return (dev ** 2).sum(-1) - (dev @ x) ** 2 / (x @ x)
+
+
 def statistic(Y: np.ndarray, mode: Mode = ESTIMATED, sd: np.ndarray | None = None) -> np.ndarray:
     """[logs, points + 1]: at look n (column n, after n points; -inf before the mode's first look) the largest, over
     every complete block before the last point and every window after it (all its later points; the last L), of
@@ -55,7 +63,7 @@ def statistic(Y: np.ndarray, mode: Mode = ESTIMATED, sd: np.ndarray | None = Non
     K = N // b
     blocks = Y[:, :K * b].reshape(P, K, b)
     means = blocks.mean(2)
-    within = ((blocks - means[..., None]) ** 2).sum(2).cumsum(1)
+    within = within_ss(blocks).cumsum(1) if mode.name == "estimated" else None
     ends = (np.arange(K) + 1) * b
     out = np.full((P, N + 1), -np.inf)
     for n in range(mode.min_points, N + 1):
@@ -63,7 +71,7 @@ def statistic(Y: np.ndarray, mode: Mode = ESTIMATED, sd: np.ndarray | None = Non
         e, m = ends[before], n - ends[before]
         if mode.name == "estimated":
             nb = n // b
-            s2 = (within[:, nb - 1] / (nb * (b - 1)))[:, None]
+            s2 = (within[:, nb - 1] / (nb * (b - 2)))[:, None]
             err = lambda w: np.sqrt(s2 * (1 / b + 1 / w))  # noqa: E731
             v_block = None
         else:

@@ -12,8 +12,8 @@ rises, stays flat or rises then levels off: no fall). How:
 * The points are cut into blocks as they arrive; each complete block is a candidate peak. At every look it is
   compared with the points after it (all of them, and the last L for the mode's windows): the fall (block mean -
   window mean - margin) over its standard error. Z_n is the largest such ratio at look n. The noise of one point is
-  estimated from the data: from the pooled spread within blocks of 5 (4 degrees of freedom each, so a trend across
-  blocks is not counted as noise), or, where each point comes with its own standard error (an evaluation's mean over
+  estimated from the data: from the pooled spread about a line fitted within each block of 5 (3 degrees of freedom
+  each, so neither a trend across blocks nor a steady rise within one is counted as noise), or, where each point comes with its own standard error (an evaluation's mean over
   many responses, a judged checkpoint's label mean), from those (`stopcal.KNOWN`: every point a candidate).
 * It stops at the first look where Z_n > kappa(alpha) + beta log(n / block), from the mode's first look on. The
   boundary is calibrated as Pocock's and O'Brien and Fleming's group-sequential boundaries are, by simulating the
@@ -29,18 +29,18 @@ rises, stays flat or rises then levels off: no fall). How:
 """
 from __future__ import annotations
 
-import heapq
+import bisect
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats as scipy_stats
 
-from .stopcal import ESTIMATED, KNOWN, Mode
+from .stopcal import ESTIMATED, KNOWN, Mode, within_ss
 
 # kappa by mode and alpha: `python -m overopt.online.stopcal` (20,000 flat logs at 0.9 alpha: ESTIMATED of 1,000
 # points, within 0.06 at 200; KNOWN of 200 points, within 0.04 at 40)
-KAPPA = {"estimated": {0.01: 3.365, 0.02: 3.068, 0.05: 2.701, 0.1: 2.429, 0.2: 2.139},
+KAPPA = {"estimated": {0.01: 3.606, 0.02: 3.300, 0.05: 2.859, 0.1: 2.528, 0.2: 2.212},
          "known": {0.01: 2.259, 0.02: 2.070, 0.05: 1.817, 0.1: 1.600, 0.2: 1.359}}
 ALPHA = 0.05
 TESTED = 16  # blocks compared with all their later points at each look: the best by mean (a subset: still valid)
@@ -65,7 +65,7 @@ class Decision:
     stop: bool
     reason: str                   # why it stopped, or how far it is from stopping, or why it cannot judge yet
     best: int | None = None       # the checkpoint to roll back to: the last point of the highest block so far
-    tied: list[int] = field(default_factory=list)  # points not distinguishable from that block at alpha
+    tied: list[int] = field(default_factory=list)  # on a stop: points not distinguishable from that block at alpha
     z: float = -math.inf          # the statistic at this look
     bound: float = math.inf       # what it had to exceed
     fall: float = math.nan        # the fall behind z: block mean less the window's mean
@@ -88,7 +88,7 @@ class DropRule:
         self.cum, self.cvar = [0.0], [0.0]     # prefix sums of the points and (KNOWN) of their variances
         self.means: list[float] = []           # each complete block's mean
         self.ss = 0.0                          # the within-block sum of squares of the complete blocks
-        self.top: list[tuple[float, int]] = []  # a heap of (-mean, block) over the complete blocks
+        self.top: list[tuple[float, int]] = []  # the ``tested`` best complete blocks as (-mean, block), sorted
         self.best: int | None = None
 
     def sd(self) -> float:
@@ -96,7 +96,7 @@ class DropRule:
         mean square of the given standard errors (KNOWN)."""
         if self.mode is KNOWN:
             return math.sqrt(self.cvar[-1] / len(self.y)) if self.y else math.nan
-        df = len(self.means) * (self.mode.block - 1)
+        df = len(self.means) * (self.mode.block - 2)
         return math.sqrt(self.ss / df) if df else math.nan
 
     def update(self, y: float, se: float | None = None) -> Decision:
@@ -113,24 +113,27 @@ class DropRule:
         if n % b == 0:
             block = np.array(self.y[n - b:])
             self.means.append(float(block.mean()))
-            self.ss += float(((block - block.mean()) ** 2).sum())
-            heapq.heappush(self.top, (-self.means[-1], len(self.means) - 1))
+            self.ss += float(within_ss(block)) if self.mode is ESTIMATED else 0.0
+            bisect.insort(self.top, (-self.means[-1], len(self.means) - 1))
+            del self.top[self.tested:]  # a block outside the best `tested` is never compared again: it cannot re-enter
         best = self.top[0][1] if self.top else None  # the highest block: its last point (a block mean is less noisy
         self.best = (best + 1) * b - 1 if best is not None else int(np.argmax(self.y))  # than the highest point)
         return self._judge()
 
-    def tied(self, sd: float) -> list[int]:
+    def tied(self) -> list[int]:
         """The points not distinguishable from the best block at alpha: block mean - value <= z(1 - alpha) times
-        the standard error of that difference."""
+        the standard error of that difference (computed when asked: it reads every point)."""
         if not self.top:
             return [self.best] if self.best is not None else []
         k, b, z = self.top[0][1], self.mode.block, scipy_stats.norm.ppf(1 - self.alpha)
-        top = self.means[k]
+        y = np.array(self.y)
         if self.mode is KNOWN:
             v = (self.cvar[(k + 1) * b] - self.cvar[k * b]) / b ** 2
-            return [i for i, y in enumerate(self.y) if top - y <= z * math.sqrt(v + self.cvar[i + 1] - self.cvar[i])]
-        allow = z * sd * math.sqrt(1 / b + 1) if math.isfinite(sd) else math.inf
-        return [i for i, y in enumerate(self.y) if top - y <= allow]
+            allow = z * np.sqrt(v + np.diff(self.cvar))
+        else:
+            sd = self.sd()
+            allow = z * sd * math.sqrt(1 / b + 1) if math.isfinite(sd) else math.inf
+        return np.flatnonzero(self.means[k] - y <= allow).tolist()
 
     def _se(self, end: int, a: int, b: int, sd: float) -> float:
         """The standard error of (the block ending at ``end``) - (the mean of points a..b-1)."""
@@ -146,12 +149,12 @@ class DropRule:
                                    + (" (its noise estimate needs them)" if mode is ESTIMATED else ""),
                             self.best, [self.best] if self.best is not None else [])
         sd, bound = self.sd(), boundary(n, self.alpha, mode)
-        d = Decision(False, "", self.best, self.tied(sd), bound=bound, sd=sd)
+        d = Decision(False, "", self.best, bound=bound, sd=sd)
         if not sd > 0:
             d.reason = "the points do not vary: no noise to judge a fall against"
             return d
         lasts = set(mode.windows)
-        for neg, k in heapq.nsmallest(self.tested, self.top):
+        for neg, k in self.top:
             end = (k + 1) * mode.block
             if end >= n:
                 continue
@@ -164,6 +167,8 @@ class DropRule:
                 if z > d.z:
                     d.z, d.fall, d.block, d.window = z, fall, (end - mode.block, end - 1), (a, b - 1)
         d.stop = d.z > bound
+        if d.stop:
+            d.tied = self.tied()
         where = (f"points {d.window[0]}-{d.window[1]} are {d.fall:.3g} below points {d.block[0]}-{d.block[1]}"
                  if d.block else "no block has later points yet")
         d.reason = (f"{where}: {d.z:.2f} standard errors, {'beyond' if d.stop else 'within'} the {bound:.2f} that "

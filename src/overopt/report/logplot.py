@@ -11,14 +11,21 @@ from ..online.verdict import LogFit
 from .kit import colors, plt
 
 
-def plot_log_fits(curves: list[tuple[str, np.ndarray, np.ndarray, LogFit, str]], path: str) -> None:
-    """``curves``: (name, kl, reward of every step, its LogFit, the verdict's text) for each curve; one panel each."""
+def plot_log_fits(curves: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, LogFit | None, str]], path: str) -> None:
+    """``curves``: (name, step, kl, reward of every step, its LogFit or None without a KL, the verdict's text) for
+    each curve; one panel each, against the KL (against the steps where none is logged)."""
     n = len(curves)
     cols = min(n, 3)
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.9 * rows), squeeze=False)
     col = colors(3)
-    for ax, (name, kl, reward, lf, verdict) in zip(axes.flat, curves):
+    for ax, (name, step, kl, reward, lf, verdict) in zip(axes.flat, curves):
+        ax.set_title(f"{name}\n" + "\n".join(textwrap.wrap(verdict, 60)), fontsize=8)
+        if lf is None:  # no KL: the reward along the steps, no law to draw
+            ax.scatter(step, reward, s=6, color=col[0], label="steps")
+            ax.set_xlabel("step (no KL logged)")
+            ax.set_ylabel("reward")
+            continue
         r = lf.fit
         offset = reward.mean() - (lf.reward.mean() if len(lf.reward) else 0.0)  # "first": gains were fitted
         ax.scatter(kl, reward, s=6, color="0.7", label="steps")
@@ -31,7 +38,6 @@ def plot_log_fits(curves: list[tuple[str, np.ndarray, np.ndarray, LogFit, str]],
                 ax.axvspan(r.kl_peak_lo, r.kl_peak_hi, color=col[2], alpha=0.12)
         ax.set_xlabel("KL (nats)")
         ax.set_ylabel("reward")
-        ax.set_title(f"{name}\n" + "\n".join(textwrap.wrap(verdict, 60)), fontsize=8)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")

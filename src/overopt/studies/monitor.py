@@ -16,8 +16,9 @@ with one set of signals; "none" is no monitor at all. Since a trainer keeps a ch
 table also scores the checkpoint a practitioner would roll back to on stopping: the one where the reference was
 best so far (``pick``; without a stop, the last).
 
-monitor_trace.csv: curve, rm, step, kl, proxy, gold, reference, disagreement, second_rm, second_rm_gain, gold_eval,
-member<m> (gains over step 0).
+monitor_trace.csv: curve, rm, step, kl, proxy, gold, reference, reference_se, disagreement, second_rm, second_rm_gain,
+second_rm_gain_se, gold_eval, gold_eval_se (each reference's standard error over the evaluation's responses, which its
+stop rule uses), member<m> (gains over step 0).
 monitor.csv: curve, rule, stopped, stop_step, stop_kl, gold_stop, gold_peak, kl_peak, regret, early, reasons.
 """
 from __future__ import annotations
@@ -82,23 +83,24 @@ def trace_table(run: Run, world, rl_df: pd.DataFrame, samples: dict[CurveId, np.
         means = S.mean(2)
         gains = means - means[0]                                         # over the policy at step 0 (pi0)
         dis = S.std(1).mean(1)                                           # per-response spread, averaged
+        ref_se = S[:, 1:].mean(1).std(1, ddof=1) / np.sqrt(S.shape[2])   # each point's, over its responses
         second = [p for p in by_params if p.name != rm][-1] if len(by_params) > 1 else None
-        sec = np.zeros(len(toks))
+        sec, sec_se = np.zeros(len(toks)), np.full(len(toks), np.nan)
         if second is not None:
-            sec = np.array([score(second.model, prompts, t, world.pad).mean() for t in resp])
-            sec = (sec - sec[0]) / second.scale
+            sec_all = np.stack([score(second.model, prompts, t, world.pad) for t in resp]) / second.scale
+            sec, sec_se = sec_all.mean(1) - sec_all[0].mean(), sec_all.std(1, ddof=1) / np.sqrt(sec_all.shape[1])
         n_small = min(c.monitor.gold_eval_prompts, c.rl.eval_prompts) * c.rl.eval_samples
-        small = np.full(len(toks), np.nan)
+        small, small_se = np.full(len(toks), np.nan), np.full(len(toks), np.nan)
         if n_small and gold_norm is not None:  # the first prompts' responses, gold-labelled
-            small = np.array([world.gold(prompt_idx[:n_small], t[:n_small], c.gold, gold_norm)[0].mean()
-                              for t in toks])
-            small -= small[0]
+            g_all = np.stack([world.gold(prompt_idx[:n_small], t[:n_small], c.gold, gold_norm)[0] for t in toks])
+            small, small_se = g_all.mean(1) - g_all[0].mean(), g_all.std(1, ddof=1) / np.sqrt(n_small)
         for j, (_, r) in enumerate(g.iterrows()):
             rows.append({"curve": rm, "rm": rm, "step": int(r["step"]), "kl": r["kl"], "proxy": r["proxy"],
-                         "gold": r["gold"], "reference": float(gains[j, 1:].mean()), "disagreement": float(dis[j]),
-                         "second_rm": second.name if second is not None else "",
+                         "gold": r["gold"], "reference": float(gains[j, 1:].mean()), "reference_se": float(ref_se[j]),
+                         "disagreement": float(dis[j]), "second_rm": second.name if second is not None else "",
                          "second_rm_gain": float(sec[j]) if second is not None else float("nan"),
-                         "gold_eval": float(small[j]),
+                         "second_rm_gain_se": float(sec_se[j]), "gold_eval": float(small[j]),
+                         "gold_eval_se": float(small_se[j]),
                          **{f"member{m}": float(gains[j, m]) for m in range(len(ms))}})
     return pd.DataFrame(rows)
 
@@ -111,8 +113,10 @@ def _stop(g: pd.DataFrame, ref_col: str, signals, monitor_kwargs: dict) -> tuple
         return last, last, ""
     mon = Monitor(signals=signals, **monitor_kwargs)
     steps = g["step"].tolist()
+    se = g[f"{ref_col}_se"].to_numpy() if f"{ref_col}_se" in g else np.full(len(g), np.nan)
     for j, r in enumerate(g.itertuples()):
-        st = mon.update(r.step, r.kl, r.proxy, reference=getattr(r, ref_col), disagreement=r.disagreement)
+        st = mon.update(r.step, r.kl, r.proxy, reference=getattr(r, ref_col), disagreement=r.disagreement,
+                        reference_se=se[j] if se[j] > 0 else None)  # each point's own error, where the trace has one
         if st.state == "stop":
             return j, steps.index(st.best_step), "; ".join(st.reasons)
     return last, last, ""
@@ -145,7 +149,7 @@ def evaluate(trace: pd.DataFrame, monitor_kwargs: dict, rules: dict | None = Non
 
 def monitor_kwargs(cfg) -> dict:
     m = cfg.monitor
-    return {"min_points": m.min_points, "window": m.window, "drop": m.drop, "patience": m.patience,
+    return {"alpha": m.alpha, "min_points": m.min_points, "drop": m.drop, "patience": m.patience, "ratio": m.ratio,
             "disagreement_rise": m.disagreement_rise, "n_boot": cfg.bon.n_boot // 2, "ci": cfg.fit.ci}
 
 
