@@ -36,10 +36,11 @@ def test_welch_z_hand_computed():
 def test_fixed_labels_every_evaluation_stops_on_the_fall_and_keeps_the_best():
     w = BudgetWatch("fixed", budget=1000, per_eval=8, z=2.0)
     st = feed(w)
-    # the stop rule, known-noise mode: se of 8 labels +-1 (pooled sd sqrt(8/7)) 0.378. Step 40: 1.0 is 1.2 below
-    # 2.2, z = 1.2 / (sqrt(2) 0.378) = 2.24 < 1.817 + 0.7 ln 5 = 2.94 (five judged points): go on. Step 50: steps
-    # 40-50 average 0, 2.2 below: z = 2.2 / sqrt(0.143 + 0.143 / 2) = 4.75 > 1.817 + 0.7 ln 6 = 3.07: stop
-    assert st.state == "stop" and st.step == 50 and "below step 30's (4.8 standard errors" in st.reasons[0], st
+    # the stop rule, known-noise mode: 8 labels +-1, pooled sd sqrt(8/7), se sqrt(8/7) / sqrt(8) = 0.378 times
+    # t_df / z at 0.995 (df 7, 14, ..., 42): 0.514, 0.437, 0.416, 0.406, 0.400, 0.396. Step 40: 1.0 is 1.2 below
+    # 2.2, z = 1.2 / sqrt(0.406^2 + 0.400^2) = 2.11 < 1.817 + 0.7 ln 5 = 2.94 (five judged points): go on. Step 50:
+    # steps 40-50 average 0, 2.2 below: z = 2.2 / sqrt(0.406^2 + (0.400^2 + 0.396^2) / 4) = 4.46 > 3.07: stop
+    assert st.state == "stop" and st.step == 50 and "below step 30's (4.5 standard errors" in st.reasons[0], st
     assert st.best_step == 30 and w.spent == 6 * 8 and st.tied == [20.0, 30.0]  # 0.2 below: within 1.645 x 0.53
     assert [h.labels for h in w.history] == [8] * 6
 
@@ -66,9 +67,10 @@ def test_sequential_buys_batches_while_a_drop_is_suspected_and_undecided():
     w = BudgetWatch("sequential", budget=1000, per_eval=32, batch=4, z=2.0)
     st = feed(w, [(0, 0.0, 0.0), (10, 1.0, 5.0), (20, 4.0, 3.0)], spread=1.0)
     # 2 below: z = -2 / sqrt(1/3 + 1/3) = -2.45 after one batch, inside the boundary 2.54; after two batches
-    # -2 / sqrt(1/3 + 1/7) = -2.90: decided, no more labels. The stop rule (pooled sd sqrt(16/13); step 10's se
-    # 0.577 from the pool then): z = 2 / sqrt(0.577^2 + 0.392^2) = 2.87 > 1.817 + 0.7 ln 3 = 2.59: stop
-    assert [h.labels for h in w.history] == [4, 4, 8] and st.state == "stop"
+    # -2 / sqrt(1/3 + 1/7) = -2.90: decided, no more labels. The stop rule is slower to trust 16 labels: step 10's
+    # se 1.155 / 2 x t_6 / z = 0.831, step 20's 1.109 / sqrt(8) x t_13 / z = 0.458; z = 2 / sqrt(0.831^2 + 0.458^2)
+    # = 2.11 < 1.817 + 0.7 ln 3 = 2.59: no stop yet
+    assert [h.labels for h in w.history] == [4, 4, 8] and st.state == "ok"
 
 
 def test_the_budget_caps_the_labels_and_stops_the_run():

@@ -242,7 +242,8 @@ class BudgetConfig:
                                                    "response against a pi0 response to its prompt: win 1, tie 0.5)")
     fixed_set: int = _f(100, "labels per evaluation of the fixed evaluation set the budgets are compared with")
     batch: int = _f(8, "sequential: labels per batch")
-    z: float = _f(2.0, "Welch z of a fall below the best checkpoint that stops (and, sequential, that decides)")
+    z: float = _f(2.0, "sequential: Welch z that decides a checkpoint against the best one (no more labels for it)")
+    alpha: float = _f(0.05, "the chance the stop rule (online.stoprule, on the judged means) stops a run on noise")
     growth: float = _f(0.5, "triggered: relative growth of sqrt(KL) since the last labelled evaluation that labels")
     repeats: int = _f(20, "independent label draws per curve, strategy and budget")
     disjoint_members: int = _f(3, "detectors: members of each proxy size trained on disjoint slices of the pairs, "

@@ -253,6 +253,7 @@ def _studies(cfg: Config, need, names: list[str]) -> None:
     need(b.fixed_set >= 2, "budget.fixed_set", "must be >= 2")
     need(b.batch >= 2, "budget.batch", "must be >= 2")
     need(b.z > 0, "budget.z", "must be > 0")
+    need(0.01 <= b.alpha <= 0.2, "budget.alpha", "must be between 0.01 and 0.2 (the stop rule's calibrated range)")
     need(b.growth > 0, "budget.growth", "must be > 0")
     need(b.repeats >= 1, "budget.repeats", "must be >= 1")
     need(b.disjoint_members == 0 or b.disjoint_members >= 2, "budget.disjoint_members", "must be 0 or >= 2")

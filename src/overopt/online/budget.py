@@ -37,6 +37,7 @@ from functools import lru_cache
 from typing import Callable
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 from .stoprule import ALPHA, DropRule
 
@@ -174,13 +175,15 @@ class BudgetWatch:
 
     def _judge(self, cp: Judged):
         """The stop rule's decision on the labelled checkpoints with ``cp`` added: its mean, with the standard error
-        of the labels' pooled variance (many more degrees of freedom than its own few labels; 0/1 labels that agree
-        on one checkpoint still carry the spread the others show)."""
+        of the labels' pooled variance (more degrees of freedom than its own few labels; 0/1 labels that agree on one
+        checkpoint still carry the spread the others show), widened by t_df / z at the 0.995 quantile, near where
+        the boundary lies, since that variance is itself estimated (the rule's known-noise mode assumes it known)."""
         ss, df = self._pool
         self._pool = (ss + float(((np.array(cp.labels) - cp.mean) ** 2).sum()), df + cp.n - 1)
         self.judged.append(cp)
         sd = math.sqrt(self._pool[0] / self._pool[1])
-        return self.rule.update(cp.mean, max(sd, 1e-9) / math.sqrt(cp.n))
+        widen = scipy_stats.t.ppf(0.995, self._pool[1]) / scipy_stats.norm.ppf(0.995)
+        return self.rule.update(cp.mean, max(sd, 1e-9) / math.sqrt(cp.n) * widen)
 
     def summary(self) -> str:
         if not self.history:

@@ -78,6 +78,7 @@ class Monitor:
         self._cols = {k: np.empty(64) for k in ("steps", "kl", "proxy", "reference", "disagreement")}
         self._n = 0  # points so far: each column is an array that doubles when full (no copy of the log per update)
         self._ref_at: list[int] = []  # the points that have a reference
+        self._ref_vals: list[tuple[float, float]] = []  # (reference, proxy) at each of them
         self._drop: DropRule | None = None  # made at the first reference (its mode: with or without standard errors)
         self._div = DropRule(self.alpha_div) if diverging else None
         self._runs = {"reference-drop": 0, "divergence": 0}  # looks in a row each rule has said stop
@@ -150,14 +151,16 @@ class Monitor:
         (stop if self._runs[name] >= self.patience else warn).append((name, msg))
 
     def _reference_signals(self, r: float, se: float | None, warn: list, stop: list) -> None:
-        self._ref_at.append(self._n - 1)
+        self._ref_at.append(self._n - 1)  # each update costs O(1) here: no array of the whole log is built
+        self._ref_vals.append((r, float(self.proxy[-1])))
         if self._drop is None:
             self._drop = DropRule(self.alpha_drop, known=se is not None)
         d = self._drop.update(r, se if self._drop.mode.name == "known" else None)
-        at = np.array(self._ref_at)
-        self._best = (float(self.steps[at[d.best]]), [float(s) for s in self.steps[at[d.tied]]] if d.stop else [])
-        ref = self.reference[at]
-        gain = ref[d.block[0]:d.block[1] + 1].mean() - float(np.median(ref[:3])) if d.block else math.nan
+        at, steps = self._ref_at, self.steps
+        self._best = (float(steps[at[d.best]]), [float(steps[at[i]]) for i in d.tied] if d.stop else [])
+        mean = lambda p, k=0: float(np.mean([v[k] for v in self._ref_vals[p[0]:p[1] + 1]]))  # noqa: E731
+        start = float(np.median([v[0] for v in self._ref_vals[:3]]))
+        gain = mean(d.block) - start if d.block else math.nan
         large = not (gain > 0 and d.fall < self.drop * gain)  # a fall below `drop` of the best gain is not acted on
         self._rule("reference-drop", self._drop, d, d.stop and large, warn, stop,
                    f"reference fell: {self._span(d.window)} are {d.fall:.3g} below {self._span(d.block)}"
@@ -166,19 +169,19 @@ class Monitor:
             c = self._div.update(r - self.ratio * self.proxy[-1])
             what = ""
             if c.stop:
-                p = self.proxy[at]
-                dp = p[c.window[0]:c.window[1] + 1].mean() - p[c.block[0]:c.block[1] + 1].mean()
-                dr = ref[c.window[0]:c.window[1] + 1].mean() - ref[c.block[0]:c.block[1] + 1].mean()
+                dp, dr = mean(c.window, 1) - mean(c.block, 1), mean(c.window) - mean(c.block)
                 what = (f"divergence: from {self._span(c.block)} to {self._span(c.window)} the proxy rose {dp:.3g} and "
                         f"the reference changed by {dr:+.3g}, less than {self.ratio:g} of the proxy's rise")
             self._rule("divergence", self._div, c, c.stop, warn, stop, what)
-        if "fitted-peak" in self.signals and len(at) >= self._next_fit and np.isfinite(self.kl[at]).all():
-            self._fitted_peak(at, warn)
+        if "fitted-peak" in self.signals and len(at) >= self._next_fit:
+            self._fitted_peak(np.array(at), warn)
 
     def _fitted_peak(self, at: np.ndarray, warn: list) -> None:
         """The reference's curve in sqrt(KL) judged past its fitted peak: a warning (no stated error rate)."""
         self._next_fit = max(len(at) + 1, math.ceil(REFIT_GROWTH * len(at)))
         kl = self.kl[at]
+        if not np.isfinite(kl).all():  # no KL logged (yet): no law to fit
+            return
         try:
             v = judge(fit_log(self.steps[at], kl, self.reference[at], self.form, n_boot=self.n_boot, ci=self.ci))
         except FitError:

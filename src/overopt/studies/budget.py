@@ -22,9 +22,12 @@ from the first half of the held-out prompts, and scored on the second half's who
 grid there.
 
 budget.csv: curve, rm, judge, strategy, budget, rep, labels, stop_step, stop_kl, pick_step, pick_kl, gold_stop,
-            gold_pick, gold_peak, kl_peak, regret_stop, regret_pick, early
+            gold_pick, gold_peak, kl_peak, regret_stop, regret_pick, early, stopped_by (rule: the stop rule of
+            `online.stoprule`; budget: labels spent; empty: ran to the end), false_stop (the rule stopped before gold's
+            peak: what its alpha bounds)
 budget_summary.csv: judge, strategy, budget, runs, labels, labels_max, regret_stop, regret_pick, regret_pick_p90,
-            early (medians over runs, the 90th percentile, and the fraction stopped early)
+            early, rule_stops, false_stops (medians over runs, the 90th percentile, and the fractions stopped early,
+            by the rule, and by the rule before gold's peak)
 bon_choice.csv: rm, m, rep, labels, n, n_lo, n_hi, n_best, gold_n, gold_best, regret
 """
 from __future__ import annotations
@@ -43,9 +46,10 @@ from .base import Output, Study
 TRIGGERED_EVALS = 8   # evaluations the triggered rule labels from KL 0.01 to 25 at growth 0.5 in sqrt(KL)
 SEQUENTIAL_SHARE = 4  # sequential: at most a quarter of the budget on one evaluation
 BUDGET_COLUMNS = ["curve", "rm", "judge", "strategy", "budget", "rep", "labels", "stop_step", "stop_kl", "pick_step",
-                  "pick_kl", "gold_stop", "gold_pick", "gold_peak", "kl_peak", "regret_stop", "regret_pick", "early"]
+                  "pick_kl", "gold_stop", "gold_pick", "gold_peak", "kl_peak", "regret_stop", "regret_pick", "early",
+                  "stopped_by", "false_stop"]
 SUMMARY_COLUMNS = ["judge", "strategy", "budget", "runs", "labels", "labels_max", "regret_stop", "regret_pick",
-                   "regret_pick_p90", "early"]
+                   "regret_pick_p90", "early", "rule_stops", "false_stops"]
 BON_CHOICE_COLUMNS = ["rm", "m", "rep", "labels", "n", "n_lo", "n_hi", "n_best", "gold_n", "gold_best", "regret"]
 
 
@@ -60,20 +64,20 @@ def settings(strategy: str, budget: int, evals: int, b) -> dict | None:
         per = max(b.batch, budget // SEQUENTIAL_SHARE)
     if per < 2:
         return None
-    return dict(strategy=strategy, budget=budget, per_eval=per, batch=b.batch, z=b.z, growth=b.growth)
+    return dict(strategy=strategy, budget=budget, per_eval=per, batch=b.batch, z=b.z, growth=b.growth, alpha=b.alpha)
 
 
 def play(curve: pd.DataFrame, gold: np.ndarray, label_fn, watch: BudgetWatch | None) -> dict:
     """One run of a strategy along a curve (rows sorted by step; ``gold`` [evaluations, responses] per response):
     where it stopped, what it kept, and the regret of each against the curve's gold peak."""
     steps, kl, truth = curve["step"].to_numpy(), curve["kl"].to_numpy(), curve["gold"].to_numpy()
-    stop, keep = len(steps) - 1, None
+    stop, keep, by = len(steps) - 1, None, ""
     if watch is not None:
         for j in range(len(steps)):
             st = watch.update(float(steps[j]), float(kl[j]), float(curve["proxy"].iloc[j]), label_fn(j))
             keep = st.best_step
             if st.state == "stop":
-                stop = j
+                stop, by = j, "budget" if all(r.startswith("the label budget") for r in st.reasons) else "rule"
                 break
     pick = list(steps).index(keep) if keep is not None else stop
     peak = int(np.argmax(truth))
@@ -81,7 +85,7 @@ def play(curve: pd.DataFrame, gold: np.ndarray, label_fn, watch: BudgetWatch | N
             "stop_kl": float(kl[stop]), "pick_step": int(steps[pick]), "pick_kl": float(kl[pick]),
             "gold_stop": float(truth[stop]), "gold_pick": float(truth[pick]), "gold_peak": float(truth[peak]),
             "kl_peak": float(kl[peak]), "regret_stop": regret(truth, stop), "regret_pick": regret(truth, pick),
-            "early": stopped_early(truth, stop)}
+            "early": stopped_early(truth, stop), "stopped_by": by, "false_stop": by == "rule" and stop < peak}
 
 
 def labeller(gold: np.ndarray, judge: str, pool_gold: np.ndarray, per_prompt: int, rng: np.random.Generator):
@@ -114,7 +118,7 @@ def budget_table(run: Run, art: Artifacts, rl_df: pd.DataFrame, samples: dict) -
         gold = np.stack([world.gold(prompt_idx, t, c.gold, art.gold_norm)[0] for t in toks])  # [evals, responses]
         cases = [("none", 0, None), ("fixed set", b.fixed_set * len(curve),
                                      dict(strategy="fixed", budget=b.fixed_set * len(curve), per_eval=b.fixed_set,
-                                          z=b.z))]
+                                          z=b.z, alpha=b.alpha))]
         cases += [(s, B, settings(s, B, len(curve), b)) for s in b.strategies for B in b.budgets if B > 0]
         for judge in b.judges:
             for strategy, budget, kw in cases:
@@ -137,7 +141,9 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
         rows.append({"judge": judge, "strategy": strategy, "budget": budget, "runs": len(g),
                      "labels": float(g["labels"].median()), "labels_max": int(g["labels"].max()),
                      "regret_stop": float(g["regret_stop"].median()), "regret_pick": float(g["regret_pick"].median()),
-                     "regret_pick_p90": float(g["regret_pick"].quantile(0.9)), "early": float(g["early"].mean())})
+                     "regret_pick_p90": float(g["regret_pick"].quantile(0.9)), "early": float(g["early"].mean()),
+                     "rule_stops": float((g["stopped_by"] == "rule").mean()),
+                     "false_stops": float(g["false_stop"].astype(str).str.lower().eq("true").mean())})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 

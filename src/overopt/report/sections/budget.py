@@ -50,10 +50,12 @@ def section(page: Page) -> list[str]:
     out = ["<h2>A judge on a label budget: where to stop, which checkpoint to keep, which n</h2>",
            "<p class='note'>overopt.online.budget on every family RL curve, gold standing in for a trusted judge "
            "(pointwise: a response's gold; pairwise: a response against a pi0 response to its prompt, the win rate). "
-           "Each strategy decides which evaluations get labels and how many, stops when a labelled checkpoint is "
-           "significantly below the best one (or the budget is spent) and keeps the checkpoint with the highest "
-           "judged mean; gold on every evaluation response scores it: regret = (gold peak - gold there) / gold peak, "
-           "medians over curves and label draws; early: stopped before the peak with less than half of its gain. "
+           "Each strategy decides which evaluations get labels and how many, stops when the stop rule (overopt.online."
+           "stoprule: a fall below the best judged checkpoint that noise reaches with probability at most alpha over "
+           "the whole run) says so or the budget is spent, and keeps the checkpoint with the highest judged mean; gold "
+           "on every evaluation response scores it: regret = (gold peak - gold there) / gold peak, medians over curves "
+           "and label draws; early: stopped before the peak with less than half of its gain; false_stops: the rule "
+           "stopped before gold's peak. "
            "none: no judge (training to the end); fixed set: the same labels at every evaluation without a cap.</p>"]
     if summary is not None:
         out += [page.img("budget", plot_budget(summary, choice)), html_table(summary)]
