@@ -382,6 +382,14 @@ def test_fit_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, args, m
     (["monitor", "LOG", "--patience", "0"], "Monitor needs --patience >= 1, got 0"),
     (["monitor", "LOG", "--drop", "2"], "Monitor needs 0 <= --drop < 1, got 2"),
     (["monitor", "LOG", "--alpha", "0.5"], "--alpha must be between 0.01 and 0.2"),
+    (["run", "--preset", "smoke", "--set", "rl.k=1"], "config key 'rl.k' must be >= 2"),
+    (["run", "--preset", "smoke", "--set", "grpo.epsilon=0"], "config key 'grpo.epsilon' must be > 0"),
+    (["run", "--preset", "smoke", "--set", "grpo.loss_type=mean"], "config key 'grpo.loss_type' must be one of grpo, "),
+    (["run", "--preset", "smoke", "--set", "grpo.scale_rewards=rank"], "config key 'grpo.scale_rewards' must be one of"),
+    (["run", "--preset", "smoke", "--set", "grpo.beta=-0.1"], "config key 'grpo.beta' must be >= 0"),
+    (["run", "--preset", "smoke", "--set", "grpo.variants=[beta=-1]"], "'grpo.variants' entry 'beta=-1': beta must be >= 0"),
+    (["run", "--preset", "smoke", "--set", "grpo.variants=[clip=0.3]"], "'grpo.variants' entry 'clip=0.3' must be base or"),
+    (["run", "--preset", "smoke", "--set", "grpo.sizes=[7x1]"], "config key 'grpo.sizes' entry '7x1' must be one of"),
 ])
 def test_run_and_report_bad_input(tmp_path, capsys, args, msg):
     (tmp_path / "bin.yaml").write_bytes(bytes([0x80, 0x81, 0xFF, 0xFE]))
@@ -537,3 +545,49 @@ def test_budget_tables_in_the_smoke_run(smoke):
     ds = pd.read_csv(out / "detector_summary.csv")
     assert {"kl", "proxy_slope", "mahalanobis", "size_spread", "disagreement"} <= set(ds["signal"])
     assert ((ds["auc"] >= 0) & (ds["auc"] <= 1)).all() and "Gold-free signals" in (out / "report.html").read_text()
+
+
+def test_smoke_grpo_tables_and_their_curves_as_trl_logs(smoke, tmp_path, capsys):
+    """grpo.csv: every variant on its proxies beside RLOO's rl.csv curves (copied as they are); grpo_summary.csv
+    recomputes from the curves; a GRPO curve written as TRL's trainer_state.json reads back to the same KL, proxy
+    and gold, through `overopt fit` and `overopt monitor`."""
+    from overopt.online.columns import recognise
+    from overopt.online.logs import read_log, tidy, trainer_state
+    from overopt.studies.grpo import grpo_table_columns
+
+    out, _ = smoke
+    g, s, rl = pd.read_csv(out / "grpo.csv"), pd.read_csv(out / "grpo_summary.csv"), pd.read_csv(out / "rl.csv")
+    assert list(g.columns) == grpo_table_columns(GOLD_DIMS)
+    want = {f"{rm}/grpo:base" for rm in ("8x1", "16x1", "32x1")} | {"8x1/grpo:beta=0.04", "8x1/grpo:loss_type=grpo"}
+    assert set(g.loc[g["algo"] == "grpo", "curve"]) == want
+    for rm in ("8x1", "16x1", "32x1"):  # RLOO's family curve, as rl.csv has it
+        mine, theirs = g[g["curve"] == f"{rm}/rloo"], rl[(rl["curve"] == rm) & (rl["variant"] == "family")]
+        assert np.allclose(mine["gold"], theirs["gold"]) and np.allclose(mine["kl"], theirs["kl"])
+    assert g.loc[g["variant"] == "beta=0.04", "beta"].eq(0.04).all() and g.loc[g["variant"] == "base", "beta"].eq(0).all()
+    assert set(s["curve"]) == set(g["curve"])
+    for _, r in s.iterrows():
+        c = g[g["curve"] == r["curve"]]
+        i = int(c["gold"].to_numpy().argmax())
+        assert r["gold_peak"] == pytest.approx(c["gold"].max()) and r["kl_peak"] == pytest.approx(c["kl"].iloc[i])
+        assert r["fall"] == pytest.approx(c["gold"].max() - c["gold"].iloc[-1])
+        assert r["gold_peak_lo"] <= r["gold_peak_hi"] and 0 <= r["rl_best_share"] <= 1
+    assert s.loc[s["variant"] == "rloo", "gap_vs_rloo"].isna().all() and s.loc[s["algo"] == "grpo", "gap_vs_rloo"].notna().all()
+    claims = pd.read_csv(out / "claims.csv")
+    assert (claims["claim"] == "GRPO reaches RLOO's gold at equal KL (one frontier)").sum() == 5
+    assert "GRPO and its variants" in (out / "report.html").read_text()
+
+    curve = g[g["curve"] == "8x1/grpo:base"]
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps(trainer_state(curve)))
+    df = read_log(str(path))
+    cols = recognise(df, str(path), reward="rewards/gold/mean")
+    back = tidy(df, cols)
+    assert np.allclose(back["kl"], curve["kl"], rtol=1e-9) and np.allclose(back["reward"], curve["gold"])
+    assert main(["fit", str(path), "--reward-col", "rewards/gold/mean", "--proxy-col", "rewards/proxy/mean",
+                 "--json"]) == 0
+    fit = json.loads(capsys.readouterr().out)
+    assert fit[0]["n_points"] == len(curve)
+    assert main(["monitor", str(path), "--reference-col", "rewards/gold/mean"]) == 0
+    said = capsys.readouterr()
+    assert "'kl' x 'completions/mean_length'" in said.err and "rewards/gold/mean" in said.err
+    assert f"to step {int(curve['step'].max())} (KL {curve['kl'].iloc[-1]:.3g})" in said.out

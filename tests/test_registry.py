@@ -50,10 +50,10 @@ def test_the_registry_the_page_and_the_claims_agree():
 
 def test_planted_violations_are_caught():
     real = page.OPENING + page.ORDER
-    no_section = Study("grpo", lambda *a: None, tables=("grpo",))
+    no_section = Study("vpg", lambda *a: None, tables=("vpg",))
     assert problems((*STUDIES, no_section), real, CLAIMS) == [
-        "study 'grpo' has no report section (report/sections/grpo.py)"]
-    assert problems(STUDIES, real + ("grpo",), CLAIMS) == ["page entry 'grpo' names no registered study"]
+        "study 'vpg' has no report section (report/sections/vpg.py)"]
+    assert problems(STUDIES, real + ("vpg",), CLAIMS) == ["page entry 'vpg' names no registered study"]
     assert problems(STUDIES, tuple(e for e in real if e.partition(".")[0] != "draws"), CLAIMS) == [
         "study 'draws': the page shows none of its section"]
 
@@ -81,7 +81,7 @@ def test_every_config_switch_belongs_to_one_study():
     study's section is a section of the config."""
     cfg = Config()
     switches = {f.name for f in fields(cfg) if any(g.name == "enabled" for g in fields(getattr(cfg, f.name)))}
-    assert switches == {"rl", "daa", "ensemble", "multi", "aif", "active", "monitor", "budget"}
+    assert switches == {"rl", "grpo", "daa", "ensemble", "multi", "aif", "active", "monitor", "budget"}
     owners = [s.section for s in STUDIES if s.section]
     assert sorted(owners) == sorted(set(owners)), "a config section serves two studies"
     assert switches <= set(owners), f"switches no study declares: {switches - set(owners)}"
@@ -105,6 +105,6 @@ def test_a_preset_switches_studies_by_name_and_all_means_every_switch(tmp_path):
     f.write_text("studies: [daa]\nrl:\n  enabled: false\n")
     cfg = load_config("default", str(f))
     assert cfg.daa.enabled and not cfg.rl.enabled  # the file's own keys win over its studies line
-    f.write_text("studies: [grpo]\n")
-    with pytest.raises(ConfigError, match="config key 'studies' in .* names 'grpo', which is not a study switch"):
+    f.write_text("studies: [vpg]\n")
+    with pytest.raises(ConfigError, match="config key 'studies' in .* names 'vpg', which is not a study switch"):
         load_config("default", str(f))

@@ -60,6 +60,60 @@ def run_rloo(world, tmp_path, gold=None, max_steps=3, save_steps=3, prompts=32, 
     logging.disable(logging.NOTSET)
 
 
+def run_grpo(world, tmp_path, max_steps=6, save_steps=2, callbacks=()):
+    """A real TRL GRPOTrainer at its defaults that matter here (beta 0: no KL term and no KL logged; DAPO's loss;
+    group-std scaling) on a tiny GPT-NeoX of the toy world, a toy proxy as its reward; saves into tmp_path/out."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import GRPOConfig, GRPOTrainer
+
+    from overopt.models.policy import build_lm
+
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    m = build_lm(len(world.vocab), 16, 1, 2, 64, 0)
+    m.generation_config.top_k = None
+    m.save_pretrained(tmp_path / "m")
+    world.tokenizer().save_pretrained(tmp_path / "m")
+    funcs, weights = toy_reward_funcs(world, proxy=build_rm(len(world.vocab), 8, 1, 64, seed=1))
+    args = GRPOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, num_generations=4,
+                      max_completion_length=12, beta=0.0, learning_rate=1e-3, max_steps=max_steps, logging_steps=1,
+                      save_strategy="steps", save_steps=save_steps, report_to=[], use_cpu=True, seed=0,
+                      temperature=1.0, top_k=0, disable_tqdm=True, bf16=False, reward_weights=weights)
+    ds = Dataset.from_dict({"prompt": [world.prompt_text(i) for i in world.train_prompt_idx[:48]]})
+    tr = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(tmp_path / "m"), reward_funcs=funcs, args=args,
+                     train_dataset=ds, processing_class=world.tokenizer(), callbacks=list(callbacks))
+    tr.train()
+    logging.disable(logging.NOTSET)
+    return tr
+
+
+def test_callback_with_a_judge_inside_grpo_at_beta_zero_measures_its_kl_and_names_the_checkpoint(world, tmp_path):
+    """GRPO with beta = 0 logs no KL: the callback measures the KL of its own completions against the starting model
+    at every save (so the judge's checkpoints have a KL axis), spends its label budget and stops training at the
+    third save, naming the best judged checkpoint, which is on disk."""
+    from overopt.online.callback import OveroptCallback
+
+    def judge(prompts, completions):  # a pointwise judge: fewer words is better
+        return [-len(c.split()) for c in completions]
+
+    prompts = [world.prompt_text(i) for i in world.eval_prompt_idx[:10]]
+    cb = OveroptCallback(judge=judge, judge_prompts=prompts, budget=12, strategy="fixed", per_eval=4,
+                         max_new_tokens=12)
+    tr = run_grpo(world, tmp_path, max_steps=10, save_steps=2, callbacks=[cb])
+    logged = [h for h in tr.state.log_history if "reward" in h]
+    assert logged and not any("kl" in h for h in logged)  # TRL's GRPO at beta 0 logs no KL
+    assert tr.state.global_step == 6  # stopped at the third save, not at max_steps
+    w = cb.judged.watch
+    assert w.spent == 12 and w.history[-1].state == "stop"
+    assert [s for s, _ in cb.kl_measured] == [2.0, 4.0, 6.0]
+    assert all(kl > 0 for _, kl in cb.kl_measured)  # the policy moved away from where it started
+    assert [c.kl for c in w.checkpoints] == pytest.approx([kl for _, kl in cb.kl_measured])
+    best = max(w.checkpoints, key=lambda c: c.mean)
+    assert cb.best_checkpoint == str(tmp_path / "out" / f"checkpoint-{int(best.step)}")
+    assert (tmp_path / "out" / f"checkpoint-{int(best.step)}").is_dir()
+
+
 def test_trl_run_logs_gold_at_weight_zero(world, tmp_path):
     run_rloo(world, tmp_path, gold=(GoldConfig(), (0.0, 1.0)))
     hist = [h for h in json.loads((tmp_path / "out" / "checkpoint-3" / "trainer_state.json").read_text())

@@ -125,7 +125,8 @@ class BonConfig:
 @dataclass(frozen=True)
 class RLConfig:
     enabled: bool = _f(False, "run RL against every proxy of the family (rl.csv, the RL fits and report section)")
-    algo: str = _f("rloo", "rloo (k samples per prompt, leave-one-out baseline) or ppo (GAE, value head)")
+    algo: str = _f("rloo", "rloo (k samples per prompt, leave-one-out baseline), ppo (GAE, value head) or grpo "
+                           "(group-relative advantages; its options in grpo.*)")
     steps: int = _f(60, "rollout-and-update steps per curve")
     prompts_per_step: int = _f(64, "training prompts per step (each sampled k times)")
     k: int = _f(4, "samples per prompt")
@@ -144,6 +145,27 @@ class RLConfig:
     policy_sizes: tuple = _f((), "other pi0 sizes (HIDDENxLAYERS) optimized against that proxy")
     iterated_rounds: int = _f(0, ">= 2: an iterated-RLHF curve on that proxy with this many rounds (Gao sec. 4.3)")
     iterated_pairs: int = _f(0, "gold-labelled pairs of the current policy added each round (0 = rm.n_train / rounds)")
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    enabled: bool = _f(False, "the GRPO study: GRPO and its variants against the family's proxies beside RLOO (grpo.csv, "
+                              "grpo_summary.csv, report section; RLOO's curves from rl.enabled)")
+    beta: float = _f(0.0, "coefficient of the per-token k3 KL term in the loss (TRL GRPOConfig.beta; 0 = none)")
+    scale_rewards: str = _f("group", "advantages divided by the group's std (group), the batch's (batch) or not "
+                                     "(none: Dr. GRPO)")
+    loss_type: str = _f("dapo", "grpo (sequence mean, then batch mean), bnpo (minibatch token mean), dapo (token sum "
+                                "over the generation batch's tokens per update; TRL's default), dr_grpo (over "
+                                "batch x max length)")
+    epsilon: float = _f(0.2, "lower clip of the importance ratio: 1 - epsilon")
+    epsilon_high: float = _f(0.0, "upper clip 1 + epsilon_high (DAPO's clip-higher, 0.28); 0 = epsilon")
+    importance_sampling_level: str = _f("token", "token (GRPO) or sequence (GSPO: one ratio per response)")
+    use_bias_correction_kl: bool = _f(True, "the KL term times the importance ratio (DeepSeek-V3.2; TRL's default)")
+    variants: tuple = _f(("base", "beta=0.04", "scale_rewards=none", "loss_type=grpo"),
+                         "the study's curves on each proxy: base (the settings above) or overrides KEY=VALUE[,KEY=VALUE] "
+                         "of the keys above and rl.kl_coef (kl_coef: the KL penalty in the reward, as RLOO)")
+    sizes: tuple = _f((), "proxies (rm.sizes) the base variant runs against; empty = every proxy")
+    variant_sizes: tuple = _f((), "proxies the other variants run against; empty = grpo.sizes")
 
 
 @dataclass(frozen=True)
@@ -287,6 +309,7 @@ class Config:
     rm: RMConfig = field(default_factory=RMConfig)
     bon: BonConfig = field(default_factory=BonConfig)
     rl: RLConfig = field(default_factory=RLConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
     daa: DAAConfig = field(default_factory=DAAConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     multi: MultiConfig = field(default_factory=MultiConfig)

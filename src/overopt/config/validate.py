@@ -91,6 +91,7 @@ def validate(cfg: Config) -> Config:
 
     names = _core(cfg, need)
     _rl(cfg, need, names)
+    _grpo(cfg, need, names)
     _daa(cfg, need, names)
     _studies(cfg, need, names)
     held_out = ("hf.eval_prompts", cfg.hf.eval_prompts) if cfg.hf.policy else ("world.eval_prompts", cfg.world.eval_prompts)
@@ -175,11 +176,11 @@ def _fits_memory(cfg: Config, need) -> None:
 
 def _rl(cfg: Config, need, names: list[str]) -> None:
     """rl."""
-    need(cfg.rl.algo in ("rloo", "ppo"), "rl.algo", "must be rloo or ppo")
+    need(cfg.rl.algo in ("rloo", "ppo", "grpo"), "rl.algo", "must be rloo, ppo or grpo")
     for k in ("steps", "prompts_per_step", "eval_points", "eval_prompts", "eval_samples", "epochs", "minibatches",
               "kl_horizon"):
         need(getattr(cfg.rl, k) >= 1, f"rl.{k}", "must be >= 1")
-    need(cfg.rl.k >= (2 if cfg.rl.algo == "rloo" else 1), "rl.k", "must be >= 2 for rloo (>= 1 for ppo)")
+    need(cfg.rl.k >= (1 if cfg.rl.algo == "ppo" else 2), "rl.k", "must be >= 2 for rloo and grpo (>= 1 for ppo)")
     need(cfg.rl.lr > 0, "rl.lr", "must be > 0")
     need(cfg.rl.kl_coef >= 0, "rl.kl_coef", "must be >= 0")
     need(cfg.rl.kl_target >= 0, "rl.kl_target", "must be >= 0")
@@ -196,6 +197,68 @@ def _rl(cfg: Config, need, names: list[str]) -> None:
     if cfg.rl.sweep_rm:
         need(cfg.rl.sweep_rm in names, "rl.sweep_rm", "must be one of rm.sizes (hf.proxies' names)")
     need(cfg.rl.eval_spacing > 0, "rl.eval_spacing", "must be > 0")
+
+
+GRPO_SCALES, GRPO_LOSSES, GRPO_LEVELS = ("group", "batch", "none"), ("grpo", "bnpo", "dapo", "dr_grpo"), ("token", "sequence")
+GRPO_CHOICES = {"scale_rewards": GRPO_SCALES, "loss_type": GRPO_LOSSES, "importance_sampling_level": GRPO_LEVELS}
+GRPO_NUMBERS = ("beta", "epsilon", "epsilon_high", "kl_coef")
+GRPO_FLAGS = {"true": True, "false": False}  # use_bias_correction_kl's values in a variant
+
+
+def _grpo_value(key: str, name: str, value) -> str | None:
+    """Why ``value`` is no good for GRPO option ``name`` (None when it is)."""
+    if name in GRPO_CHOICES:
+        return None if value in GRPO_CHOICES[name] else f"must be one of {', '.join(GRPO_CHOICES[name])}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "must be a finite number"
+    if name == "epsilon" and value <= 0:
+        return "must be > 0"
+    return "must be >= 0" if value < 0 else None
+
+
+def parse_grpo_variant(spec: str) -> dict:
+    """A grpo.variants entry: 'base' -> {}, 'beta=0.04,loss_type=grpo' -> {'beta': 0.04, 'loss_type': 'grpo'};
+    raises ConfigError naming grpo.variants."""
+    if spec == "base":
+        return {}
+    out = {}
+    for part in str(spec).split(","):
+        name, eq, raw = part.strip().partition("=")
+        keys = (*GRPO_NUMBERS, *GRPO_CHOICES, "use_bias_correction_kl")
+        if not eq or name not in keys:
+            raise ConfigError(f"config key 'grpo.variants' entry {spec!r} must be base or KEY=VALUE[,KEY=VALUE] with "
+                              f"KEY one of {', '.join(keys)}")
+        if name == "use_bias_correction_kl":
+            if raw.lower() not in GRPO_FLAGS:
+                raise ConfigError(f"config key 'grpo.variants' entry {spec!r}: {name} must be true or false")
+            out[name] = GRPO_FLAGS[raw.lower()]
+            continue
+        try:
+            value = raw if name in GRPO_CHOICES else float(raw)
+        except ValueError:
+            value = raw
+        why = _grpo_value("grpo.variants", name, value)
+        if why:
+            raise ConfigError(f"config key 'grpo.variants' entry {spec!r}: {name} {why}")
+        out[name] = value
+    return out
+
+
+def _grpo(cfg: Config, need, names: list[str]) -> None:
+    """grpo."""
+    g = cfg.grpo
+    for name in (*GRPO_CHOICES, *GRPO_NUMBERS[:3]):
+        why = _grpo_value(f"grpo.{name}", name, getattr(g, name))
+        need(why is None, f"grpo.{name}", why or "")
+    need(cfg.rl.algo != "grpo" or cfg.rl.k >= 2, "rl.k", "must be >= 2 for grpo (the group size)")
+    need(not g.enabled or cfg.rl.k >= 2, "rl.k", "must be >= 2 for the GRPO study (the group size)")
+    need(len(g.variants) > 0 and len(set(g.variants)) == len(g.variants), "grpo.variants",
+         "must list at least one variant, each once")
+    for spec in g.variants:
+        parse_grpo_variant(spec)
+    for key in ("sizes", "variant_sizes"):
+        for n in getattr(g, key):
+            need(n in names, f"grpo.{key}", f"entry {n!r} must be one of rm.sizes (hf.proxies' names)")
 
 
 def _daa(cfg: Config, need, names: list[str]) -> None:

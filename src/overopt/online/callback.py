@@ -121,6 +121,7 @@ def OveroptCallback(monitor: Monitor | None = None, kl_key: str | None = None, r
             self.best_checkpoint: str | None = None
             self.kl_measured: list[tuple[float, float]] = []
             self._last = (math.nan, math.nan)  # the latest (KL, proxy): the judged checkpoint's x-axis
+            self._kl_logged = False  # whether the trainer's last log line had a KL of its own
 
         def _kl_now(self, logged: float | None) -> float | None:
             if logged is not None:
@@ -132,7 +133,9 @@ def OveroptCallback(monitor: Monitor | None = None, kl_key: str | None = None, r
             proxy_key = reward_key or _proxy_name(logs)
             if proxy_key is None or proxy_key not in logs or not np.isfinite(logs[proxy_key]):
                 return control
-            kl = self._kl_now(_log_kl(logs, kl_key, proxy_key))
+            logged = _log_kl(logs, kl_key, proxy_key)
+            self._kl_logged = logged is not None
+            kl = self._kl_now(logged)
             proxy = float(logs[proxy_key])
             self._last = (math.nan if kl is None else kl, proxy)
             members = [logs[k] for k in member_keys if k in logs] or None
@@ -152,7 +155,7 @@ def OveroptCallback(monitor: Monitor | None = None, kl_key: str | None = None, r
         def on_save(self, args, state, control, model=None, processing_class=None, **kwargs):
             if self.probe is not None and model is not None and processing_class is not None:
                 self.kl_measured.append((float(state.global_step), self.probe.measure(model, processing_class)))
-                if not math.isfinite(self._last[0]):
+                if not self._kl_logged:  # the checkpoint judged now sits at the KL measured now, not the last one
                     self._last = (self.kl_measured[-1][1], self._last[1])
             if self.judged is None:
                 return control

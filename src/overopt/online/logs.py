@@ -369,3 +369,16 @@ def tidy(df: pd.DataFrame, cols: dict, path: str = "log", extra: tuple = ()) -> 
                      + (f" and {len(groups) - 10} more" if len(groups) > 10 else ""))
     out.attrs["notes"] = notes
     return out
+
+
+def trainer_state(curve: pd.DataFrame, proxy: str = "proxy", gold: str = "gold") -> dict:
+    """One curve of rl.csv or grpo.csv (rows of step, kl, proxy, gold, length) as the `trainer_state.json` TRL's
+    GRPOTrainer writes, one log_history line per evaluation: the per-token "kl" (the sequence KL over the mean
+    length, as TRL logs it beside "completions/mean_length"), "reward" (the optimized proxy), and the proxy and gold
+    as reward functions ("rewards/<name>/mean", gold logged at weight 0 as `online.trladapter` does). `read_log`
+    and `online.columns.recognise` read it back to the same KL."""
+    history = [{"step": int(r["step"]), "kl": float(r["kl"]) / max(float(r["length"]), 1.0),
+                "completions/mean_length": float(r["length"]), "reward": float(r[proxy]),
+                f"rewards/{proxy}/mean": float(r[proxy]), f"rewards/{gold}/mean": float(r[gold])}
+               for r in curve.to_dict("records")]
+    return {"global_step": history[-1]["step"] if history else 0, "log_history": history}

@@ -1,4 +1,4 @@
-"""RL against a reward callable: RLOO and PPO with a KL penalty in the reward.
+"""RL against a reward callable: RLOO and PPO with a KL penalty in the reward, and GRPO (`optimizers.grpo`).
 
     trainer = RLTrainer(policy, ref, reward_fn, RLSettings(algo="rloo"), pad_id, eos_id, value_model=None)
     for step in range(steps):
@@ -22,6 +22,7 @@ import torch.nn as nn
 from ..config import RLConfig
 from ..errors import RLError  # noqa: F401  (raised here; the CLI catches it)
 from ..measure.kl import k3
+from .grpo import GRPOSettings, aggregate_loss, group_advantages, grpo_token_loss
 from ..models.policy import prompt_mask, response_logprobs, sample
 
 
@@ -130,8 +131,8 @@ _RL = RLConfig()  # the run's defaults: the trainer shares them rather than keep
 class RLSettings:
     """What the trainer needs. The fields named as in `config.RLConfig` take its defaults (and `pipeline.curves.
     rl_settings` fills them from a run's config by name); the rest are the trainer's own."""
-    algo: str = _RL.algo              # rloo or ppo
-    k: int = _RL.k                    # samples per prompt (RLOO's group; PPO may use 1)
+    algo: str = _RL.algo              # rloo, ppo or grpo
+    k: int = _RL.k                    # samples per prompt (RLOO's and GRPO's group; PPO may use 1)
     lr: float = _RL.lr
     kl_coef: float = _RL.kl_coef      # initial coefficient of the KL penalty in the reward
     kl_target: float = _RL.kl_target  # > 0: adapt the coefficient toward this per-sequence KL
@@ -145,6 +146,7 @@ class RLSettings:
     lam: float = 0.95
     max_new_tokens: int = 40
     max_grad_norm: float = 1.0
+    grpo: GRPOSettings = GRPOSettings()  # GRPO's options (config section grpo.*)
 
 
 def _finite(step: int, name: str, x) -> None:
@@ -158,8 +160,8 @@ class RLTrainer:
 
     def __init__(self, policy, ref, reward_fn, settings: RLSettings, pad_id: int, eos_id: int,
                  value_model: ValueModel | None = None, seed: int = 0):
-        if settings.algo not in ("rloo", "ppo"):
-            raise ValueError(f"unknown RL algorithm '{settings.algo}' (rloo or ppo)")
+        if settings.algo not in ("rloo", "ppo", "grpo"):
+            raise ValueError(f"unknown RL algorithm '{settings.algo}' (rloo, ppo or grpo)")
         self.policy, self.ref, self.reward_fn, self.s = policy, ref.eval(), reward_fn, settings
         self.pad_id, self.eos_id = pad_id, eos_id
         self.value = value_model if settings.algo == "ppo" else None
@@ -195,15 +197,15 @@ class RLTrainer:
         _finite(step, "reward", b["score"])
         _finite(step, "KL", b["k1"])
         beta = self.kl_ctl.value
-        if self.s.algo == "rloo":
-            stats = self._rloo_update(b, beta, step)
-        else:
-            stats = self._ppo_update(b, beta, step)
+        update = {"rloo": self._rloo_update, "ppo": self._ppo_update, "grpo": self._grpo_update}[self.s.algo]
+        stats = update(b, beta, step)
         self.kl_ctl.update(float(b["k1"].mean()), len(b["tokens"]))
         self.n_steps += 1
         lengths = b["mask"].sum(1).float()
+        # kl_token: the per-token k3 over the batch's response tokens, the "kl" TRL's GRPOTrainer logs
         return {"step": step, "proxy": float(b["score"].mean()), "kl_k1": float(b["k1"].mean()),
-                "kl_k3": float(b["k3"].mean()), "kl_coef": beta,
+                "kl_k3": float(b["k3"].mean()), "kl_token": float(b["k3"].sum() / lengths.sum().clamp(min=1)),
+                "kl_coef": beta,
                 "length": float(lengths.mean()), **stats}
 
     def _clip_step(self, loss: torch.Tensor, step: int, name: str) -> None:
@@ -260,3 +262,23 @@ class RLTrainer:
         self.policy.eval()
         return {"loss/policy": sum(pl) / len(pl), "loss/value": sum(vl) / len(vl),
                 "reward": float(rewards.sum(1).mean())}
+
+    def _grpo_update(self, b: dict, beta: float, step: int) -> dict:
+        # GRPO (Shao et al. 2024): group-relative advantages, a clipped ratio per token (or per sequence), the k3 KL
+        # to the starting policy in the loss (grpo.beta); rl.kl_coef > 0 also puts the KL penalty in the reward.
+        g = self.s.grpo
+        mask = b["mask"]
+        reward = b["score"] - beta * b["k1"]
+        adv = group_advantages(reward.view(-1, self.s.k), g.scale_rewards).reshape(-1)
+        per_step = float(mask.sum()) / self.s.minibatches  # DAPO's normaliser: the batch's tokens per update
+        self.policy.train()
+        losses = []
+        for idx in self._minibatches(len(adv)):
+            m = mask[idx]
+            new = response_logprobs(self.policy, b["prompts"][idx], b["tokens"][idx], self.pad_id, eos_id=self.eos_id)
+            per_token = grpo_token_loss(new, b["logp"][idx], adv[idx], m, g, b["ref_logp"][idx])
+            loss = aggregate_loss(per_token, m, g.loss_type, self.s.max_new_tokens, per_step)
+            self._clip_step(loss, step, "loss")
+            losses.append(loss.item())
+        self.policy.eval()
+        return {"loss/policy": sum(losses) / len(losses), "reward": float(reward.mean())}

@@ -7,7 +7,7 @@ their curves through `run_curve`; `curve_key` is the cache key they share.
 from __future__ import annotations
 
 import copy
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ import torch
 from ..config import Config
 from ..measure.evaluator import EvalSettings, Evaluator
 from ..models.reward import Proxy, score
+from ..optimizers.grpo import GRPOSettings
 from ..optimizers.rl import RLError, RLSettings, RLTrainer
 from ..stats import bootstrap_rows, interval
 
@@ -52,15 +53,32 @@ def pool_evaluator(run, art, base_scores: dict, prompts: int | None = None, samp
 
 
 def rl_settings(cfg: Config) -> RLSettings:
-    """The trainer's settings: every rl.* field the trainer has, by name, and the response length."""
+    """The trainer's settings: every rl.* field the trainer has, by name, GRPO's from grpo.*, and the response
+    length."""
     shared = {f.name: getattr(cfg.rl, f.name) for f in fields(RLSettings) if hasattr(cfg.rl, f.name)}
-    return RLSettings(**shared, max_new_tokens=cfg.world.max_new_tokens)
+    grpo = GRPOSettings(**{f.name: getattr(cfg.grpo, f.name) for f in fields(GRPOSettings)})
+    return RLSettings(**shared, max_new_tokens=cfg.world.max_new_tokens, grpo=grpo)
+
+
+def grpo_settings(cfg: Config, overrides: dict) -> RLSettings:
+    """GRPO's trainer settings with a grpo.variants entry's overrides (`config.parse_grpo_variant`): kl_coef is the
+    KL penalty in the reward (fixed), every other key a GRPO option."""
+    s = rl_settings(cfg)
+    grpo = replace(s.grpo, **{k: v for k, v in overrides.items() if k != "kl_coef"})
+    return replace(s, algo="grpo", grpo=grpo, kl_coef=float(overrides.get("kl_coef", s.kl_coef)),
+                   kl_target=0.0 if "kl_coef" in overrides else s.kl_target)
 
 
 def curve_key(cfg: Config, *extra) -> str:
-    """Cache key of an RL curve: the world, gold and pi0, the shared RL settings, and what names the curve."""
+    """Cache key of an RL curve: the world, gold and pi0, the shared RL settings, and what names the curve (a GRPO
+    curve: its `GRPOSettings` among ``extra``; rl.algo grpo: grpo.* too)."""
     shared = {k: v for k, v in cfg.to_dict()["rl"].items() if k not in RL_CURVE_CHOICE}
+    if cfg.rl.algo == "grpo":
+        extra = (*extra, {k: v for k, v in cfg.to_dict()["grpo"].items() if k in GRPO_FIELDS})
     return cfg.section_hash("world", "gold", "policy", extra=[shared, *extra])
+
+
+GRPO_FIELDS = tuple(f.name for f in fields(GRPOSettings))  # grpo.* fields that change how a GRPO curve runs
 
 
 def run_curve(run, world, pi0, proxy: Proxy, evaluator: Evaluator, key: str, desc: str,

@@ -22,7 +22,7 @@ from .page_context import Page
 # tests/test_registry.py checks the entries against the studies of `studies.registry` (which this module does not
 # import: the report loads without torch).
 OPENING = ("bon.headline", "fits.claims_summary")
-ORDER = ("bon", "draws", "learned", "rl", "bon.dimensions", "daa", "length", "multi", "aif", "active",
+ORDER = ("bon", "draws", "learned", "rl", "grpo", "bon.dimensions", "daa", "length", "multi", "aif", "active",
          "ensembles.calibration", "ensembles", "rl.forecast", "monitor", "budget", "detectors", "fits.claims",
          "bon.samples")
 INTRO = ("<p class='note'>Synthetic gold-reward setup (Gao et al. 2022): proxies of several sizes learn from "

@@ -11,6 +11,7 @@ from .base import (AGREE, CLAIM_COLUMNS, FORM_R2, ClaimInputs, claim_table, fami
                    verdict, verdict_counts)
 from .daa import daa_claims
 from .ensembles import ensemble_claims
+from .grpo import grpo_claims
 from .gao import bon_claims, frontier_gap, inversions, rl_claims
 from .monitor import monitor_claims
 from .scaling import draw_claims, draw_trends, scaling_claims
