@@ -124,9 +124,7 @@ def OveroptCallback(monitor: Monitor | None = None, kl_key: str | None = None, r
             self._kl_logged = False  # whether the trainer's last log line had a KL of its own
 
         def _kl_now(self, logged: float | None) -> float | None:
-            if logged is not None:
-                return logged
-            return self.kl_measured[-1][1] if self.kl_measured else None
+            return logged if logged is not None else self.kl_measured[-1][1] if self.kl_measured else None
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}

@@ -184,18 +184,30 @@ class RLTrainer:
         self.policy.eval()
         s = sample(self.policy, prompts, self.s.max_new_tokens, self.eos_id, self.pad_id, generator=self.gen)
         mask = s.tokens != self.pad_id
+        score = torch.as_tensor(self.reward_fn(prompts, s.tokens), dtype=torch.float32, device=prompts.device)
+        if not self.needs_ref:  # GRPO without a KL term or penalty: no reference forward (as TRL at beta 0)
+            nan = torch.full((len(prompts),), math.nan, device=prompts.device)
+            return {"prompts": prompts, "tokens": s.tokens, "mask": mask, "logp": s.token_logprob, "ref_logp": None,
+                    "score": score, "k1": nan, "k3": nan}
         ref = response_logprobs(self.ref, prompts, s.tokens, self.pad_id, eos_id=self.eos_id)
         lr = (s.token_logprob - ref).masked_fill(~mask, 0)  # per-token log-ratio
-        score = torch.as_tensor(self.reward_fn(prompts, s.tokens), dtype=torch.float32, device=prompts.device)
         return {"prompts": prompts, "tokens": s.tokens, "mask": mask, "logp": s.token_logprob, "ref_logp": ref,
                 "score": score, "k1": lr.sum(1), "k3": k3(lr, mask)}
+
+    @property
+    def needs_ref(self) -> bool:
+        """Whether an update uses the reference's log-probs: every algorithm but GRPO with beta 0 and no KL penalty
+        in the reward, whose training statistics then carry no KL (curves measure theirs at evaluation)."""
+        s = self.s
+        return s.algo != "grpo" or s.grpo.beta > 0 or s.kl_coef > 0 or s.kl_target > 0
 
     def step(self, prompt_ids: torch.Tensor) -> dict:
         """One rollout and its updates; returns the batch's statistics."""
         step = self.n_steps
         b = self.rollout(prompt_ids)
         _finite(step, "reward", b["score"])
-        _finite(step, "KL", b["k1"])
+        if self.needs_ref:
+            _finite(step, "KL", b["k1"])
         beta = self.kl_ctl.value
         update = {"rloo": self._rloo_update, "ppo": self._ppo_update, "grpo": self._grpo_update}[self.s.algo]
         stats = update(b, beta, step)
@@ -268,7 +280,7 @@ class RLTrainer:
         # to the starting policy in the loss (grpo.beta); rl.kl_coef > 0 also puts the KL penalty in the reward.
         g = self.s.grpo
         mask = b["mask"]
-        reward = b["score"] - beta * b["k1"]
+        reward = b["score"] - beta * b["k1"] if beta else b["score"]  # k1 is NaN where no reference was run
         adv = group_advantages(reward.view(-1, self.s.k), g.scale_rewards).reshape(-1)
         per_step = float(mask.sum()) / self.s.minibatches  # DAPO's normaliser: the batch's tokens per update
         self.policy.train()
@@ -276,7 +288,8 @@ class RLTrainer:
         for idx in self._minibatches(len(adv)):
             m = mask[idx]
             new = response_logprobs(self.policy, b["prompts"][idx], b["tokens"][idx], self.pad_id, eos_id=self.eos_id)
-            per_token = grpo_token_loss(new, b["logp"][idx], adv[idx], m, g, b["ref_logp"][idx])
+            ref = b["ref_logp"][idx] if b["ref_logp"] is not None else None
+            per_token = grpo_token_loss(new, b["logp"][idx], adv[idx], m, g, ref)
             loss = aggregate_loss(per_token, m, g.loss_type, self.s.max_new_tokens, per_step)
             self._clip_step(loss, step, "loss")
             losses.append(loss.item())

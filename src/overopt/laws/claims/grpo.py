@@ -35,26 +35,33 @@ def frontier_rows(s: pd.DataFrame, t: ClaimInputs) -> list[dict]:
     return rows
 
 
-VARIANT_CLAIMS = (("kl_peak", "peaks at a larger KL than base"), ("step_peak", "peaks at a later step than base"),
-                  ("fall", "falls further after its peak than base"))
+QUANTITIES = (("gold_peak", "peaks higher"), ("kl_peak", "peaks at a larger KL"), ("step_peak", "peaks at a later step"),
+              ("fall", "falls further after its peak"))
+
+
+def _directions(s: pd.DataFrame, t: ClaimInputs, who, against: str, subject: str, quantities) -> list[dict]:
+    """Rows of curves ``who`` (a mask of the summary) against the curve of variant ``against`` on the same proxy:
+    is each quantity larger (a direction, its support the share of paired resamples that agree)?"""
+    rows = []
+    for _, r in s[who].iterrows():
+        other = s[(s["rm"] == r["rm"]) & (s["variant"] == against)]
+        if not len(other):
+            continue
+        b = other.iloc[0]
+        for q, text in quantities:
+            support = paired_share(_reps(t, r["curve"]).get(q), _reps(t, b["curve"]).get(q))
+            rows.append({"claim": f"{subject} {text} than {against}", "curve": r["curve"], "value": float(r[q]),
+                         "reference": float(b[q]), "holds": bool(r[q] > b[q]), "support": support,
+                         "detail": f"value: {q} of {r['variant']}; reference: {q} of {against} on {r['rm']}"
+                                   + support_text(support)})
+    return rows
 
 
 def variant_rows(s: pd.DataFrame, t: ClaimInputs) -> list[dict]:
-    """Per variant and proxy, against the base variant on that proxy: does it peak at a larger KL, later, and fall
-    further (each a direction, its support the share of paired resamples that agree)?"""
-    rows = []
-    for _, r in s[~s["variant"].isin([BASE, RLOO])].iterrows():
-        base = s[(s["rm"] == r["rm"]) & (s["variant"] == BASE)]
-        if not len(base):
-            continue
-        b = base.iloc[0]
-        for q, text in VARIANT_CLAIMS:
-            support = paired_share(_reps(t, r["curve"]).get(q), _reps(t, b["curve"]).get(q))
-            rows.append({"claim": f"a GRPO variant {text}", "curve": r["curve"], "value": float(r[q]),
-                         "reference": float(b[q]), "holds": bool(r[q] > b[q]), "support": support,
-                         "detail": f"value: {q} of {r['variant']}; reference: {q} of base on {r['rm']}"
-                                   + support_text(support)})
-    return rows
+    """GRPO (base) against RLOO on each proxy, and each other variant against base: does it peak higher, at a
+    larger KL, later, and fall further by the last step?"""
+    return _directions(s, t, s["variant"] == BASE, RLOO, "GRPO", QUANTITIES) + \
+        _directions(s, t, ~s["variant"].isin([BASE, RLOO]), BASE, "a GRPO variant", QUANTITIES[1:])
 
 
 def size_rows(s: pd.DataFrame, t: ClaimInputs) -> list[dict]:

@@ -65,6 +65,9 @@ def section(page: Page) -> list[str]:
         if len(mine):
             counts = mine.groupby(["claim", "verdict"]).size().unstack(fill_value=0).reset_index()
             parts += ["<p class='note'>What this run measures (claims.csv; a verdict stands where 90% of the paired "
-                      "prompt resamples agree, otherwise inconclusive): rows per finding and verdict.</p>",
+                      "prompt resamples agree, otherwise inconclusive): rows per finding and verdict. The support "
+                      "covers the evaluation prompts of one training draw per curve; whether a finding survives other "
+                      "draws is a sweep over run.seed (`overopt sweep`, claims counted per seed; docs/FINDINGS.md "
+                      "for seeds 0-2, where several per-seed verdicts reverse).</p>",
                       html_table(counts)]
     return parts
