@@ -168,3 +168,53 @@ def test_loss_and_gradient_equal_trl(setup, tmp_path, loss_type, options):
     grads = dict(tr.model.named_parameters())
     worst = max(float((p.grad - grads[n].grad).abs().max()) for n, p in ours_model.named_parameters())
     assert worst < 1e-5
+
+
+# ------------------------------------------------------------------ the study's numbers and claims
+
+
+def test_peaks_gaps_and_claims_on_curves_whose_truth_is_built():
+    """Curves built by hand: the peak quantities and the equal-KL gap by hand, and each claim's verdict where the
+    resamples agree, and "inconclusive" where they do not."""
+    import pandas as pd
+
+    from overopt.laws.claims import ClaimInputs, claim_table
+    from overopt.laws.claims.grpo import grpo_claims
+    from overopt.laws.curves import CurveId
+    from overopt.studies.grpo import curve_replicates, equal_kl_gap, grpo_summary, peak_replicates
+
+    kl = np.array([0.0, 1.0, 4.0, 9.0])
+    g = pd.DataFrame({"kl": kl, "step": [0, 10, 20, 30]})
+    boot = np.array([[0, 1, 3, 2], [0, 2, 1, 0.5]], dtype=float)
+    r = peak_replicates(g, boot)
+    assert r["gold_peak"].tolist() == [3, 2] and r["kl_peak"].tolist() == [4, 1] and r["step_peak"].tolist() == [20, 10]
+    assert r["fall"].tolist() == [1, 1.5]
+    # RLOO at d = 0, 1, 2, 3 with gold 0, 1, 2, 3; GRPO at d = 1, 2.5, 4: only the first two lie in RLOO's range
+    assert float(equal_kl_gap(kl, np.arange(4.0), [1.0, 6.25, 16.0], [1.5, 2.0, 9.0])) == pytest.approx(
+        ((1.5 - 1) + (2.0 - 2.5)) / 2)
+
+    rng = np.random.default_rng(0)
+    rows, boots = [], {}
+    params = {"6x1": 1000, "16x1": 4000, "64x1": 30000}
+    for i, (rm, n) in enumerate(params.items()):
+        # RLOO peaks at evaluation 2; GRPO (base, and beta 0.04 falling half as far) at 1, 2 or 3 (KL 1, 4, 9) as the
+        # proxy grows
+        for variant, peak_at, fall in (("rloo", 2, 0.2), ("base", 1 + i, 1.0), ("beta=0.04", 1 + i, 0.5)):
+            gold = np.where(np.arange(4) <= peak_at, np.arange(4) * 0.3, 0.3 * peak_at - fall)
+            curve = f"{rm}/{variant}"
+            rows += [{"curve": curve, "algo": "rloo" if variant == "rloo" else "grpo", "variant": variant, "rm": rm,
+                      "rm_params": n, "step": 10 * j, "kl": kl[j], "gold": gold[j]} for j in range(4)]
+            boots[CurveId("grpo", curve)] = gold + rng.normal(0, 0.001, (50, 4))
+    df = pd.DataFrame(rows)
+    s = grpo_summary(df, boots, 0.9)
+    reps = curve_replicates(df, boots)
+    base = s[s["variant"] == "base"].set_index("rm")
+    assert base.loc["64x1", "kl_peak"] == 9 and base.loc["6x1", "kl_peak"] == 1 and base.loc["6x1", "step_peak"] == 10
+    claims = claim_table([grpo_claims], ClaimInputs({"grpo_summary": s}, reps)).set_index(["claim", "curve"])
+    size = claims.loc[("the KL at GRPO's gold peak grows with proxy size", "GRPO base, 3 proxies")]
+    assert size["value"] == pytest.approx(1.0) and size["support"] == 1.0 and size["verdict"] == "holds"
+    fall = claims.loc[("a GRPO variant falls further after its peak than base", "16x1/beta=0.04")]
+    assert fall["value"] == pytest.approx(0.5) and fall["verdict"] == "does not hold"
+    same_kl = claims.loc[("a GRPO variant peaks at a larger KL than base", "16x1/beta=0.04")]
+    assert same_kl["support"] == 0 and same_kl["verdict"] == "does not hold"  # the same peak KL on every resample
+    assert len(claims.loc["GRPO reaches RLOO's gold at equal KL (one frontier)"]) == 6

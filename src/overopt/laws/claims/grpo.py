@@ -9,7 +9,7 @@ import pandas as pd
 from ..curves import CurveId
 from .base import ClaimInputs, paired_share, support_text
 
-FRONTIER_BAND = 0.1  # "one frontier": GRPO's gold at equal KL within this share of RLOO's peak gain of RLOO's
+FRONTIER_BAND = 0.1  # "one frontier": GRPO's gold at equal KL within this share of RLOO's gold peak
 BASE, RLOO = "base", "rloo"
 
 
@@ -18,7 +18,7 @@ def _reps(t: ClaimInputs, curve: str) -> dict:
 
 
 def frontier_rows(s: pd.DataFrame, t: ClaimInputs) -> list[dict]:
-    """Per GRPO curve with RLOO on its proxy: is its gold at equal KL within FRONTIER_BAND of RLOO's peak gain of
+    """Per GRPO curve with RLOO on its proxy: is its gold at equal KL within FRONTIER_BAND x RLOO's gold peak of
     RLOO's (the mean gap over GRPO's points inside RLOO's KL range)?"""
     rows = []
     for _, r in s[(s["variant"] != RLOO) & s["gap_vs_rloo"].notna()].iterrows():
