@@ -26,8 +26,9 @@ reward. The variants:
                  the k3 term multiplied by the importance ratio, so its gradient is the unbiased reverse-KL
                  gradient off-policy (DeepSeek-V3.2, 2025; TRL's default)
 
-Several updates per generation batch are `rl.epochs` x `rl.minibatches` (TRL: num_iterations x steps_per_generation);
-the KL penalty in the reward, as RLOO and PPO place it, is `rl.kl_coef` (0 = none), so the two placements compare.
+The group size is `rl.k` (TRL: num_generations); several updates per generation batch are `rl.epochs` x
+`rl.minibatches` (TRL: num_iterations x steps_per_generation); the KL penalty in the reward, as RLOO and PPO place
+it, is `rl.kl_coef` (0 = none), so the two placements compare.
 """
 from __future__ import annotations
 
