@@ -199,13 +199,15 @@ def _rl(cfg: Config, need, names: list[str]) -> None:
     need(cfg.rl.eval_spacing > 0, "rl.eval_spacing", "must be > 0")
 
 
-GRPO_SCALES, GRPO_LOSSES, GRPO_LEVELS = ("group", "batch", "none"), ("grpo", "bnpo", "dapo", "dr_grpo"), ("token", "sequence")
+GRPO_SCALES, GRPO_LEVELS = ("group", "batch", "none"), ("token", "sequence")
+GRPO_LOSSES = ("grpo", "bnpo", "dapo", "dr_grpo")
 GRPO_CHOICES = {"scale_rewards": GRPO_SCALES, "loss_type": GRPO_LOSSES, "importance_sampling_level": GRPO_LEVELS}
 GRPO_NUMBERS = ("beta", "epsilon", "epsilon_high", "kl_coef")
 GRPO_FLAGS = {"true": True, "false": False}  # use_bias_correction_kl's values in a variant
+GRPO_VARIANT_KEYS = (*GRPO_NUMBERS, *GRPO_CHOICES, "use_bias_correction_kl")
 
 
-def _grpo_value(key: str, name: str, value) -> str | None:
+def _grpo_value(name: str, value) -> str | None:
     """Why ``value`` is no good for GRPO option ``name`` (None when it is)."""
     if name in GRPO_CHOICES:
         return None if value in GRPO_CHOICES[name] else f"must be one of {', '.join(GRPO_CHOICES[name])}"
@@ -224,10 +226,9 @@ def parse_grpo_variant(spec: str) -> dict:
     out = {}
     for part in str(spec).split(","):
         name, eq, raw = part.strip().partition("=")
-        keys = (*GRPO_NUMBERS, *GRPO_CHOICES, "use_bias_correction_kl")
-        if not eq or name not in keys:
+        if not eq or name not in GRPO_VARIANT_KEYS:
             raise ConfigError(f"config key 'grpo.variants' entry {spec!r} must be base or KEY=VALUE[,KEY=VALUE] with "
-                              f"KEY one of {', '.join(keys)}")
+                              f"KEY one of {', '.join(GRPO_VARIANT_KEYS)}")
         if name == "use_bias_correction_kl":
             if raw.lower() not in GRPO_FLAGS:
                 raise ConfigError(f"config key 'grpo.variants' entry {spec!r}: {name} must be true or false")
@@ -237,7 +238,7 @@ def parse_grpo_variant(spec: str) -> dict:
             value = raw if name in GRPO_CHOICES else float(raw)
         except ValueError:
             value = raw
-        why = _grpo_value("grpo.variants", name, value)
+        why = _grpo_value(name, value)
         if why:
             raise ConfigError(f"config key 'grpo.variants' entry {spec!r}: {name} {why}")
         out[name] = value
@@ -248,9 +249,8 @@ def _grpo(cfg: Config, need, names: list[str]) -> None:
     """grpo."""
     g = cfg.grpo
     for name in (*GRPO_CHOICES, *GRPO_NUMBERS[:3]):
-        why = _grpo_value(f"grpo.{name}", name, getattr(g, name))
+        why = _grpo_value(name, getattr(g, name))
         need(why is None, f"grpo.{name}", why or "")
-    need(cfg.rl.algo != "grpo" or cfg.rl.k >= 2, "rl.k", "must be >= 2 for grpo (the group size)")
     need(not g.enabled or cfg.rl.k >= 2, "rl.k", "must be >= 2 for the GRPO study (the group size)")
     need(len(g.variants) > 0 and len(set(g.variants)) == len(g.variants), "grpo.variants",
          "must list at least one variant, each once")
