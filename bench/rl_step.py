@@ -38,8 +38,8 @@ def text_reward(text: str) -> float:
     return float(len(POSITIVE.intersection(words)) - len(NEGATIVE.intersection(words)))
 
 
-def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def step_options(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The batch, lengths, repeats and rate every TRL step bench names (this one and bench/grpo.py)."""
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--new-tokens", type=int, default=40)
@@ -48,6 +48,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=float, default=1e-4,
                     help="both trainers' learning rate; 0 keeps both sampling pi0's lengths for every step")
     return ap
+
+
+def parser() -> argparse.ArgumentParser:
+    return step_options(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
 
 
 def ours_settings(a) -> RLSettings:
@@ -84,14 +88,16 @@ def work(a) -> dict[str, tuple]:
             "temperature/top-k/top-p": ((1.0, 0, 1.0), (t.temperature, t.top_k, t.top_p))}
 
 
-def main():
-    a = parser().parse_args()
+def race(a, pairs: dict, name: str, trainer: str, trl_config, ours_settings, detail: str = "") -> None:
+    """Time ``trl.<trainer>`` (from ``trl_config(a, seed)``) against `RLTrainer` (``ours_settings(a)``) on the
+    default pi0, the same prompts and `text_reward`, after checking the work table ``pairs``; print steps per second
+    (medians of --repeats, each over --steps steps, interleaved after one warm-up each) and `ratio:` last."""
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     os.environ.setdefault("WANDB_DISABLED", "true")
-    check(work(a), "TRL RLOO")
+    check(pairs, f"TRL {name}")
+    import trl
     from datasets import Dataset
-    from trl import RLOOTrainer
 
     run = Run(load_config("default"), "/tmp/overopt-bench", quiet=True)
     world = build_world(run)
@@ -114,9 +120,9 @@ def main():
     def trl_run(seed):
         from transformers import AutoModelForCausalLM
         model = AutoModelForCausalLM.from_pretrained(tmp)
-        args = trl_config(a, seed)
-        ds = Dataset.from_dict({"prompt": prompt_text[: a.prompts * a.steps]})
-        tr = RLOOTrainer(model=model, reward_funcs=trl_reward, args=args, train_dataset=ds, processing_class=tok)
+        ds = Dataset.from_dict({"prompt": prompt_text[: a.prompts * a.steps]})  # one pass: --steps batches
+        tr = getattr(trl, trainer)(model=model, reward_funcs=trl_reward, args=trl_config(a, seed), train_dataset=ds,
+                                   processing_class=tok)
         t = time.perf_counter()
         tr.train()
         return a.steps / (time.perf_counter() - t)
@@ -138,11 +144,16 @@ def main():
         r_ours.append(ours_run(i + 1))
     o, b = statistics.median(r_ours), statistics.median(r_trl)
     print(f"policy: pi0 GPT-NeoX {sum(p.numel() for p in pi0.parameters()):,} params; batch {a.prompts} prompts x "
-          f"{a.k} samples x <= {a.new_tokens} new tokens; {a.steps} steps per repeat; lr {a.lr:g}; "
+          f"{a.k} samples x <= {a.new_tokens} new tokens; {a.steps} steps per repeat; lr {a.lr:g}; {detail}"
           f"threads {torch.get_num_threads()}")
-    print(f"TRL RLOOTrainer: median {b:.3f} steps/s  ({', '.join(f'{x:.3f}' for x in r_trl)})")
-    print(f"overopt RLOO:    median {o:.3f} steps/s  ({', '.join(f'{x:.3f}' for x in r_ours)})")
+    print(f"TRL {trainer}: median {b:.3f} steps/s  ({', '.join(f'{x:.3f}' for x in r_trl)})")
+    print(f"overopt {name}: median {o:.3f} steps/s  ({', '.join(f'{x:.3f}' for x in r_ours)})")
     print(f"ratio: {o / b:.2f}")
+
+
+def main():
+    a = parser().parse_args()
+    race(a, work(a), "RLOO", "RLOOTrainer", trl_config, ours_settings)
 
 
 if __name__ == "__main__":

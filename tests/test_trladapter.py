@@ -33,12 +33,13 @@ def test_text_rewards_match_scores_on_ids(world):
     assert [f.__name__ for f in funcs] == ["proxy", "gold"] and weights == [1.0, 0.0]
 
 
-def run_rloo(world, tmp_path, gold=None, max_steps=3, save_steps=3, prompts=32, callbacks=()):
-    """A real TRL RLOOTrainer on a tiny GPT-NeoX of the toy world for a few steps, a toy proxy as its reward (and
-    gold at weight 0); saves into tmp_path/out."""
+def run_trl(world, tmp_path, trainer="rloo", gold=None, max_steps=3, save_steps=3, prompts=32, callbacks=()):
+    """A real TRL trainer on a tiny GPT-NeoX of the toy world for a few steps, a toy proxy as its reward (and gold at
+    weight 0); saves into tmp_path/out and returns the trainer. RLOO with a KL penalty of 0.05; GRPO at TRL's
+    defaults that matter here (beta 0: no KL term and no KL logged; DAPO's loss; group-std scaling)."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
-    from trl import RLOOConfig, RLOOTrainer
+    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
     from overopt.models.policy import build_lm
 
@@ -48,41 +49,15 @@ def run_rloo(world, tmp_path, gold=None, max_steps=3, save_steps=3, prompts=32, 
     m.generation_config.top_k = None
     m.save_pretrained(tmp_path / "m")
     world.tokenizer().save_pretrained(tmp_path / "m")
-    rm = build_rm(len(world.vocab), 8, 1, 64, seed=1)
-    funcs, weights = toy_reward_funcs(world, proxy=rm, gold=gold)
-    args = RLOOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, num_generations=4,
-                      max_completion_length=12, beta=0.05, learning_rate=1e-3, max_steps=max_steps, logging_steps=1,
-                      save_strategy="steps", save_steps=save_steps, report_to=[], use_cpu=True, seed=0,
-                      temperature=1.0, top_k=0, disable_tqdm=True, bf16=False, reward_weights=weights)
+    funcs, weights = toy_reward_funcs(world, proxy=build_rm(len(world.vocab), 8, 1, 64, seed=1), gold=gold)
+    Config, Trainer, beta = {"rloo": (RLOOConfig, RLOOTrainer, 0.05), "grpo": (GRPOConfig, GRPOTrainer, 0.0)}[trainer]
+    args = Config(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, num_generations=4,
+                  max_completion_length=12, beta=beta, learning_rate=1e-3, max_steps=max_steps, logging_steps=1,
+                  save_strategy="steps", save_steps=save_steps, report_to=[], use_cpu=True, seed=0,
+                  temperature=1.0, top_k=0, disable_tqdm=True, bf16=False, reward_weights=weights)
     ds = Dataset.from_dict({"prompt": [world.prompt_text(i) for i in world.train_prompt_idx[:prompts]]})
-    RLOOTrainer(model=AutoModelForCausalLM.from_pretrained(tmp_path / "m"), reward_funcs=funcs, args=args,
-                train_dataset=ds, processing_class=world.tokenizer(), callbacks=list(callbacks)).train()
-    logging.disable(logging.NOTSET)
-
-
-def run_grpo(world, tmp_path, max_steps=6, save_steps=2, callbacks=()):
-    """A real TRL GRPOTrainer at its defaults that matter here (beta 0: no KL term and no KL logged; DAPO's loss;
-    group-std scaling) on a tiny GPT-NeoX of the toy world, a toy proxy as its reward; saves into tmp_path/out."""
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM
-    from trl import GRPOConfig, GRPOTrainer
-
-    from overopt.models.policy import build_lm
-
-    warnings.filterwarnings("ignore")
-    logging.disable(logging.WARNING)
-    m = build_lm(len(world.vocab), 16, 1, 2, 64, 0)
-    m.generation_config.top_k = None
-    m.save_pretrained(tmp_path / "m")
-    world.tokenizer().save_pretrained(tmp_path / "m")
-    funcs, weights = toy_reward_funcs(world, proxy=build_rm(len(world.vocab), 8, 1, 64, seed=1))
-    args = GRPOConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, num_generations=4,
-                      max_completion_length=12, beta=0.0, learning_rate=1e-3, max_steps=max_steps, logging_steps=1,
-                      save_strategy="steps", save_steps=save_steps, report_to=[], use_cpu=True, seed=0,
-                      temperature=1.0, top_k=0, disable_tqdm=True, bf16=False, reward_weights=weights)
-    ds = Dataset.from_dict({"prompt": [world.prompt_text(i) for i in world.train_prompt_idx[:48]]})
-    tr = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(tmp_path / "m"), reward_funcs=funcs, args=args,
-                     train_dataset=ds, processing_class=world.tokenizer(), callbacks=list(callbacks))
+    tr = Trainer(model=AutoModelForCausalLM.from_pretrained(tmp_path / "m"), reward_funcs=funcs, args=args,
+                 train_dataset=ds, processing_class=world.tokenizer(), callbacks=list(callbacks))
     tr.train()
     logging.disable(logging.NOTSET)
     return tr
@@ -100,7 +75,7 @@ def test_callback_with_a_judge_inside_grpo_at_beta_zero_measures_its_kl_and_name
     prompts = [world.prompt_text(i) for i in world.eval_prompt_idx[:10]]
     cb = OveroptCallback(judge=judge, judge_prompts=prompts, budget=12, strategy="fixed", per_eval=4,
                          max_new_tokens=12)
-    tr = run_grpo(world, tmp_path, max_steps=10, save_steps=2, callbacks=[cb])
+    tr = run_trl(world, tmp_path, "grpo", max_steps=10, save_steps=2, prompts=48, callbacks=[cb])
     logged = [h for h in tr.state.log_history if "reward" in h]
     assert logged and not any("kl" in h for h in logged)  # TRL's GRPO at beta 0 logs no KL
     assert tr.state.global_step == 6  # stopped at the third save, not at max_steps
@@ -115,7 +90,7 @@ def test_callback_with_a_judge_inside_grpo_at_beta_zero_measures_its_kl_and_name
 
 
 def test_trl_run_logs_gold_at_weight_zero(world, tmp_path):
-    run_rloo(world, tmp_path, gold=(GoldConfig(), (0.0, 1.0)))
+    run_trl(world, tmp_path, "rloo", gold=(GoldConfig(), (0.0, 1.0)))
     hist = [h for h in json.loads((tmp_path / "out" / "checkpoint-3" / "trainer_state.json").read_text())
             ["log_history"] if "reward" in h]
     assert len(hist) == 3
@@ -138,7 +113,7 @@ def test_callback_with_a_judge_inside_a_trl_trainer_spends_its_budget_and_names_
     prompts = [world.prompt_text(i) for i in world.eval_prompt_idx[:10]]
     cb = OveroptCallback(judge=judge, judge_prompts=prompts, budget=12, strategy="fixed", per_eval=4,
                          max_new_tokens=12)
-    run_rloo(world, tmp_path, max_steps=6, save_steps=2, prompts=48, callbacks=[cb])
+    run_trl(world, tmp_path, "rloo", max_steps=6, save_steps=2, prompts=48, callbacks=[cb])
     w = cb.judged.watch
     assert calls == [4, 4, 4] and w.spent == 12
     assert [h.step for h in w.history] == [2, 4, 6] and [h.labels for h in w.history] == [4] * 3
@@ -163,7 +138,7 @@ def test_callback_with_a_pairwise_judge_compares_with_the_starting_models_comple
     prompts = [world.prompt_text(i) for i in world.eval_prompt_idx[:5]]
     cb = OveroptCallback(judge=judge, judge_prompts=prompts, budget=8, strategy="fixed", per_eval=4,
                          max_new_tokens=12, pairwise=True, references=3)
-    run_rloo(world, tmp_path, max_steps=4, save_steps=2, callbacks=[cb])
+    run_trl(world, tmp_path, "rloo", max_steps=4, save_steps=2, callbacks=[cb])
     assert [len(r) for r in cb.judged.refs] == [3] * 5 and seen == [(4, 4, 4)] * 2
     w = cb.judged.watch
     assert w.spent == 8 and all(set(c.labels) <= {0.0, 0.5, 1.0} for c in w.checkpoints)

@@ -194,6 +194,28 @@ class BudgetWatch:
                 f"{self.budget} labels ({self.strategy}); last status {last.state}{keep}")
 
 
+def pad_id(tokenizer) -> int:
+    """The tokenizer's padding token, or its end token where it has none."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int):
+    """Completions of ``prompts`` sampled by ``model`` at temperature 1 from the full distribution, in one
+    left-padded batch, the model put back in its mode after: (the encoded prompts, the completions' token ids)."""
+    import torch
+
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    enc = tokenizer(prompts, return_tensors="pt", padding=True).to(next(model.parameters()).device)
+    tokenizer.padding_side = side
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                             max_new_tokens=max_new_tokens, pad_token_id=pad_id(tokenizer))
+    model.train(was_training)
+    return enc, out[:, enc["input_ids"].shape[1]:]
+
+
 class CheckpointJudge:
     """A trainer's checkpoints judged on a label budget: at each, `BudgetWatch` buys labels by generating
     completions of held-out ``prompts`` with the checkpoint's model (sampling at temperature 1, the policy itself)
@@ -213,18 +235,8 @@ class CheckpointJudge:
         self.rng = np.random.default_rng(seed)
 
     def _generate(self, model, tokenizer, prompts: list[str]) -> list[str]:
-        import torch
-
-        side, tokenizer.padding_side = tokenizer.padding_side, "left"
-        enc = tokenizer(prompts, return_tensors="pt", padding=True).to(next(model.parameters()).device)
-        tokenizer.padding_side = side
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            out = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                                 max_new_tokens=self.max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-        model.train(was_training)
-        return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        return tokenizer.batch_decode(generate(model, tokenizer, prompts, self.max_new_tokens)[1],
+                                      skip_special_tokens=True)
 
     def begin(self, model, tokenizer) -> None:
         """With a pairwise judge: ``references`` completions of every prompt by the model as training starts."""

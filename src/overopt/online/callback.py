@@ -52,22 +52,17 @@ class KLProbe:
         import torch
 
         from ..measure.kl import sequence_kl
+        from .budget import generate, pad_id
 
         if self.ref is None:
             raise ValueError("KLProbe.measure before begin: the starting model was not kept")
-        side, tokenizer.padding_side = tokenizer.padding_side, "left"
-        prompts = [p for p in self.prompts for _ in range(self.samples)]
-        enc = tokenizer(prompts, return_tensors="pt", padding=True).to(next(model.parameters()).device)
-        tokenizer.padding_side = side
         was_training = model.training
-        model.eval()
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        model.eval()  # sampled and scored without dropout
+        torch.manual_seed(self.seed)
+        enc, resp = generate(model, tokenizer, [p for p in self.prompts for _ in range(self.samples)],
+                             self.max_new_tokens)
         with torch.no_grad():
-            torch.manual_seed(self.seed)
-            out = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                                 max_new_tokens=self.max_new_tokens, pad_token_id=pad)
-            resp = out[:, enc["input_ids"].shape[1]:]
-            kl = sequence_kl(model, self.ref, enc["input_ids"], resp, pad, tokenizer.eos_token_id,
+            kl = sequence_kl(model, self.ref, enc["input_ids"], resp, pad_id(tokenizer), tokenizer.eos_token_id,
                              prompt_mask=enc["attention_mask"])["kl"]
         model.train(was_training)
         return float(kl.mean())

@@ -13,19 +13,21 @@ rises, stays flat or rises then levels off: no fall). How:
   compared with the points after it (all of them, and the last L for the mode's windows): the fall (block mean -
   window mean - margin) over its standard error. Z_n is the largest such ratio at look n. The noise of one point is
   estimated from the data: from the pooled spread about a line fitted within each block of 5 (3 degrees of freedom
-  each, so neither a trend across blocks nor a steady rise within one is counted as noise), or, where each point comes with its own standard error (an evaluation's mean over
-  many responses, a judged checkpoint's label mean), from those (`stopcal.KNOWN`: every point a candidate).
+  each, so neither a trend across blocks nor a steady rise within one is counted as noise), or, where each point
+  comes with its own standard error (an evaluation's mean over many responses, a judged checkpoint's label mean),
+  from those (`stopcal.KNOWN`: every point a candidate).
 * It stops at the first look where Z_n > kappa(alpha) + beta log(n / block), from the mode's first look on. The
   boundary is calibrated as Pocock's and O'Brien and Fleming's group-sequential boundaries are, by simulating the
   rule itself on logs where nothing falls (`online.stopcal`): flat Gaussian logs cross it anywhere with probability
-  0.9 alpha (a tenth kept back for the simulation's error and heavier noise), a log that rises crosses it less often, and the growth term keeps that probability from growing with the
-  length of the log (measured flat from 200 to 5,000 points), so the guarantee does not need the number of looks
-  in advance, which a running trainer does not know. The statistic is scale-free: one table serves every noise.
+  0.9 alpha (a tenth kept back for the simulation's error and heavier noise), a log that rises crosses it less
+  often, and the growth term keeps that probability from growing with the length of the log (measured flat from 200
+  to 5,000 points), so the guarantee does not need the number of looks in advance, which a running trainer does not
+  know. The statistic is scale-free: one table serves every noise.
   Exact for Gaussian noise; docs/STOPPING.md measures the false-stop rate and the power on logs shaped as real ones.
 * Why not an analytic confidence sequence (Howard, Ramdas, McAuliffe and Sekhon 2021's normal mixture, with the
   fall of each block against the points after it a supermartingale in its information)? It holds for any noise
   that is sub-Gaussian with a known scale, but the union over candidate peaks it needs costs too much: on 50-point
-  logs it caught a fall of 3 noise sd within 10 points in 15% of logs at best (against 82% here).
+  logs it caught a fall of 3 noise sd within 10 points in 15% of logs at best (against 83% here).
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ their curves through `run_curve`; `curve_key` is the cache key they share.
 from __future__ import annotations
 
 import copy
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 
 import numpy as np
 import torch
@@ -74,11 +74,8 @@ def curve_key(cfg: Config, *extra) -> str:
     curve: its `GRPOSettings` among ``extra``; rl.algo grpo: grpo.* too)."""
     shared = {k: v for k, v in cfg.to_dict()["rl"].items() if k not in RL_CURVE_CHOICE}
     if cfg.rl.algo == "grpo":
-        extra = (*extra, {k: v for k, v in cfg.to_dict()["grpo"].items() if k in GRPO_FIELDS})
+        extra = (*extra, asdict(rl_settings(cfg).grpo))
     return cfg.section_hash("world", "gold", "policy", extra=[shared, *extra])
-
-
-GRPO_FIELDS = tuple(f.name for f in fields(GRPOSettings))  # grpo.* fields that change how a GRPO curve runs
 
 
 def run_curve(run, world, pi0, proxy: Proxy, evaluator: Evaluator, key: str, desc: str,

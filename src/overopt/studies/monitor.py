@@ -63,6 +63,12 @@ def build_members(run: Run, art: Artifacts) -> dict[str, list[Proxy]]:
     return out
 
 
+def gain_se(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[evaluations, responses] scores -> each evaluation's mean gain over the first evaluation's, and its standard
+    error over the responses."""
+    return scores.mean(1) - scores[0].mean(), scores.std(1, ddof=1) / np.sqrt(scores.shape[1])
+
+
 @torch.no_grad()
 def trace_table(run: Run, world, rl_df: pd.DataFrame, samples: dict[CurveId, np.ndarray], members: dict,
                 gold_norm=None) -> pd.DataFrame:
@@ -87,13 +93,12 @@ def trace_table(run: Run, world, rl_df: pd.DataFrame, samples: dict[CurveId, np.
         second = [p for p in by_params if p.name != rm][-1] if len(by_params) > 1 else None
         sec, sec_se = np.zeros(len(toks)), np.full(len(toks), np.nan)
         if second is not None:
-            sec_all = np.stack([score(second.model, prompts, t, world.pad) for t in resp]) / second.scale
-            sec, sec_se = sec_all.mean(1) - sec_all[0].mean(), sec_all.std(1, ddof=1) / np.sqrt(sec_all.shape[1])
+            sec, sec_se = gain_se(np.stack([score(second.model, prompts, t, world.pad) for t in resp]) / second.scale)
         n_small = min(c.monitor.gold_eval_prompts, c.rl.eval_prompts) * c.rl.eval_samples
         small, small_se = np.full(len(toks), np.nan), np.full(len(toks), np.nan)
         if n_small and gold_norm is not None:  # the first prompts' responses, gold-labelled
-            g_all = np.stack([world.gold(prompt_idx[:n_small], t[:n_small], c.gold, gold_norm)[0] for t in toks])
-            small, small_se = g_all.mean(1) - g_all[0].mean(), g_all.std(1, ddof=1) / np.sqrt(n_small)
+            small, small_se = gain_se(np.stack([world.gold(prompt_idx[:n_small], t[:n_small], c.gold, gold_norm)[0]
+                                                for t in toks]))
         for j, (_, r) in enumerate(g.iterrows()):
             rows.append({"curve": rm, "rm": rm, "step": int(r["step"]), "kl": r["kl"], "proxy": r["proxy"],
                          "gold": r["gold"], "reference": float(gains[j, 1:].mean()), "reference_se": float(ref_se[j]),
